@@ -1,0 +1,189 @@
+"""Modulated convolution and the synthesis-network layers built on it.
+
+Paper, Section 2.2 (weights w, style s, output channel j, input channel i, tap k):
+  Eq. 1  modulation    w'_ijk  = s_i * w_ijk
+  Eq. 3  demodulation  sigma_j = sqrt(sum_{i,k} w'_ijk^2 + eps),  eps = 1e-8
+  Eq. 2                w''_ijk = w'_ijk / sigma_j
+with style s = affine(w) + 1 (the affine layer's bias starts at 0, so styles start at 1).
+
+Two equivalent implementations:
+  fused      one grouped convolution with a per-sample kernel (the batch becomes the
+             groups) -- what NVIDIA's TF1 code does by default;
+  non-fused  scale the activations by s, convolve with the shared kernel, scale the
+             outputs by 1/sigma -- the same arithmetic, reordered.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from ..ops import fused_bias_act, upsample_conv_2d
+from .equalized import EqualizedDense
+
+DEMODULATION_EPS = 1e-8
+
+
+def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, resample_kernel=(1, 3, 3, 1)):
+    """Modulated 'SAME' convolution of NHWC `x`.
+
+    Args:
+      x:       [N, H, W, I] activations.
+      weight:  [k, k, I, O] kernel, already multiplied by its equalized-lr gain.
+      styles:  [N, I] per-sample input-channel scales s.
+      up:      2x upsampling through `upsample_conv_2d` (FIR `resample_kernel`).
+      fused:   grouped-convolution form; needs a static batch size (else non-fused).
+    Returns:
+      [N, H', W', O].
+    """
+    styles = tf.cast(styles, x.dtype)
+    weight = tf.cast(weight, x.dtype)
+    ksize, _, in_ch, out_ch = weight.shape
+    batch = x.shape[0]
+
+    if not fused or batch is None:
+        if demodulate:
+            # sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 * sum_k w_ijk^2
+            sigma_sq = tf.matmul(tf.square(styles), tf.reduce_sum(tf.square(weight), axis=[0, 1]))
+            dcoefs = tf.math.rsqrt(sigma_sq + DEMODULATION_EPS)                   # [N, O]
+        x = x * styles[:, tf.newaxis, tf.newaxis, :]
+        if up:
+            x = upsample_conv_2d(x, weight, k=resample_kernel)
+        else:
+            x = tf.nn.conv2d(x, weight, strides=1, padding="SAME")
+        if demodulate:
+            x = x * dcoefs[:, tf.newaxis, tf.newaxis, :]
+        return x
+
+    w = weight[tf.newaxis] * styles[:, tf.newaxis, tf.newaxis, :, tf.newaxis]    # Eq. 1  [N, k, k, I, O]
+    if demodulate:
+        dcoefs = tf.math.rsqrt(tf.reduce_sum(tf.square(w), axis=[1, 2, 3]) + DEMODULATION_EPS)  # Eq. 3
+        w = w * dcoefs[:, tf.newaxis, tf.newaxis, tf.newaxis, :]                 # Eq. 2
+    # Batch -> groups: x [1, H, W, N*I], kernel [k, k, I, N*O].
+    height, width = x.shape[1], x.shape[2]
+    x = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, height, width, batch * in_ch])
+    w = tf.reshape(tf.transpose(w, [1, 2, 3, 0, 4]), [ksize, ksize, in_ch, batch * out_ch])
+    if up:
+        x = upsample_conv_2d(x, w, k=resample_kernel, groups=batch)
+    else:
+        x = tf.nn.conv2d(x, w, strides=1, padding="SAME")
+    x = tf.reshape(x, [x.shape[1], x.shape[2], batch, out_ch])
+    return tf.transpose(x, [2, 0, 1, 3])
+
+
+class ModulatedConv2d(keras.layers.Layer):
+    """Affine style projection + modulated convolution (no bias / activation).
+
+    Weights, named as in NVIDIA's pickles: `weight` [k, k, I, O], `mod_weight`
+    [w_dim, I], `mod_bias` [I] (the +1 is added at run time)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, w_dim, demodulate=True, up=False,
+                 resample_kernel=(1, 3, 3, 1), fused_modconv=True, **kwargs):
+        super().__init__(**kwargs)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.kernel_size = int(kernel_size)
+        self.w_dim = int(w_dim)
+        self.demodulate = bool(demodulate)
+        self.up = bool(up)
+        self.resample_kernel = tuple(resample_kernel) if resample_kernel is not None else None
+        self.fused_modconv = bool(fused_modconv)
+        self.affine = EqualizedDense(self.w_dim, self.in_channels, name="affine")
+        self.weight = self.add_weight(
+            name="weight", shape=(self.kernel_size, self.kernel_size, self.in_channels, self.out_channels),
+            initializer=keras.initializers.RandomNormal(0.0, 1.0))
+        self.weight_gain = 1.0 / math.sqrt(self.in_channels * self.kernel_size ** 2)
+
+    def styles(self, w):
+        return self.affine(w) + 1.0  # s = A(w) + 1
+
+    def call(self, x, w, fused_modconv=None):
+        fused = self.fused_modconv if fused_modconv is None else fused_modconv
+        return modulated_conv2d(x, self.weight * self.weight_gain, self.styles(w), demodulate=self.demodulate,
+                                up=self.up, fused=fused, resample_kernel=self.resample_kernel)
+
+    def get_config(self):
+        return {**super().get_config(), "in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self.kernel_size, "w_dim": self.w_dim, "demodulate": self.demodulate,
+                "up": self.up, "resample_kernel": self.resample_kernel, "fused_modconv": self.fused_modconv}
+
+
+NOISE_MODES = ("const", "random", "none")
+
+
+def check_noise_mode(noise_mode):
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+
+
+class SynthesisLayer(keras.layers.Layer):
+    """Modulated 3x3 conv (optionally 2x up) + per-pixel noise + bias + lrelu.
+
+    Noise modes: 'random' draws N(0, 1) per sample; 'const' uses the stored map
+    `noise_const` (NVIDIA's `noise<i>`, TF1 randomize_noise=False); 'none' adds nothing.
+    """
+
+    def __init__(self, in_channels, out_channels, w_dim, resolution, kernel_size=3, up=False,
+                 use_noise=True, activation="lrelu", resample_kernel=(1, 3, 3, 1), fused_modconv=True,
+                 conv_clamp=None, **kwargs):
+        super().__init__(**kwargs)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.w_dim = int(w_dim)
+        self.resolution = int(resolution)
+        self.kernel_size = int(kernel_size)
+        self.up = bool(up)
+        self.use_noise = bool(use_noise)
+        self.activation = activation
+        self.resample_kernel = tuple(resample_kernel) if resample_kernel is not None else None
+        self.fused_modconv = bool(fused_modconv)
+        self.conv_clamp = conv_clamp
+        self.conv = ModulatedConv2d(self.in_channels, self.out_channels, self.kernel_size, self.w_dim, up=self.up,
+                                    resample_kernel=self.resample_kernel, fused_modconv=self.fused_modconv,
+                                    name="conv")
+        if self.use_noise:
+            self.noise_const = self.add_weight(name="noise_const", shape=(self.resolution, self.resolution),
+                                               initializer=keras.initializers.RandomNormal(0.0, 1.0),
+                                               trainable=False)
+            self.noise_strength = self.add_weight(name="noise_strength", shape=(), initializer="zeros")
+        self.bias = self.add_weight(name="bias", shape=(self.out_channels,), initializer="zeros")
+
+    def call(self, x, w, noise_mode="random", fused_modconv=None):
+        x = self.conv(x, w, fused_modconv=fused_modconv)
+        if self.use_noise and noise_mode != "none":
+            if noise_mode == "random":
+                noise = tf.random.normal([tf.shape(x)[0], self.resolution, self.resolution, 1], dtype=x.dtype)
+            else:
+                noise = tf.cast(self.noise_const, x.dtype)[tf.newaxis, :, :, tf.newaxis]
+            x = x + noise * tf.cast(self.noise_strength, x.dtype)
+        return fused_bias_act(x, self.bias, act=self.activation, clamp=self.conv_clamp)
+
+    def get_config(self):
+        return {**super().get_config(), "in_channels": self.in_channels, "out_channels": self.out_channels,
+                "w_dim": self.w_dim, "resolution": self.resolution, "kernel_size": self.kernel_size,
+                "up": self.up, "use_noise": self.use_noise, "activation": self.activation,
+                "resample_kernel": self.resample_kernel, "fused_modconv": self.fused_modconv,
+                "conv_clamp": self.conv_clamp}
+
+
+class ToRGB(keras.layers.Layer):
+    """1x1 modulated conv without demodulation, + bias (linear)."""
+
+    def __init__(self, in_channels, out_channels, w_dim, fused_modconv=True, conv_clamp=None, **kwargs):
+        super().__init__(**kwargs)
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.w_dim = int(w_dim)
+        self.fused_modconv = bool(fused_modconv)
+        self.conv_clamp = conv_clamp
+        self.conv = ModulatedConv2d(self.in_channels, self.out_channels, 1, self.w_dim, demodulate=False,
+                                    fused_modconv=self.fused_modconv, name="conv")
+        self.bias = self.add_weight(name="bias", shape=(self.out_channels,), initializer="zeros")
+
+    def call(self, x, w, fused_modconv=None):
+        x = self.conv(x, w, fused_modconv=fused_modconv)
+        return fused_bias_act(x, self.bias, clamp=self.conv_clamp)
+
+    def get_config(self):
+        return {**super().get_config(), "in_channels": self.in_channels, "out_channels": self.out_channels,
+                "w_dim": self.w_dim, "fused_modconv": self.fused_modconv, "conv_clamp": self.conv_clamp}

@@ -1,0 +1,137 @@
+"""One config object per network.
+
+Defaults are the official StyleGAN2 config F (NVlabs/stylegan2, 1024x1024). Names
+follow NVIDIA's PyTorch port (z_dim, w_dim, c_dim, img_resolution, ...); the
+official TF1 keyword names are mapped onto them by `stylegan2_tf.official`.
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+ARCHITECTURES = ("orig", "skip", "resnet")
+
+
+def _log2_resolution(res):
+    log2 = int(round(math.log2(res))) if res and res > 0 else -1
+    if res < 4 or 2 ** log2 != res:
+        raise ValueError(f"resolution must be a power of two >= 4, got {res}")
+    return log2
+
+
+@dataclass
+class _Config:
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
+        kw = dict(d)
+        if kw.get("resample_kernel") is not None:
+            kw["resample_kernel"] = tuple(kw["resample_kernel"])
+        return cls(**kw)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def nf(self, stage):
+        """Feature maps at stage (4x4 is stage 1): clip(fmap_base / 2^(stage*decay), min, max)."""
+        return int(min(max(int(self.fmap_base / (2.0 ** (stage * self.fmap_decay))), self.fmap_min),
+                       self.fmap_max))
+
+    @property
+    def resolution_log2(self):
+        return _log2_resolution(self.img_resolution)
+
+
+@dataclass
+class GeneratorConfig(_Config):
+    z_dim: int = 512
+    c_dim: int = 0
+    w_dim: int = 512
+    img_resolution: int = 1024
+    img_channels: int = 3
+    # Mapping network.
+    mapping_layers: int = 8
+    mapping_fmaps: int = 512
+    mapping_lrmul: float = 0.01
+    mapping_activation: str = "lrelu"
+    normalize_latents: bool = True
+    # How labels enter the mapping network: 'concat' (NVlabs/stylegan2: z' = [z, c @ W]
+    # before normalisation) or 'embed' (NVlabs/stylegan2-ada: [norm(z), norm(dense(c))]).
+    label_mode: str = "embed"
+    label_fmaps: Optional[int] = None  # embedding size, None = z_dim
+    w_avg_beta: float = 0.995
+    # Synthesis network.
+    fmap_base: int = 16384
+    fmap_decay: float = 1.0
+    fmap_min: int = 1
+    fmap_max: int = 512
+    fmap_const: Optional[int] = None
+    architecture: str = "skip"
+    activation: str = "lrelu"
+    resample_kernel: Tuple[int, ...] = (1, 3, 3, 1)
+    use_noise: bool = True
+    fused_modconv: bool = True
+    conv_clamp: Optional[float] = None
+    num_fp16_res: int = 0
+
+    def __post_init__(self):
+        self.resolution_log2  # validates
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"generator architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.label_mode not in ("concat", "embed"):
+            raise ValueError(f"label_mode must be 'concat' or 'embed', got {self.label_mode!r}")
+        if self.mapping_layers < 1:
+            raise ValueError("mapping_layers must be >= 1")
+
+    @property
+    def num_ws(self):
+        return 2 * self.resolution_log2 - 2
+
+
+@dataclass
+class DiscriminatorConfig(_Config):
+    c_dim: int = 0
+    img_resolution: int = 1024
+    img_channels: int = 3
+    fmap_base: int = 16384
+    fmap_decay: float = 1.0
+    fmap_min: int = 1
+    fmap_max: int = 512
+    architecture: str = "resnet"
+    activation: str = "lrelu"
+    resample_kernel: Tuple[int, ...] = (1, 3, 3, 1)
+    mbstd_group_size: Optional[int] = 4  # None = whole minibatch
+    mbstd_num_features: int = 1          # 0 = no minibatch-stddev layer
+    # Conditioning: 'project' (NVlabs/stylegan2: sum(out * c)) or 'cmap'
+    # (NVlabs/stylegan2-ada: sum(out * norm(embed(c))) / sqrt(cmap_dim)).
+    label_mode: str = "cmap"
+    mapping_layers: int = 0              # extra label-mapping layers ('cmap')
+    mapping_fmaps: Optional[int] = None  # cmap_dim, None = nf(0)
+    mapping_lrmul: float = 0.1
+    conv_clamp: Optional[float] = None
+    num_fp16_res: int = 0
+
+    def __post_init__(self):
+        if self.resolution_log2 < 3:
+            raise ValueError(f"discriminator resolution must be >= 8, got {self.img_resolution}")
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"discriminator architecture must be one of {ARCHITECTURES}, "
+                             f"got {self.architecture!r}")
+        if self.label_mode not in ("project", "cmap"):
+            raise ValueError(f"label_mode must be 'project' or 'cmap', got {self.label_mode!r}")
+
+    @property
+    def cmap_dim(self):
+        return self.mapping_fmaps if self.mapping_fmaps is not None else self.nf(0)
+
+
+CONFIG_F = dict(fmap_base=16384)
+CONFIG_E = dict(fmap_base=8192)

@@ -1,0 +1,144 @@
+"""Discriminator D(img, c) -> logits [N, 1] (NHWC input).
+
+Per resolution 2^r (from the top down to 8x8) a block holds Conv0 (3x3, nf(r-1))
+and Conv1_down (3x3 + 2x FIR down, nf(r-2)). Architectures:
+  orig    FromRGB only at the top resolution
+  skip    FromRGB at every resolution from the image downsampled ([1,3,3,1] FIR), summed
+  resnet  residual blocks: (main + 1x1 down-conv skip) / sqrt(2) -- configs E and F
+Epilogue at 4x4: minibatch stddev, Conv 3x3, Dense0 (flattened 4x4 features), Output.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..layers import EqualizedConv2d, EqualizedDense, minibatch_stddev, normalize_2nd_moment
+from ..ops import downsample_2d
+from .config import DiscriminatorConfig
+
+INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
+class DiscriminatorBlock(keras.layers.Layer):
+    def __init__(self, config: DiscriminatorConfig, res_log2, **kwargs):
+        super().__init__(**kwargs)
+        cfg = config
+        self.res_log2 = int(res_log2)
+        self.architecture = cfg.architecture
+        self.resample_kernel = cfg.resample_kernel
+        in_ch, mid_ch, out_ch = cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 2)
+        self.fromrgb = None
+        if cfg.architecture == "skip" or res_log2 == cfg.resolution_log2:
+            self.fromrgb = EqualizedConv2d(cfg.img_channels, in_ch, 1, activation=cfg.activation,
+                                           clamp=cfg.conv_clamp, name="fromrgb")
+        self.conv0 = EqualizedConv2d(in_ch, mid_ch, 3, activation=cfg.activation, clamp=cfg.conv_clamp,
+                                     name="conv0")
+        self.conv1 = EqualizedConv2d(mid_ch, out_ch, 3, activation=cfg.activation, down=True,
+                                     resample_kernel=cfg.resample_kernel, clamp=cfg.conv_clamp, name="conv1")
+        self.skip = None
+        if cfg.architecture == "resnet":
+            self.skip = EqualizedConv2d(in_ch, out_ch, 1, down=True, use_bias=False,
+                                        resample_kernel=cfg.resample_kernel, name="skip")
+
+    def call(self, x, img):
+        if self.fromrgb is not None:
+            y = self.fromrgb(img)
+            x = y if x is None else x + y
+        t = x
+        x = self.conv1(self.conv0(x))
+        if self.skip is not None:
+            x = (x + self.skip(t)) * INV_SQRT2
+        if self.architecture == "skip":
+            img = downsample_2d(img, k=self.resample_kernel)
+        return x, img
+
+
+class DiscriminatorEpilogue(keras.layers.Layer):
+    """4x4: [FromRGB (skip)], minibatch stddev, Conv, Dense0, Output."""
+
+    def __init__(self, config: DiscriminatorConfig, **kwargs):
+        super().__init__(**kwargs)
+        cfg = config
+        self.config = cfg
+        ch = cfg.nf(1)
+        self.fromrgb = None
+        if cfg.architecture == "skip":
+            self.fromrgb = EqualizedConv2d(cfg.img_channels, ch, 1, activation=cfg.activation,
+                                           clamp=cfg.conv_clamp, name="fromrgb")
+        mbstd = cfg.mbstd_num_features
+        self.conv = EqualizedConv2d(ch + mbstd, ch, 3, activation=cfg.activation, clamp=cfg.conv_clamp,
+                                    name="conv")
+        # Dense0 sees the 4x4 map flattened in NHWC order (official pickles are C,H,W:
+        # their rows are permuted on import).
+        self.fc = EqualizedDense(ch * 16, cfg.nf(0), activation=cfg.activation, name="fc")
+        if cfg.c_dim > 0 and cfg.label_mode == "cmap":
+            out_dim = cfg.cmap_dim
+        else:
+            out_dim = max(cfg.c_dim, 1)
+        self.out = EqualizedDense(cfg.nf(0), out_dim, name="out")
+
+    def call(self, x, img, cmap=None):
+        cfg = self.config
+        if self.fromrgb is not None:
+            x = x + self.fromrgb(img)
+        if cfg.mbstd_num_features > 0:
+            x = minibatch_stddev(x, cfg.mbstd_group_size, cfg.mbstd_num_features)
+        x = self.conv(x)
+        x = self.fc(tf.reshape(x, [-1, 16 * x.shape[-1]]))
+        x = self.out(x)
+        if cmap is not None:
+            x = tf.reduce_sum(x * cmap, axis=1, keepdims=True)
+            if cfg.label_mode == "cmap":
+                x = x * (1.0 / math.sqrt(cfg.cmap_dim))
+        return x
+
+
+class Discriminator(keras.Model):
+    def __init__(self, config: DiscriminatorConfig = None, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config if config is not None else DiscriminatorConfig()
+        cfg = self.config
+        self.embed = None
+        self.label_mapping = []
+        if cfg.c_dim > 0 and cfg.label_mode == "cmap":
+            self.embed = EqualizedDense(cfg.c_dim, cfg.cmap_dim, name="embed")
+            for idx in range(cfg.mapping_layers):
+                self.label_mapping.append(EqualizedDense(cfg.cmap_dim, cfg.cmap_dim, activation=cfg.activation,
+                                                         lrmul=cfg.mapping_lrmul, name=f"mapping{idx}"))
+        self.blocks = [DiscriminatorBlock(cfg, r, name=f"b{2 ** r}")
+                       for r in range(cfg.resolution_log2, 2, -1)]
+        self.epilogue = DiscriminatorEpilogue(cfg, name="b4")
+
+    def call(self, img, c=None, training=False):
+        cfg = self.config
+        img = tf.cast(img, self.compute_dtype)
+        cmap = None
+        if cfg.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this discriminator is conditional (c_dim={cfg.c_dim}): pass labels c")
+            cmap = tf.cast(c, img.dtype)
+            if self.embed is not None:
+                cmap = normalize_2nd_moment(self.embed(cmap))
+                for layer in self.label_mapping:
+                    cmap = layer(cmap)
+        x = None
+        for block in self.blocks:
+            x, img = block(x, img)
+        return self.epilogue(x, img, cmap)
+
+    def build_weights(self):
+        r = self.config.img_resolution
+        img = np.zeros([1, r, r, self.config.img_channels], np.float32)
+        c = np.zeros([1, self.config.c_dim], np.float32) if self.config.c_dim else None
+        self(img, c=c)
+        return self
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(DiscriminatorConfig.from_dict(config.pop("config")), **config)

@@ -1,0 +1,90 @@
+"""Mapping network f: z (+ label) -> w, with the running average of w for truncation."""
+
+import keras
+import tensorflow as tf
+
+from ..layers import EqualizedDense, normalize_2nd_moment
+from .config import GeneratorConfig
+
+
+class MappingNetwork(keras.layers.Layer):
+    """z [N, z_dim], c [N, c_dim] -> w broadcast to [N, num_ws, w_dim].
+
+    `w_avg` (NVIDIA's `dlatent_avg`) tracks the mean of w during training with
+    decay `w_avg_beta`; truncation lerps towards it: w' = w_avg + psi * (w - w_avg),
+    on the first `truncation_cutoff` layers only when a cutoff is given.
+    """
+
+    def __init__(self, config: GeneratorConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        cfg = config
+        self.num_ws = cfg.num_ws
+        self.embed = None
+        self.label_concat = None
+        features = cfg.z_dim
+        if cfg.c_dim > 0:
+            if cfg.label_mode == "embed":
+                embed_dim = cfg.label_fmaps if cfg.label_fmaps is not None else cfg.z_dim
+                self.embed = EqualizedDense(cfg.c_dim, embed_dim, name="embed")
+                features += embed_dim
+            else:  # 'concat': a plain N(0,1) projection without lr equalization or bias
+                self.label_concat = self.add_weight(name="label_concat", shape=(cfg.c_dim, cfg.z_dim),
+                                                    initializer=keras.initializers.RandomNormal(0.0, 1.0))
+                features += cfg.z_dim
+        self.dense = []
+        for idx in range(cfg.mapping_layers):
+            out = cfg.w_dim if idx == cfg.mapping_layers - 1 else cfg.mapping_fmaps
+            self.dense.append(EqualizedDense(features, out, activation=cfg.mapping_activation,
+                                             lrmul=cfg.mapping_lrmul, name=f"dense{idx}"))
+            features = out
+        self.w_avg = self.add_weight(name="w_avg", shape=(cfg.w_dim,), initializer="zeros", trainable=False)
+
+    def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_w_avg=False):
+        cfg = self.config
+        x = tf.cast(z, self.compute_dtype)
+        if cfg.c_dim > 0:
+            if c is None:
+                raise ValueError(f"this network is conditional (c_dim={cfg.c_dim}): pass a class label c")
+            c = tf.cast(c, x.dtype)
+            if self.embed is not None:
+                if cfg.normalize_latents:
+                    x = normalize_2nd_moment(x)
+                x = tf.concat([x, normalize_2nd_moment(self.embed(c))], axis=1)
+            else:
+                x = tf.concat([x, tf.matmul(c, self.label_concat)], axis=1)
+                if cfg.normalize_latents:
+                    x = normalize_2nd_moment(x)
+        elif cfg.normalize_latents:
+            x = normalize_2nd_moment(x)
+        for layer in self.dense:
+            x = layer(x)
+
+        if update_w_avg:
+            # w_avg <- lerp(batch mean, w_avg, beta)
+            batch_avg = tf.reduce_mean(x, axis=0)
+            self.w_avg.assign(batch_avg + (self.w_avg - batch_avg) * cfg.w_avg_beta)
+
+        x = tf.tile(x[:, tf.newaxis, :], [1, self.num_ws, 1])
+        if not (isinstance(truncation_psi, (int, float)) and truncation_psi == 1 and truncation_cutoff is None):
+            x = truncate(x, self.w_avg, truncation_psi, truncation_cutoff)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(GeneratorConfig.from_dict(config.pop("config")), **config)
+
+
+def truncate(ws, w_avg, psi, cutoff=None):
+    """w_avg + psi * (ws - w_avg) on layers [0, cutoff) (all layers if cutoff is None)."""
+    psi = tf.cast(psi, ws.dtype)
+    w_avg = tf.cast(w_avg, ws.dtype)
+    truncated = w_avg + (ws - w_avg) * psi
+    if cutoff is None:
+        return truncated
+    layer = tf.range(ws.shape[1])[tf.newaxis, :, tf.newaxis]
+    return tf.where(layer < cutoff, truncated, ws)

@@ -1,0 +1,101 @@
+"""Synthesis network g: w [N, num_ws, w_dim] -> image [N, R, R, C] (NHWC).
+
+Per resolution 2^r a block holds Conv0_up (2x up, ws[2r-5]) and Conv1 (ws[2r-4]);
+ToRGB of resolution 2^r reads ws[2r-3]. The 4x4 block is a learned constant and
+one conv (ws[0]), ToRGB ws[1]. Architectures (paper, Fig. 7 / Table 2):
+  orig    ToRGB only at the last resolution
+  skip    ToRGB at every resolution; RGB outputs upsampled ([1,3,3,1] FIR) and summed
+  resnet  residual blocks: (main + 1x1 up-conv skip) / sqrt(2); ToRGB at the end
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from ..layers import EqualizedConv2d, SynthesisLayer, ToRGB, check_noise_mode
+from ..ops import upsample_2d
+from .config import GeneratorConfig
+
+INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
+class SynthesisBlock(keras.layers.Layer):
+    """One resolution of the synthesis network (the 4x4 block holds the constant)."""
+
+    def __init__(self, config: GeneratorConfig, res_log2, in_channels, out_channels, **kwargs):
+        super().__init__(**kwargs)
+        cfg = config
+        self.res_log2 = int(res_log2)
+        self.resolution = 2 ** self.res_log2
+        self.architecture = cfg.architecture
+        self.resample_kernel = cfg.resample_kernel
+        self.is_last = self.res_log2 == cfg.resolution_log2
+        common = dict(w_dim=cfg.w_dim, resolution=self.resolution, use_noise=cfg.use_noise,
+                      activation=cfg.activation, resample_kernel=cfg.resample_kernel,
+                      fused_modconv=cfg.fused_modconv, conv_clamp=cfg.conv_clamp)
+        self.const = None
+        self.conv0 = None
+        self.skip = None
+        if self.res_log2 == 2:
+            const_ch = cfg.fmap_const if cfg.fmap_const is not None else out_channels
+            self.const = self.add_weight(name="const", shape=(4, 4, const_ch),
+                                         initializer=keras.initializers.RandomNormal(0.0, 1.0))
+            self.conv1 = SynthesisLayer(const_ch, out_channels, name="conv1", **common)
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, up=True, name="conv0", **common)
+            self.conv1 = SynthesisLayer(out_channels, out_channels, name="conv1", **common)
+            if self.architecture == "resnet":
+                self.skip = EqualizedConv2d(in_channels, out_channels, 1, up=True, use_bias=False,
+                                            resample_kernel=cfg.resample_kernel, name="skip")
+        self.torgb = None
+        if self.architecture == "skip" or self.is_last:
+            self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, fused_modconv=cfg.fused_modconv,
+                               conv_clamp=cfg.conv_clamp, name="torgb")
+
+    def call(self, x, img, ws, noise_mode="random", fused_modconv=None):
+        """x: features (None for 4x4), img: running RGB (skip) or None, ws: [N, num_ws, w_dim]."""
+        r = self.res_log2
+        if self.const is not None:
+            x = tf.tile(tf.cast(self.const, ws.dtype)[tf.newaxis], [tf.shape(ws)[0], 1, 1, 1])
+            x = self.conv1(x, ws[:, 0], noise_mode=noise_mode, fused_modconv=fused_modconv)
+        else:
+            t = x
+            x = self.conv0(x, ws[:, 2 * r - 5], noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv1(x, ws[:, 2 * r - 4], noise_mode=noise_mode, fused_modconv=fused_modconv)
+            if self.skip is not None:
+                x = (x + self.skip(t)) * INV_SQRT2
+        if img is not None:
+            img = upsample_2d(img, k=self.resample_kernel)
+        if self.torgb is not None:
+            y = self.torgb(x, ws[:, 2 * r - 3], fused_modconv=fused_modconv)
+            img = y if img is None else img + y
+        return x, img
+
+
+class SynthesisNetwork(keras.layers.Layer):
+    def __init__(self, config: GeneratorConfig, **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        cfg = config
+        self.num_ws = cfg.num_ws
+        self.blocks = []
+        for r in range(2, cfg.resolution_log2 + 1):
+            in_ch = cfg.nf(r - 2) if r > 2 else 0
+            self.blocks.append(SynthesisBlock(cfg, r, in_ch, cfg.nf(r - 1), name=f"b{2 ** r}"))
+
+    def call(self, ws, noise_mode="random", fused_modconv=None):
+        check_noise_mode(noise_mode)
+        ws = tf.cast(ws, self.compute_dtype)
+        x = img = None
+        for block in self.blocks:
+            x, img = block(x, img, ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+        return img
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(GeneratorConfig.from_dict(config.pop("config")), **config)

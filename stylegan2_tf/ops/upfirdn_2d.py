@@ -1,0 +1,168 @@
+"""Resampling of NHWC images with FIR filters, in pure TensorFlow.
+
+`upfirdn_2d` is the one primitive: zero-insertion upsampling, padding (negative
+padding crops), 2-D FIR filtering and decimation -- `scipy.signal.upfirdn` in two
+dimensions. The filter is applied as a true convolution (flipped), like scipy and
+NVIDIA's reference; for the symmetric kernels StyleGAN2 uses the flip is moot.
+
+The helpers below follow the padding rules of the StyleGAN2 code exactly, so that
+an image resampled here lines up pixel for pixel with one resampled there:
+
+  filter_2d           same size, filtered
+  upsample_2d         x factor, filter gain factor**2 (zero insertion loses energy)
+  downsample_2d       / factor
+  upsample_conv_2d    transposed conv (stride factor) then FIR, padding only once
+  conv_downsample_2d  FIR then strided conv, padding only once
+
+Everything is built from differentiable TF ops, so first and second derivatives
+exist (R1 and the path-length penalty need them).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def setup_kernel(k):
+    """1-D (separable) or 2-D FIR taps -> normalised 2-D float32 kernel (sum 1)."""
+    k = np.asarray(k, dtype=np.float32)
+    if k.ndim == 1:
+        k = np.outer(k, k)
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise ValueError(f"FIR kernel must be 1-D or square 2-D, got shape {k.shape}")
+    return k / np.sum(k)
+
+
+def _depthwise_filter(x, k, stride):
+    """VALID 2-D convolution of every channel of NHWC `x` with the 2-D kernel `k`."""
+    channels = x.shape[-1]
+    kh, kw = k.shape
+    if channels is None:
+        raise ValueError("upfirdn_2d needs a static channel count")
+    # Convolution = correlation with the flipped kernel.
+    w = np.tile(k[::-1, ::-1, np.newaxis, np.newaxis], [1, 1, channels, 1])
+    w = tf.constant(w, dtype=x.dtype)
+    if kh == 1 and kw == 1 and float(k[0, 0]) == 1.0:
+        return x[:, ::stride[0], ::stride[1], :]
+    if stride[0] == stride[1]:
+        return tf.nn.depthwise_conv2d(x, w, strides=[1, stride[0], stride[1], 1], padding="VALID")
+    y = tf.nn.depthwise_conv2d(x, w, strides=[1, 1, 1, 1], padding="VALID")
+    return y[:, ::stride[0], ::stride[1], :]
+
+
+def upfirdn_2d(x, k, up=1, down=1, pad=(0, 0), flip_kernel=False):
+    """Upsample, pad, FIR-filter and downsample a batch of NHWC images.
+
+    Args:
+      x: [N, H, W, C] tensor.
+      k: 2-D FIR kernel (numpy, [kh, kw]); used as given (not normalised).
+      up, down: int or (up_y, up_x) / (down_y, down_x).
+      pad: (pad0, pad1) for both axes, or (pad_y0, pad_y1, pad_x0, pad_x1);
+        negative values crop.
+      flip_kernel: correlate instead of convolve.
+    Returns:
+      [N, (H*up_y + pad_y0 + pad_y1 - kh) // down_y + 1, (same for W), C].
+    """
+    x = tf.convert_to_tensor(x)
+    k = np.asarray(k, dtype=np.float32)
+    if k.ndim != 2:
+        raise ValueError(f"upfirdn_2d expects a 2-D kernel, got shape {k.shape}")
+    if flip_kernel:
+        k = k[::-1, ::-1]
+    upy, upx = (up, up) if np.isscalar(up) else up
+    downy, downx = (down, down) if np.isscalar(down) else down
+    if len(pad) == 2:
+        pady0, pady1, padx0, padx1 = pad[0], pad[1], pad[0], pad[1]
+    else:
+        pady0, pady1, padx0, padx1 = pad
+    for v in (upy, upx, downy, downx):
+        if int(v) != v or v < 1:
+            raise ValueError(f"upfirdn_2d: up/down factors must be positive integers, got {up}, {down}")
+
+    _, in_h, in_w, channels = x.shape
+    # 1. Zero insertion: each pixel followed by (up - 1) zeros.
+    if upy > 1 or upx > 1:
+        n = tf.shape(x)[0]
+        x = tf.reshape(x, [n, in_h, 1, in_w, 1, channels])
+        x = tf.pad(x, [[0, 0], [0, 0], [0, upy - 1], [0, 0], [0, upx - 1], [0, 0]])
+        x = tf.reshape(x, [n, in_h * upy, in_w * upx, channels])
+    # 2. Pad with zeros (positive) or crop (negative).
+    x = tf.pad(x, [[0, 0], [max(pady0, 0), max(pady1, 0)], [max(padx0, 0), max(padx1, 0)], [0, 0]])
+    h, w = x.shape[1], x.shape[2]
+    x = x[:, max(-pady0, 0): h - max(-pady1, 0), max(-padx0, 0): w - max(-padx1, 0), :]
+    # 3.+4. FIR filter and decimate.
+    return _depthwise_filter(x, k, (downy, downx))
+
+
+def filter_2d(x, k, gain=1.0):
+    """Filter NHWC images with FIR taps `k`; constant input is scaled by `gain`."""
+    k = setup_kernel(k) * gain
+    p = k.shape[0] - 1
+    return upfirdn_2d(x, k, pad=((p + 1) // 2, p // 2))
+
+
+def upsample_2d(x, k=None, factor=2, gain=1.0):
+    """Upsample NHWC images by `factor` with FIR taps `k` (default: nearest)."""
+    if k is None:
+        k = [1] * factor
+    k = setup_kernel(k) * (gain * factor ** 2)
+    p = k.shape[0] - factor
+    return upfirdn_2d(x, k, up=factor, pad=((p + 1) // 2 + factor - 1, p // 2))
+
+
+def downsample_2d(x, k=None, factor=2, gain=1.0):
+    """Downsample NHWC images by `factor` with FIR taps `k` (default: box)."""
+    if k is None:
+        k = [1] * factor
+    k = setup_kernel(k) * gain
+    p = k.shape[0] - factor
+    return upfirdn_2d(x, k, down=factor, pad=((p + 1) // 2, p // 2))
+
+
+def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1):
+    """`upsample_2d` followed by a 'SAME' convolution with `w`, padding once.
+
+    Args:
+      x: [N, H, W, groups * in_c].
+      w: [kh, kw, in_c, groups * out_c] -- conv2d layout; with groups > 1 group g
+        maps input channels [g*in_c, (g+1)*in_c) to outputs [g*out_c, (g+1)*out_c).
+    Returns:
+      [N, H * factor, W * factor, groups * out_c].
+    """
+    x = tf.convert_to_tensor(x)
+    w = tf.convert_to_tensor(w, dtype=x.dtype)
+    kh, kw, in_c, out_total = w.shape
+    if kh != kw:
+        raise ValueError("upsample_conv_2d needs a square conv kernel")
+    out_c = out_total // groups
+    if k is None:
+        k = [1] * factor
+    k = setup_kernel(k) * (gain * factor ** 2)
+    p = (k.shape[0] - factor) - (kw - 1)
+
+    # Transposed convolution == zero insertion + convolution with the flipped
+    # kernel; conv2d_transpose wants [kh, kw, out, in], grouped per output group.
+    w = tf.reshape(w, [kh, kw, in_c, groups, out_c])
+    w = tf.transpose(w[::-1, ::-1], [0, 1, 4, 3, 2])  # [kh, kw, out_c, groups, in_c]
+    w = tf.reshape(w, [kh, kw, out_c, groups * in_c])
+    n = tf.shape(x)[0]
+    out_h = (x.shape[1] - 1) * factor + kh
+    out_w = (x.shape[2] - 1) * factor + kw
+    x = tf.nn.conv2d_transpose(x, w, output_shape=[n, out_h, out_w, out_total],
+                               strides=[1, factor, factor, 1], padding="VALID")
+    return upfirdn_2d(x, k, pad=((p + 1) // 2 + factor - 1, p // 2 + 1))
+
+
+def conv_downsample_2d(x, w, k=None, factor=2, gain=1.0):
+    """FIR filter then a strided 'VALID' conv with `w`: conv then `downsample_2d`,
+    with the padding of both done once up front."""
+    x = tf.convert_to_tensor(x)
+    w = tf.convert_to_tensor(w, dtype=x.dtype)
+    kh, kw = w.shape[0], w.shape[1]
+    if kh != kw:
+        raise ValueError("conv_downsample_2d needs a square conv kernel")
+    if k is None:
+        k = [1] * factor
+    k = setup_kernel(k) * gain
+    p = (k.shape[0] - factor) + (kw - 1)
+    x = upfirdn_2d(x, k, pad=((p + 1) // 2, p // 2))
+    return tf.nn.conv2d(x, w, strides=[1, factor, factor, 1], padding="VALID")
