@@ -1,0 +1,27 @@
+import os
+import pathlib
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "stylegan2_pkl"
+FIXTURE_NAMES = ("sg2-tiny16", "ada-cond-tiny16")
+
+
+def run_python(args, cwd=ROOT, timeout=300, env=None):
+    """Run `python args...` in a fresh process; returns CompletedProcess (text)."""
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+@pytest.fixture(scope="session")
+def fixture_nets():
+    """{name: {'G', 'D', 'G_ema', 'family'}} for both official-format fixture pickles."""
+    from stylegan2_tf.official import load_network_pkl
+    return {name: load_network_pkl(FIXTURES / f"{name}.pkl") for name in FIXTURE_NAMES}
