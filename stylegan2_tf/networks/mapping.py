@@ -38,7 +38,9 @@ class MappingNetwork(keras.layers.Layer):
             self.dense.append(EqualizedDense(features, out, activation=cfg.mapping_activation,
                                              lrmul=cfg.mapping_lrmul, name=f"dense{idx}"))
             features = out
-        self.w_avg = self.add_weight(name="w_avg", shape=(cfg.w_dim,), initializer="zeros", trainable=False)
+        # Every replica computes the same (all-reduced) update, so the first replica's value is kept.
+        self.w_avg = self.add_weight(name="w_avg", shape=(cfg.w_dim,), initializer="zeros", trainable=False,
+                                     aggregation="only_first_replica")
 
     def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_w_avg=False):
         cfg = self.config
@@ -61,14 +63,20 @@ class MappingNetwork(keras.layers.Layer):
             x = layer(x)
 
         if update_w_avg:
-            # w_avg <- lerp(batch mean, w_avg, beta)
-            batch_avg = tf.reduce_mean(x, axis=0)
-            self.w_avg.assign(batch_avg + (self.w_avg - batch_avg) * cfg.w_avg_beta)
+            self.update_w_avg(x)
 
         x = tf.tile(x[:, tf.newaxis, :], [1, self.num_ws, 1])
         if not (isinstance(truncation_psi, (int, float)) and truncation_psi == 1 and truncation_cutoff is None):
             x = truncate(x, self.w_avg, truncation_psi, truncation_cutoff)
         return x
+
+    def update_w_avg(self, w):
+        """w_avg <- lerp(mean of w over the global batch, w_avg, beta); w: [N, w_dim] (replica batch)."""
+        batch_avg = tf.reduce_mean(tf.cast(w, tf.float32), axis=0)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            batch_avg = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, batch_avg)
+        self.w_avg.assign(batch_avg + (self.w_avg - batch_avg) * self.config.w_avg_beta)
 
     def get_config(self):
         return {**super().get_config(), "config": self.config.to_dict()}
