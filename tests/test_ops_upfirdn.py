@@ -237,6 +237,21 @@ def test_upsample_conv_2d_matches_reference(k, ksize):
                                    atol=1e-10)
 
 
+@pytest.mark.parametrize("k", [[1, 2, 3, 2, 1], None])
+@pytest.mark.parametrize("ksize", [1, 3])
+def test_fused_resampling_factor_3(k, ksize):
+    x = _rand([1, 4, 5, 2], seed=22)
+    w = _rand([ksize, ksize, 2, 3], seed=23)
+    kk = k if k is not None else [1, 1, 1]
+    up = upsample_conv_2d(tf.constant(x), tf.constant(w), k=k, factor=3).numpy()
+    assert up.shape == (1, 12, 15, 3)
+    np.testing.assert_allclose(up, ref.upsample_conv_2d(x, w, kk, factor=3), **TOL32)
+    xd = _rand([1, 9, 6, 2], seed=24)
+    down = conv_downsample_2d(tf.constant(xd), tf.constant(w), k=k, factor=3).numpy()
+    assert down.shape == (1, 3, 2, 3)
+    np.testing.assert_allclose(down, ref.conv_downsample_2d(xd, w, kk, factor=3), **TOL32)
+
+
 def test_upsample_conv_2d_differs_from_separate_ops_only_at_borders():
     x = _rand([1, 8, 8, 2], seed=12)
     w = _rand([3, 3, 2, 3], seed=13)
