@@ -149,7 +149,10 @@ def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1):
     out_w = (x.shape[2] - 1) * factor + kw
     x = tf.nn.conv2d_transpose(x, w, output_shape=[n, out_h, out_w, out_total],
                                strides=[1, factor, factor, 1], padding="VALID")
-    return upfirdn_2d(x, k, pad=((p + 1) // 2 + factor - 1, p // 2 + 1))
+    # The official code pads (p // 2 + 1) at the end, which equals p // 2 + factor - 1
+    # for factor 2 (the only factor StyleGAN2 uses) but yields H * factor - (factor - 2)
+    # rows otherwise; the general form keeps factor 2 bit-identical.
+    return upfirdn_2d(x, k, pad=((p + 1) // 2 + factor - 1, p // 2 + factor - 1))
 
 
 def conv_downsample_2d(x, w, k=None, factor=2, gain=1.0):
