@@ -24,7 +24,8 @@ def minibatch_stddev(x, group_size=4, num_features=1):
     g = n if group_size is None else tf.minimum(group_size, n)
     f = num_features
     c = channels // f
-    y = tf.reshape(tf.cast(x, tf.float32), [g, -1, height, width, f, c])  # [G, M, H, W, F, c]
+    stat_dtype = tf.float32 if x.dtype == tf.float16 else x.dtype        # statistics in >= fp32
+    y = tf.reshape(tf.cast(x, stat_dtype), [g, -1, height, width, f, c])  # [G, M, H, W, F, c]
     y = y - tf.reduce_mean(y, axis=0)
     y = tf.reduce_mean(tf.square(y), axis=0)                              # [M, H, W, F, c]
     y = tf.sqrt(y + 1e-8)

@@ -32,7 +32,8 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
       weight:  [k, k, I, O] kernel, already multiplied by its equalized-lr gain.
       styles:  [N, I] per-sample input-channel scales s.
       up:      2x upsampling through `upsample_conv_2d` (FIR `resample_kernel`).
-      fused:   grouped-convolution form; needs a static batch size (else non-fused).
+      fused:   grouped-convolution form; needs a static batch size and float32/16
+               (else the non-fused form is used).
     Returns:
       [N, H', W', O].
     """
@@ -41,7 +42,8 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
     ksize, _, in_ch, out_ch = weight.shape
     batch = x.shape[0]
 
-    if not fused or batch is None:
+    # The grouped form needs a static batch; TF's grouped convolutions are float32/16 only.
+    if not fused or batch is None or x.dtype == tf.float64:
         if demodulate:
             # sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 * sum_k w_ijk^2
             sigma_sq = tf.matmul(tf.square(styles), tf.reduce_sum(tf.square(weight), axis=[0, 1]))
@@ -148,11 +150,17 @@ class SynthesisLayer(keras.layers.Layer):
             self.noise_strength = self.add_weight(name="noise_strength", shape=(), initializer="zeros")
         self.bias = self.add_weight(name="bias", shape=(self.out_channels,), initializer="zeros")
 
-    def call(self, x, w, noise_mode="random", fused_modconv=None):
+    def call(self, x, w, noise_mode="random", fused_modconv=None, noise_seed=None):
+        """noise_seed: optional int32 [2] seed for reproducible 'random' noise (stateless RNG)."""
+        check_noise_mode(noise_mode)
         x = self.conv(x, w, fused_modconv=fused_modconv)
         if self.use_noise and noise_mode != "none":
             if noise_mode == "random":
-                noise = tf.random.normal([tf.shape(x)[0], self.resolution, self.resolution, 1], dtype=x.dtype)
+                shape = [tf.shape(x)[0], self.resolution, self.resolution, 1]
+                if noise_seed is None:
+                    noise = tf.random.normal(shape, dtype=x.dtype)
+                else:
+                    noise = tf.random.stateless_normal(shape, seed=noise_seed, dtype=x.dtype)
             else:
                 noise = tf.cast(self.noise_const, x.dtype)[tf.newaxis, :, :, tf.newaxis]
             x = x + noise * tf.cast(self.noise_strength, x.dtype)

@@ -14,7 +14,8 @@ class Generator(keras.Model):
 
     Call keywords: `c` (one-hot labels for conditional nets), `truncation_psi`,
     `truncation_cutoff`, `noise_mode` ('random' | 'const' | 'none'),
-    `fused_modconv` (None = the config's choice), `return_ws`.
+    `fused_modconv` (None = the config's choice), `return_ws`, `noise_seed` ([2] int32:
+    reproducible 'random' noise).
     """
 
     def __init__(self, config: GeneratorConfig = None, **kwargs):
@@ -36,9 +37,9 @@ class Generator(keras.Model):
         return self.config.num_ws
 
     def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="random",
-             fused_modconv=None, return_ws=False, training=False):
+             fused_modconv=None, return_ws=False, noise_seed=None, training=False):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        img = self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+        img = self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, noise_seed=noise_seed)
         return (img, ws) if return_ws else img
 
     def build_weights(self):

@@ -53,16 +53,24 @@ class SynthesisBlock(keras.layers.Layer):
             self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, fused_modconv=cfg.fused_modconv,
                                conv_clamp=cfg.conv_clamp, name="torgb")
 
-    def call(self, x, img, ws, noise_mode="random", fused_modconv=None):
-        """x: features (None for 4x4), img: running RGB (skip) or None, ws: [N, num_ws, w_dim]."""
+    def call(self, x, img, ws, noise_mode="random", fused_modconv=None, noise_seed=None):
+        """x: features (None for 4x4), img: running RGB (skip) or None, ws: [N, num_ws, w_dim].
+        noise_seed: optional [2] int32 seed; layer i draws its noise from fold_in(seed, i)."""
         r = self.res_log2
+
+        def layer_seed(idx):
+            return None if noise_seed is None else tf.random.experimental.stateless_fold_in(noise_seed, idx)
+
         if self.const is not None:
             x = tf.tile(tf.cast(self.const, ws.dtype)[tf.newaxis], [tf.shape(ws)[0], 1, 1, 1])
-            x = self.conv1(x, ws[:, 0], noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv1(x, ws[:, 0], noise_mode=noise_mode, fused_modconv=fused_modconv,
+                           noise_seed=layer_seed(0))
         else:
             t = x
-            x = self.conv0(x, ws[:, 2 * r - 5], noise_mode=noise_mode, fused_modconv=fused_modconv)
-            x = self.conv1(x, ws[:, 2 * r - 4], noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x = self.conv0(x, ws[:, 2 * r - 5], noise_mode=noise_mode, fused_modconv=fused_modconv,
+                           noise_seed=layer_seed(2 * r - 5))
+            x = self.conv1(x, ws[:, 2 * r - 4], noise_mode=noise_mode, fused_modconv=fused_modconv,
+                           noise_seed=layer_seed(2 * r - 4))
             if self.skip is not None:
                 x = (x + self.skip(t)) * INV_SQRT2
         if img is not None:
@@ -84,12 +92,12 @@ class SynthesisNetwork(keras.layers.Layer):
             in_ch = cfg.nf(r - 2) if r > 2 else 0
             self.blocks.append(SynthesisBlock(cfg, r, in_ch, cfg.nf(r - 1), name=f"b{2 ** r}"))
 
-    def call(self, ws, noise_mode="random", fused_modconv=None):
+    def call(self, ws, noise_mode="random", fused_modconv=None, noise_seed=None):
         check_noise_mode(noise_mode)
         ws = tf.cast(ws, self.compute_dtype)
         x = img = None
         for block in self.blocks:
-            x, img = block(x, img, ws, noise_mode=noise_mode, fused_modconv=fused_modconv)
+            x, img = block(x, img, ws, noise_mode=noise_mode, fused_modconv=fused_modconv, noise_seed=noise_seed)
         return img
 
     def get_config(self):

@@ -73,6 +73,12 @@ def generator_family(net: NetworkState, where="G"):
     return G_SYNTHESIS_FUNCS[func]
 
 
+def _w_avg_beta(kw):
+    # G_main's argument is dlatent_avg_beta; NVIDIA's PyTorch converter also reads w_avg_beta.
+    beta = kw.get("w_avg_beta", kw.get("dlatent_avg_beta"))
+    return 1.0 if beta is None else float(beta)
+
+
 def generator_config(net: NetworkState, where="G") -> GeneratorConfig:
     family = generator_family(net, where)
     kw = _kwargs(net, _G_DEFAULTS[family])
@@ -93,7 +99,7 @@ def generator_config(net: NetworkState, where="G") -> GeneratorConfig:
             normalize_latents=bool(kw["normalize_latents"]),
             label_mode="embed" if ada else "concat",
             label_fmaps=(None if kw.get("label_fmaps") is None else int(kw["label_fmaps"])),
-            w_avg_beta=float(kw["dlatent_avg_beta"]) if kw.get("dlatent_avg_beta") is not None else 1.0,
+            w_avg_beta=_w_avg_beta(kw),
             fmap_base=int(kw["fmap_base"]), fmap_decay=float(kw["fmap_decay"]), fmap_min=int(kw["fmap_min"]),
             fmap_max=int(kw["fmap_max"]),
             fmap_const=(None if kw.get("fmap_const") is None else int(kw["fmap_const"])),
@@ -313,9 +319,9 @@ def _keras_name(where):
     return {"G": "G", "Gs": "G_ema", "D": "D"}.get(where, where.replace("/", "_"))
 
 
-def tf1_variable_names(G=None, D=None):
-    """{TF1 full name (e.g. 'G_synthesis/8x8/Conv0_up/weight') -> our variable} for the
-    trainable variables of G and/or D -- the names NVIDIA's training code reports."""
+def tf1_variable_names(G=None, D=None, d_prefix="D/"):
+    """{TF1 full name (e.g. 'G_synthesis/8x8/Conv0_up/weight', 'D/4x4/Conv/bias') -> our
+    variable} for the trainable variables of G and/or D."""
     out = {}
     if G is not None:
         main, synth, mapping = generator_tables(G)
@@ -326,5 +332,5 @@ def tf1_variable_names(G=None, D=None):
     if D is not None:
         for name, var, *_ in discriminator_table(D):
             if var.trainable:
-                out[name] = var
+                out[d_prefix + name] = var
     return out

@@ -1,0 +1,106 @@
+"""StyleGAN2 losses: non-saturating logistic G loss with path-length regularization,
+logistic D loss with R1 regularization (paper Sec. 2.2, 3.2, 4; Appendix B).
+
+  G main   softplus(-D(G(z)))
+  G pl     y ~ N(0, I) / sqrt(H W),  g = d<G(w), y>/dw,  a = sqrt(mean_layers sum_wdim g^2),
+           pl_mean <- lerp(pl_mean, mean(a), 0.01),  penalty = (a - pl_mean)^2,  weight 2
+  D main   softplus(D(G(z))) + softplus(-D(x))
+  D R1     ||dD(x)/dx||^2,  weight gamma / 2
+
+The methods return per-sample terms (unweighted); `training.loop` weights, lazily
+scales and averages them. `verify_training` runs these same methods.
+"""
+
+import tensorflow as tf
+
+
+class StyleGAN2Loss:
+    def __init__(self, G, D, r1_gamma=10.0, pl_weight=2.0, pl_decay=0.01, pl_batch_shrink=2,
+                 style_mixing_prob=0.9, noise_mode="random", update_w_avg=True):
+        self.G = G
+        self.D = D
+        self.r1_gamma = float(r1_gamma)
+        self.pl_weight = float(pl_weight)
+        self.pl_decay = float(pl_decay)
+        self.pl_batch_shrink = int(pl_batch_shrink)
+        self.style_mixing_prob = float(style_mixing_prob)
+        self.noise_mode = noise_mode
+        self.update_w_avg = bool(update_w_avg)
+        # Running mean of path lengths; identical on all replicas (updated from all-reduced means).
+        self.pl_mean = tf.Variable(0.0, trainable=False, name="pl_mean", dtype=G.mapping.w_avg.dtype,
+                                   aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    # -- generator forward with the training-time extras ---------------------------------------
+    def mapping(self, z, c, rng=None):
+        """w [N, num_ws, w_dim] with the w_avg update and style mixing (when rng is given)."""
+        G = self.G
+        ws = G.mapping(z, c)
+        if self.update_w_avg:
+            G.mapping.update_w_avg(ws[:, 0])
+        if rng is not None and self.style_mixing_prob > 0:
+            ws = mix_styles(G, ws, c, rng, self.style_mixing_prob)
+        return ws
+
+    def synthesize(self, ws, rng=None):
+        seed = None if rng is None else rng.make_seeds(1)[:, 0]
+        return self.G.synthesis(ws, noise_mode=self.noise_mode, noise_seed=seed)
+
+    def run_G(self, z, c, rng=None):
+        ws = self.mapping(z, c, rng)
+        return self.synthesize(ws, rng), ws
+
+    # -- the four phases ------------------------------------------------------------------------
+    def g_main(self, z, c, rng=None):
+        img, _ = self.run_G(z, c, rng)
+        return tf.nn.softplus(-self.D(img, c=c))[:, 0]
+
+    def g_pl(self, z, c, rng=None, pl_noise=None):
+        """-> (penalty [N], lengths [N], new pl_mean). z is the (already shrunk) pl batch.
+        pl_noise: y / sqrt(HW) of the image's shape; drawn from rng when None."""
+        with tf.GradientTape() as tape:
+            ws = self.mapping(z, c, rng)
+            tape.watch(ws)
+            img = self.synthesize(ws, rng)
+            if pl_noise is None:
+                res = float(img.shape[1] * img.shape[2])
+                pl_noise = rng.normal(tf.shape(img)) / res ** 0.5
+            inner = tf.reduce_sum(img * tf.cast(pl_noise, img.dtype))
+        grads = tape.gradient(inner, ws)
+        lengths = tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=2), axis=1))
+        mean = tf.cast(tf.reduce_mean(lengths), self.pl_mean.dtype)
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            mean = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, mean)
+        pl_mean = self.pl_mean + (mean - self.pl_mean) * self.pl_decay
+        self.pl_mean.assign(tf.stop_gradient(pl_mean))
+        # Like the official code, the penalty uses the updated mean (gradient flows through it).
+        return tf.square(lengths - pl_mean), lengths, pl_mean
+
+    def d_main(self, z, c, real, real_c=None, rng=None):
+        """-> (softplus(D(fake)), softplus(-D(real))), per sample."""
+        img, _ = self.run_G(z, c, rng)
+        fake_logits = self.D(tf.stop_gradient(img), c=c)
+        real_logits = self.D(real, c=real_c if real_c is not None else c)
+        return tf.nn.softplus(fake_logits)[:, 0], tf.nn.softplus(-real_logits)[:, 0]
+
+    def d_r1(self, real, c):
+        """-> ||dD(real)/dreal||^2 per sample."""
+        with tf.GradientTape() as tape:
+            tape.watch(real)
+            logits = self.D(real, c=c)
+            total = tf.reduce_sum(logits)
+        grads = tape.gradient(total, real)
+        return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
+
+
+def mix_styles(G, ws, c, rng, prob):
+    """With probability `prob`, layers [cutoff, num_ws) of w come from a second latent;
+    cutoff ~ U{1, ..., num_ws - 1}, one draw per batch (as in the official code)."""
+    num_ws = ws.shape[1]
+    z2 = rng.normal([tf.shape(ws)[0], G.config.z_dim])
+    ws2 = G.mapping(z2, c)
+    cutoff = tf.where(rng.uniform([]) < prob,
+                      rng.uniform([], minval=1, maxval=num_ws, dtype=tf.int32),
+                      tf.constant(num_ws, tf.int32))
+    layer = tf.range(num_ws)[tf.newaxis, :, tf.newaxis]
+    return tf.where(layer < cutoff, ws, ws2)
