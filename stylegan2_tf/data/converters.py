@@ -140,6 +140,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy._core.numeric", "_frombuffer"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how Python 3 writes bytes at protocol 2 (array payloads)
     }
 
     def find_class(self, module, name):
