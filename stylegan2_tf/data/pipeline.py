@@ -191,6 +191,7 @@ def make_dataset(
 
     def convert(batch_index, indices, records):
         images = to_network_range(parse_records(records, shape))
+        images.set_shape([records.shape[0], shape[1], shape[2], shape[0]])  # keep a static batch size
         if mirror_augment:
             n = tf.shape(records)[0:1]
             if mirror_seed is None:
@@ -205,6 +206,7 @@ def make_dataset(
             labels = tf.gather(labels_const, indices)
         else:
             labels = tf.zeros([tf.shape(records)[0], label_size], tf.float32)
+            labels.set_shape([records.shape[0], label_size])
         return images, labels
 
     ds = ds.enumerate()
