@@ -36,7 +36,7 @@ from stylegan2_tf.data.converters import (
 )
 from stylegan2_tf.data.tools import CompareResult, compare, describe, display, extract, verify_dataset
 
-_PIPELINE_NAMES = ("make_dataset", "parse_records", "to_network_range", "mirror_images")
+_PIPELINE_NAMES = ("make_dataset", "parse_record", "parse_records", "to_network_range", "mirror_images")
 
 
 def __getattr__(name):
@@ -52,6 +52,7 @@ __all__ = [
     "DatasetInfo",
     "read_dataset_info",
     "make_dataset",
+    "parse_record",
     "parse_records",
     "to_network_range",
     "mirror_images",

@@ -341,10 +341,17 @@ def create_lsun(
 
 
 def lsun_wide_canvas(img_hwc: np.ndarray, width: int = 512, height: int = 384, resize_filter: str = "lanczos"):
-    """LSUN "wide" layout: crop to the width:height aspect ratio (rows centred),
-    resize to width x height and centre vertically on a black width x width
-    canvas.  Returns CHW uint8, or None for images narrower than ``width`` or
-    too short for the aspect ratio (those are skipped)."""
+    """LSUN "wide" layout, with the reference tool's arithmetic.
+
+    For an H x W image: ``ch = round(width * H / W)`` (the height the image
+    would have if scaled to ``width`` columns); images with ``W < width`` or
+    ``ch < height`` are skipped (returns None).  Otherwise the central ``ch``
+    rows of the *unscaled* image (all columns) are kept, resized to
+    ``width x height`` and placed, vertically centred, on a black
+    ``width x width`` canvas.  Kept as is so that datasets match the published
+    ones; note that for ``W > width`` the kept rows are then not exactly in the
+    ``width:height`` aspect ratio.  Returns CHW uint8.
+    """
     h, w = img_hwc.shape[:2]
     ch = int(np.round(width * h / w))
     if w < width or ch < height:

@@ -7,10 +7,14 @@
 * labels: float32 ``[N, label_size]`` (``label_size`` is 0 without a labels file).
 
 Order of operations: records (tagged with their index in the dataset) ->
-optional ``max_images`` cut -> shard (multi-worker) -> shuffle -> repeat ->
-batch -> parse + convert + optional mirror augment (vectorised over the batch,
-``num_parallel_calls=AUTOTUNE``) -> prefetch.  Labels are looked up by record
+optional ``max_images`` cut -> shard (multi-worker) -> shuffle (serialized
+records) -> repeat -> per record, in parallel: parse, CHW -> HWC and the
+optional left-right flip, all on uint8 -> batch -> per batch: uint8 -> float32
+in [-1, 1] and label lookup -> prefetch.  Labels are looked up by record
 index, so they stay attached to their images through shuffling and sharding.
+(Working per record on uint8 and converting to float once per batch is
+several times faster on a CPU host than parsing and flipping whole float
+batches; see benchmarks/data.py.)
 
 Distribution: under ``tf.distribute`` call it from
 ``strategy.distribute_datasets_from_function`` with the ``InputContext`` and a
@@ -48,6 +52,19 @@ READ_BUFFER_BYTES = 8 << 20
 _SCALE = np.float32(2.0 / 255.0)
 
 
+def parse_record(record: tf.Tensor, shape) -> tf.Tensor:
+    """One serialized Example -> uint8 CHW (``shape`` is the static CHW shape)."""
+    features = tf.io.parse_single_example(
+        record,
+        {
+            FEATURE_SHAPE: tf.io.FixedLenFeature([3], tf.int64),
+            FEATURE_DATA: tf.io.FixedLenFeature([], tf.string),
+        },
+    )
+    data = tf.io.decode_raw(features[FEATURE_DATA], tf.uint8)
+    return tf.reshape(data, [int(s) for s in shape])
+
+
 def parse_records(records: tf.Tensor, shape) -> tf.Tensor:
     """Batch of serialized Examples -> uint8 NCHW (``shape`` is the static CHW shape)."""
     features = tf.io.parse_example(
@@ -61,14 +78,13 @@ def parse_records(records: tf.Tensor, shape) -> tf.Tensor:
     return tf.reshape(data, [-1] + [int(s) for s in shape])
 
 
-def to_network_range(images_nchw_uint8: tf.Tensor) -> tf.Tensor:
-    """uint8 NCHW -> float32 NHWC in [-1, 1]."""
-    x = tf.transpose(images_nchw_uint8, [0, 2, 3, 1])
-    return tf.cast(x, tf.float32) * _SCALE - 1.0
+def to_network_range(images_nhwc_uint8: tf.Tensor) -> tf.Tensor:
+    """uint8 (any layout) -> float32 in [-1, 1]: ``x * (2 / 255) - 1``."""
+    return tf.cast(images_nhwc_uint8, tf.float32) * _SCALE - 1.0
 
 
 def mirror_images(images_nhwc: tf.Tensor, uniform: tf.Tensor) -> tf.Tensor:
-    """Flip image ``i`` left-right where ``uniform[i] >= 0.5``."""
+    """Flip image ``i`` of a NHWC batch left-right where ``uniform[i] >= 0.5``."""
     flip = tf.reshape(uniform >= 0.5, [-1, 1, 1, 1])
     return tf.where(flip, tf.reverse(images_nhwc, axis=[2]), images_nhwc)
 
@@ -178,39 +194,50 @@ def make_dataset(
         ds = ds.shuffle(int(buffer), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
 
     shape = info.shape
+    seeded_mirror = mirror_augment and seed is not None
+    mirror_seed = tf.constant(int(seed), tf.int64) if seeded_mirror else None
+
+    def decode(index, record, counter=None):
+        image = tf.transpose(parse_record(record, shape), [1, 2, 0])  # HWC uint8
+        if mirror_augment:
+            if seeded_mirror:
+                # One stream per (element position, input pipeline): a different draw every epoch.
+                stream = counter * num_pipelines + pipeline_id
+                u = tf.random.stateless_uniform([], seed=tf.stack([mirror_seed, stream]))
+            else:
+                u = tf.random.uniform([])
+            image = tf.cond(u >= 0.5, lambda: tf.reverse(image, axis=[1]), lambda: image)
+        return index, image
+
+    if seeded_mirror:
+        ds = ds.enumerate().map(
+            lambda counter, item: decode(item[0], item[1], counter),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
+    else:
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+
     labels_const = None
     if with_labels and info.label_size > 0:
         labels_const = tf.constant(info.load_labels())
     label_size = info.label_size
-    mirror_seed = None
-    if mirror_augment and seed is not None:
-        mirror_seed = tf.constant(int(seed), tf.int64)
 
-    def convert(batch_index, indices, records):
-        images = to_network_range(parse_records(records, shape))
-        images.set_shape([records.shape[0], shape[1], shape[2], shape[0]])  # keep a static batch size
-        if mirror_augment:
-            n = tf.shape(records)[0:1]
-            if mirror_seed is None:
-                u = tf.random.uniform(n)
-            else:
-                stream = batch_index * num_pipelines + pipeline_id
-                u = tf.random.stateless_uniform(n, seed=tf.stack([mirror_seed, stream]))
-            images = mirror_images(images, u)
+    def convert(indices, images):
+        images = to_network_range(images)
         if not with_labels:
             return images
         if labels_const is not None:
             labels = tf.gather(labels_const, indices)
         else:
-            labels = tf.zeros([tf.shape(records)[0], label_size], tf.float32)
-            labels.set_shape([records.shape[0], label_size])
+            labels = tf.zeros([tf.shape(indices)[0], label_size], tf.float32)
+            labels.set_shape([indices.shape[0], label_size])
         return images, labels
 
-    ds = ds.enumerate()
-    ds = ds.map(lambda b, batch: convert(b, batch[0], batch[1]), num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    ds = ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     ds = ds.prefetch(tf.data.AUTOTUNE)
 
     options = tf.data.Options()
