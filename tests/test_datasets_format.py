@@ -319,3 +319,13 @@ def test_count_is_cached_and_invalidated(tmp_path):
     write_nvidia_style(str(tmp_path / "cache2"), rand_images(7, 1, 8), [3])
     os.replace(os.path.join(str(tmp_path / "cache2"), "cache2-r03.tfrecords"), path)
     assert read_dataset_info(d).num_images == 7
+
+
+def test_verify_catches_levels_with_different_counts(tmp_path):
+    d = str(tmp_path / "uneven")
+    write_nvidia_style(d, rand_images(4, 3, 8), [3])
+    write_nvidia_style(str(tmp_path / "other"), rand_images(3, 3, 8), [2])
+    os.replace(str(tmp_path / "other" / "other-r02.tfrecords"), os.path.join(d, "uneven-r02.tfrecords"))
+    assert read_dataset_info(d).num_images == 4  # reading the top level alone is fine
+    with pytest.raises(DatasetError, match=r"uneven: resolutions hold different numbers of records \(8x8: 4, 4x4: 3\)"):
+        verify_dataset(d)

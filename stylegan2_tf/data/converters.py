@@ -17,7 +17,7 @@ import pickle
 import struct
 import sys
 import tarfile
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 

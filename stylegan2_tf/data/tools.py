@@ -30,20 +30,21 @@ def iter_dataset_images(info: DatasetInfo, max_images: Optional[int] = None) -> 
 def verify_dataset(tfrecord_dir: str) -> List[Tuple[str, Tuple[int, int, int], int]]:
     """Read every record of every file (checksums, schema, shapes, counts).
 
-    Every file must hold the same number of records and the labels file (if
-    any) one row per record.  Returns ``[(file, CHW shape, count), ...]``.
+    Every resolution must hold the same number of records and the labels
+    file (if any) one row per record.  Returns ``[(file, CHW shape, count), ...]``.
     """
-    info = read_dataset_info(tfrecord_dir)  # also checks the labels count
+    read_dataset_info(tfrecord_dir)  # shapes of the files, and the labels count
     out = []
     for path in list_tfrecord_files(tfrecord_dir):
         shape = tuple(read_first_image(path).shape)
         count = verify_tfrecord_file(path, shape)
         out.append((path, shape, count))
-    counts = {c for _, _, c in out}
-    if len(counts) > 1:
-        detail = ", ".join("%s: %d" % (os.path.basename(p), c) for p, _, c in out)
-        raise DatasetError(tfrecord_dir, "files hold different numbers of records (%s)" % detail)
-    del info
+    totals = {}
+    for _, shape, count in out:  # several files may share a resolution
+        totals[shape[1]] = totals.get(shape[1], 0) + count
+    if len(set(totals.values())) > 1:
+        detail = ", ".join("%dx%d: %d" % (r, r, n) for r, n in sorted(totals.items(), reverse=True))
+        raise DatasetError(tfrecord_dir, "resolutions hold different numbers of records (%s)" % detail)
     return out
 
 
