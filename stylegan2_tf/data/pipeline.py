@@ -84,7 +84,11 @@ def to_network_range(images_nhwc_uint8: tf.Tensor) -> tf.Tensor:
 
 
 def mirror_images(images_nhwc: tf.Tensor, uniform: tf.Tensor) -> tf.Tensor:
-    """Flip image ``i`` of a NHWC batch left-right where ``uniform[i] >= 0.5``."""
+    """Flip image ``i`` of a NHWC batch left-right where ``uniform[i] >= 0.5``.
+
+    For augmenting on the accelerator instead (``make_dataset`` flips per
+    record on the host when ``mirror_augment=True``).
+    """
     flip = tf.reshape(uniform >= 0.5, [-1, 1, 1, 1])
     return tf.where(flip, tf.reverse(images_nhwc, axis=[2]), images_nhwc)
 
@@ -182,7 +186,7 @@ def make_dataset(
             cycle_length=min(len(parts), 8),
             block_length=1,
             num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=deterministic,
+            deterministic=deterministic or seed is not None,  # a seed must fix what the shuffle sees
         )
 
     if num_pipelines > 1 and not shard_by_file:
