@@ -70,9 +70,14 @@ def compute_reference_outputs(nets, inputs):
     return out
 
 
-flags.DEFINE_string("pkl", None, "Official TF1 network pickle (G, D, Gs).")
-flags.DEFINE_string("inputs", None, "Reference .npz holding z, c, rand_img, rand_img8, c8.")
-flags.DEFINE_string("out", None, "Where to write the candidate .npz.")
+
+def _define_flags():
+    """Command-line flags (defined only when run as a command, so the module imports cleanly)."""
+    flags.DEFINE_string("pkl", None, "Official TF1 network pickle (G, D, Gs).")
+    flags.DEFINE_string("inputs", None, "Reference .npz holding z, c, rand_img, rand_img8, c8.")
+    flags.DEFINE_string("out", None, "Where to write the candidate .npz.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -100,4 +105,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -83,11 +83,16 @@ def compute_training_reference(G, D, inputs, r1_gamma=10.0):
     return out
 
 
-flags.DEFINE_string("pkl", None, "Official TF1 network pickle (G, D, Gs).")
-flags.DEFINE_string("inputs", None, "Training reference .npz holding train/z, train/c, train/real, train/pl_noise.")
-flags.DEFINE_string("out", None, "Where to write the candidate .npz.")
-flags.DEFINE_float("gamma", 10.0, "R1 gamma of the reference.")
-flags.DEFINE_enum("dtype", "float64", ["float64", "float32"], "Precision of the evaluation (see module doc).")
+
+def _define_flags():
+    """Command-line flags (defined only when run as a command, so the module imports cleanly)."""
+    flags.DEFINE_string("pkl", None, "Official TF1 network pickle (G, D, Gs).")
+    flags.DEFINE_string("inputs", None, "Training reference .npz holding train/z, train/c, train/real, train/pl_noise.")
+    flags.DEFINE_string("out", None, "Where to write the candidate .npz.")
+    flags.DEFINE_float("gamma", 10.0, "R1 gamma of the reference.")
+    flags.DEFINE_enum("dtype", "float64", ["float64", "float32"], "Precision of the evaluation (see module doc).")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -114,4 +119,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

@@ -39,6 +39,8 @@ class EqualizedDense(keras.layers.Layer):
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(self.out_features,),
                                         initializer=keras.initializers.Constant(self.bias_init / self.lrmul))
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, x):
         if x.shape.rank > 2:
@@ -81,6 +83,8 @@ class EqualizedConv2d(keras.layers.Layer):
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(name="bias", shape=(self.out_channels,), initializer="zeros")
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, x):
         w = self.weight * self.weight_gain

@@ -40,6 +40,8 @@ class MinibatchStddev(keras.layers.Layer):
         super().__init__(**kwargs)
         self.group_size = None if group_size is None else int(group_size)
         self.num_features = int(num_features)
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, x):
         return minibatch_stddev(x, self.group_size, self.num_features)

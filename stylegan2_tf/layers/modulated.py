@@ -95,6 +95,8 @@ class ModulatedConv2d(keras.layers.Layer):
             name="weight", shape=(self.kernel_size, self.kernel_size, self.in_channels, self.out_channels),
             initializer=keras.initializers.RandomNormal(0.0, 1.0))
         self.weight_gain = 1.0 / math.sqrt(self.in_channels * self.kernel_size ** 2)
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def styles(self, w):
         return self.affine(w) + 1.0  # s = A(w) + 1
@@ -149,6 +151,8 @@ class SynthesisLayer(keras.layers.Layer):
                                                trainable=False)
             self.noise_strength = self.add_weight(name="noise_strength", shape=(), initializer="zeros")
         self.bias = self.add_weight(name="bias", shape=(self.out_channels,), initializer="zeros")
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, x, w, noise_mode="random", fused_modconv=None, noise_seed=None):
         """noise_seed: optional int32 [2] seed for reproducible 'random' noise (stateless RNG)."""
@@ -187,6 +191,8 @@ class ToRGB(keras.layers.Layer):
         self.conv = ModulatedConv2d(self.in_channels, self.out_channels, 1, self.w_dim, demodulate=False,
                                     fused_modconv=self.fused_modconv, name="conv")
         self.bias = self.add_weight(name="bias", shape=(self.out_channels,), initializer="zeros")
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, x, w, fused_modconv=None):
         x = self.conv(x, w, fused_modconv=fused_modconv)

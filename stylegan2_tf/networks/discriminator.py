@@ -41,6 +41,8 @@ class DiscriminatorBlock(keras.layers.Layer):
         if cfg.architecture == "resnet":
             self.skip = EqualizedConv2d(in_ch, out_ch, 1, down=True, use_bias=False,
                                         resample_kernel=cfg.resample_kernel, name="skip")
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, x, img):
         if self.fromrgb is not None:
@@ -78,6 +80,8 @@ class DiscriminatorEpilogue(keras.layers.Layer):
         else:
             out_dim = max(cfg.c_dim, 1)
         self.out = EqualizedDense(cfg.nf(0), out_dim, name="out")
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, x, img, cmap=None):
         cfg = self.config
@@ -110,6 +114,8 @@ class Discriminator(keras.Model):
         self.blocks = [DiscriminatorBlock(cfg, r, name=f"b{2 ** r}")
                        for r in range(cfg.resolution_log2, 2, -1)]
         self.epilogue = DiscriminatorEpilogue(cfg, name="b4")
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, img, c=None, training=False):
         cfg = self.config

@@ -23,6 +23,8 @@ class Generator(keras.Model):
         self.config = config if config is not None else GeneratorConfig()
         self.mapping = MappingNetwork(self.config, name="mapping")
         self.synthesis = SynthesisNetwork(self.config, name="synthesis")
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     @property
     def z_dim(self):

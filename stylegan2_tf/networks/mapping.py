@@ -41,6 +41,8 @@ class MappingNetwork(keras.layers.Layer):
         # Every replica computes the same (all-reduced) update, so the first replica's value is kept.
         self.w_avg = self.add_weight(name="w_avg", shape=(cfg.w_dim,), initializer="zeros", trainable=False,
                                      aggregation="only_first_replica")
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, update_w_avg=False):
         cfg = self.config

@@ -52,6 +52,8 @@ class SynthesisBlock(keras.layers.Layer):
         if self.architecture == "skip" or self.is_last:
             self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, fused_modconv=cfg.fused_modconv,
                                conv_clamp=cfg.conv_clamp, name="torgb")
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, x, img, ws, noise_mode="random", fused_modconv=None, noise_seed=None):
         """x: features (None for 4x4), img: running RGB (skip) or None, ws: [N, num_ws, w_dim].
@@ -91,6 +93,8 @@ class SynthesisNetwork(keras.layers.Layer):
         for r in range(2, cfg.resolution_log2 + 1):
             in_ch = cfg.nf(r - 2) if r > 2 else 0
             self.blocks.append(SynthesisBlock(cfg, r, in_ch, cfg.nf(r - 1), name=f"b{2 ** r}"))
+        # Every weight exists now: no symbolic build pass on the first call.
+        self.built = True
 
     def call(self, ws, noise_mode="random", fused_modconv=None, noise_seed=None):
         check_noise_mode(noise_mode)
