@@ -113,6 +113,7 @@ def make_dataset(
     drop_remainder: Optional[bool] = None,
     max_images: Optional[int] = None,
     info: Optional[DatasetInfo] = None,
+    start_position: int = 0,
 ) -> tf.data.Dataset:
     """Batches of ``(images, labels)`` (or just images when ``with_labels=False``).
 
@@ -132,6 +133,10 @@ def make_dataset(
       drop_remainder: drop a last partial batch (default: ``repeat``).
       max_images: use only the first ``max_images`` records.
       info: a ``DatasetInfo`` already read for this directory and resolution.
+      start_position: records this input pipeline has already delivered (resume).
+        With ``repeat``, shuffling and a ``seed``, every epoch has its own seeded
+        order, so the stream continues exactly where it stopped while reading at
+        most one epoch's records to get there.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -193,11 +198,26 @@ def make_dataset(
         ds = ds.shard(num_pipelines, pipeline_id)
         local_count = (local_count - pipeline_id + num_pipelines - 1) // num_pipelines
 
+    start_position = int(start_position)
+    if start_position < 0:
+        raise ValueError("start_position must be >= 0")
     if shuffle_on:
-        buffer = shuffle_buffer if shuffle_buffer is not None else default_shuffle_buffer(info, local_count)
-        ds = ds.shuffle(int(buffer), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
+        buffer = int(shuffle_buffer if shuffle_buffer is not None else default_shuffle_buffer(info, local_count))
+    if shuffle_on and repeat and seed is not None:
+        # Epoch e is shuffled with its own seed: any position is reachable from its epoch start.
+        start_epoch, offset = divmod(start_position, max(local_count, 1))
+        records = ds
+        epoch_seed = tf.constant(int(seed), tf.int64)
+        ds = tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max).flat_map(
+            lambda epoch: records.shuffle(buffer, seed=epoch_seed * 1_000_003 + epoch, reshuffle_each_iteration=False))
+        ds = ds.skip(offset)
+    else:
+        if shuffle_on:
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        if start_position:
+            ds = ds.skip(start_position)
 
     shape = info.shape
     seeded_mirror = mirror_augment and seed is not None
@@ -216,7 +236,7 @@ def make_dataset(
         return index, image
 
     if seeded_mirror:
-        ds = ds.enumerate().map(
+        ds = ds.enumerate(start=start_position).map(
             lambda counter, item: decode(item[0], item[1], counter),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=deterministic,

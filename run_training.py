@@ -1,0 +1,76 @@
+"""Train StyleGAN2 (paper configs E and F) on a TFRecord dataset.
+
+  python run_training.py --data-dir datasets --dataset ffhq --config config-f --num-gpus 8 \
+      [--total-kimg 25000] [--gamma 10] [--mirror-augment] [--metrics none]
+  python run_training.py --resume latest          # continue the newest run exactly
+
+Results go to results/NNNNN-<dataset>-<config>-<gpus>gpu/: reals.png, fakes*.png,
+network-snapshot-NNNNNN.pkl (NVIDIA's format), network-final.pkl, log.txt, stats.jsonl,
+TensorBoard events and checkpoints/ (the whole training state, for --resume).
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("result-dir", "results", "Root directory for run results.")
+flags.DEFINE_string("data-dir", "datasets", "Directory holding datasets.")
+flags.DEFINE_string("dataset", None, "Dataset (a TFRecord directory under --data-dir).")
+flags.DEFINE_string("config", "config-f", "config-e, config-f, or config-e-G{orig,skip,resnet}-D{orig,skip,resnet}.")
+flags.DEFINE_integer("num-gpus", 1, "Number of replicas (GPUs).")
+flags.DEFINE_float("total-kimg", 25000, "Training length in thousands of real images.")
+flags.DEFINE_float("gamma", None, "R1 regularization weight (default: 10 for config F, 100 for config E).")
+flags.DEFINE_bool("mirror-augment", False, "Mirror images left-right at random.")
+flags.DEFINE_string("metrics", "none", "Metrics to compute at snapshots (none).")
+flags.DEFINE_string("resume", None, "Continue a run: 'latest', a run directory or a checkpoint in one.")
+flags.DEFINE_integer("batch", 32, "Global minibatch size.")
+flags.DEFINE_integer("batch-gpu", 4, "Minibatch per replica and round; smaller than batch/replicas accumulates.")
+flags.DEFINE_integer("seed", 1000, "Random seed (weights, latents, data order).")
+flags.DEFINE_integer("snapshot-ticks", 10, "Ticks between network snapshots and checkpoints (0 = only at the end).")
+flags.DEFINE_float("tick-kimg", None, "kimg per tick (default: the official schedule by resolution).")
+flags.DEFINE_integer("fmap-base", None, "Override the config's fmap_base (small experiments).")
+flags.DEFINE_integer("fmap-max", None, "Override fmap_max.")
+flags.DEFINE_integer("mapping-layers", None, "Override the number of mapping layers.")
+flags.DEFINE_integer("latent-dim", None, "Override z_dim = w_dim (small experiments).")
+flags.DEFINE_integer("grid-size", None, "Snapshot image grid is N x N (default by resolution).")
+flags.DEFINE_string("embed-module-src", None, "File embedded as build_module_src in snapshots (for TF1 loading).")
+FLAGS = flags.FLAGS
+
+
+def flag(name):
+    return FLAGS[name].value
+
+
+def main(argv):
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # TF's checkpoint/saver chatter
+    if len(argv) > 1:
+        sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}")
+    from stylegan2_tf.training import TrainingError, TrainingOptions, saved_options, train_from_options
+    fields = {"data-dir": "data_dir", "dataset": "dataset", "result-dir": "result_dir", "config": "config",
+              "num-gpus": "num_gpus", "total-kimg": "total_kimg", "gamma": "r1_gamma",
+              "mirror-augment": "mirror_augment", "metrics": "metrics", "batch": "batch", "batch-gpu": "batch_gpu",
+              "seed": "seed", "snapshot-ticks": "snapshot_ticks", "tick-kimg": "tick_kimg", "fmap-base": "fmap_base",
+              "fmap-max": "fmap_max", "mapping-layers": "mapping_layers", "latent-dim": "latent_dim",
+              "grid-size": "grid_size", "embed-module-src": "embed_module_src"}
+    resume = flag("resume")
+    try:
+        if resume:
+            # Start from the run's own options; flags given explicitly override (and are checked).
+            opts = saved_options(resume, flag("result-dir"))
+            for name, field in fields.items():
+                if FLAGS[name].present:
+                    setattr(opts, field, flag(name))
+        else:
+            if not flag("dataset"):
+                sys.exit("error: --dataset is required (or --resume)")
+            opts = TrainingOptions(**{field: flag(name) for name, field in fields.items()})
+        train_from_options(opts, resume=resume)
+    except TrainingError as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(main)

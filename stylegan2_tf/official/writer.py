@@ -1,0 +1,136 @@
+"""Writing network snapshots in NVIDIA's official TF1 pickle format.
+
+The file is `(G, D, Gs)` of `dnnlib.tflib.network.Network` states, with the variable
+names, order and NCHW layouts of NVlabs/stylegan2, so that our loader,
+stylegan2-ada-pytorch's `legacy.py` and (with the module source embedded) NVIDIA's TF1
+code read it. The TF1 loader executes `build_module_src`; we do not ship NVIDIA's
+module, so by default a short placeholder is written there. `module_src` lets a user
+embed their own copy of `training/networks_stylegan2.py`.
+"""
+
+import io
+import os
+import pickle
+import tempfile
+
+import numpy as np
+
+from .tf1_format import discriminator_table, generator_tables
+
+PLACEHOLDER_SRC = ("# Written by stylegan2-tf. The network module source is not embedded; load this file with\n"
+                   "# stylegan2_tf.official.load_network_pkl (or embed networks_stylegan2.py for TF1).\n")
+
+
+class _NetworkRecord:
+    """Pickles as `dnnlib.tflib.network.Network` with the given state (see _Pickler)."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def __reduce_ex__(self, protocol):
+        return (_NetworkRecord, (), self.state)
+
+
+class _Pickler(pickle._Pickler):
+    """Names our record class 'dnnlib.tflib.network.Network' and numpy under its 1.x paths."""
+
+    def save_global(self, obj, name=None):
+        if obj is _NetworkRecord:
+            module, qualname = "dnnlib.tflib.network", "Network"
+        else:
+            module = getattr(obj, "__module__", None)
+            qualname = name or getattr(obj, "__qualname__", None)
+            if module and module.startswith("numpy._core"):
+                module = "numpy.core" + module[len("numpy._core"):]
+            if module is None or qualname is None:
+                return super().save_global(obj, name)
+        self.save(module)
+        self.save(qualname)
+        self.write(pickle.STACK_GLOBAL)
+        self.memoize(obj)
+
+
+def _generator_kwargs(cfg, extra=None):
+    """Static kwargs for G_main (NVlabs/stylegan2 names; all written explicitly)."""
+    kw = dict(num_channels=cfg.img_channels, resolution=cfg.img_resolution, label_size=cfg.c_dim,
+              latent_size=cfg.z_dim, dlatent_size=cfg.w_dim, mapping_layers=cfg.mapping_layers,
+              mapping_fmaps=cfg.mapping_fmaps, mapping_lrmul=cfg.mapping_lrmul, fmap_base=cfg.fmap_base,
+              fmap_max=cfg.fmap_max, architecture=cfg.architecture)
+    kw.update(extra or {})
+    return kw
+
+
+def _check_writable(G, D):
+    g, d = G.config, D.config
+    if g.label_mode != "concat" or d.label_mode != "project":
+        if g.c_dim or d.c_dim:
+            raise ValueError("conditional snapshots in the NVlabs/stylegan2 format need label_mode "
+                             "'concat' (G) and 'project' (D)")
+    for name, cfg in (("G", g), ("D", d)):
+        if cfg.fmap_decay != 1.0 or cfg.fmap_min != 1 or cfg.activation != "lrelu" or \
+                tuple(cfg.resample_kernel or ()) != (1, 3, 3, 1):
+            raise ValueError(f"{name}: fmap_decay/fmap_min/activation/resample_kernel differ from the official "
+                             f"defaults; the NVlabs/stylegan2 format cannot express that")
+    if d.mbstd_num_features and d.mbstd_group_size is None:
+        raise ValueError("D: mbstd_group_size None (whole batch) is not expressible in the NVlabs/stylegan2 format")
+    if not g.use_noise or g.fmap_const is not None or g.conv_clamp is not None or g.normalize_latents is False:
+        raise ValueError("G: use_noise/fmap_const/conv_clamp/normalize_latents are not expressible in the "
+                         "NVlabs/stylegan2 format")
+
+
+def _rows_to_vars(rows):
+    return [(name, to_tf1(np.asarray(var.numpy(), np.float32))) for name, var, _, to_tf1 in rows]
+
+
+def _generator_state(G, name, src):
+    cfg = G.config
+    main, synth, mapping = generator_tables(G)
+    kw = _generator_kwargs(cfg)
+    synthesis = _NetworkRecord(dict(version=4, name="G_synthesis", static_kwargs=dict(kw), components={},
+                                    build_module_src=src, build_func_name="G_synthesis_stylegan2",
+                                    variables=_rows_to_vars(synth)))
+    mapping_net = _NetworkRecord(dict(version=4, name="G_mapping", static_kwargs=dict(kw, dlatent_broadcast=cfg.num_ws),
+                                      components={}, build_module_src=src, build_func_name="G_mapping",
+                                      variables=_rows_to_vars(mapping)))
+    variables = [("lod", np.float32(0.0))] + _rows_to_vars(main)
+    return _NetworkRecord(dict(version=4, name=name, static_kwargs=kw,
+                               components={"synthesis": synthesis, "mapping": mapping_net},
+                               build_module_src=src, build_func_name="G_main", variables=variables))
+
+
+def _discriminator_state(D, src):
+    cfg = D.config
+    kw = dict(num_channels=cfg.img_channels, resolution=cfg.img_resolution, label_size=cfg.c_dim,
+              fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max, architecture=cfg.architecture,
+              mbstd_group_size=cfg.mbstd_group_size if cfg.mbstd_num_features else 0,
+              mbstd_num_features=max(cfg.mbstd_num_features, 1))
+    return _NetworkRecord(dict(version=4, name="D", static_kwargs=kw, components={}, build_module_src=src,
+                               build_func_name="D_stylegan2", variables=_rows_to_vars(discriminator_table(D))))
+
+
+def network_pkl_bytes(G, D, Gs, module_src=None):
+    _check_writable(G, D)
+    src = PLACEHOLDER_SRC if module_src is None else module_src
+    nets = (_generator_state(G, "G", src), _discriminator_state(D, src), _generator_state(Gs, "Gs", src))
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=4).dump(nets)
+    return buf.getvalue()
+
+
+def save_network_pkl(path, G, D, Gs, module_src=None):
+    """Write (G, D, Gs) atomically (temp file in the same directory + rename)."""
+    data = network_pkl_bytes(G, D, Gs, module_src)
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pkl", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path

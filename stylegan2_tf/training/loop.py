@@ -1,0 +1,446 @@
+"""The StyleGAN2 training loop on tf.distribute (default strategy on one device,
+MirroredStrategy on several).
+
+Per minibatch (official order): G main step, G path-length step every
+`g_reg_interval` minibatches, D main step, D R1 step every `d_reg_interval`
+minibatches, then the G moving average (Gs). Every step accumulates gradients over
+`rounds` = batch / (batch_gpu x replicas) sub-batches before one Adam update, so a
+small device reproduces the math of the full batch. Randomness comes from one
+checkpointed `tf.random.Generator` (latents, style mixing, noise, path-length noise)
+and a seeded per-epoch data order, so a resumed run continues the exact sequence.
+"""
+
+import json
+import math
+import os
+import re
+import resource
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from ..data import make_dataset, read_dataset_info
+from ..data.errors import DatasetError
+from ..generate import image_grid, save_image, to_uint8
+from ..networks import Discriminator, Generator
+from ..official.writer import save_network_pkl
+from .losses import StyleGAN2Loss
+from .options import RESUME_INVARIANTS, TICK_KIMG, TrainingError, TrainingOptions, ema_beta, lazy_adam_params
+
+OPTIONS_FILE = "training_options.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class Logger:
+    """Prints to stdout and appends to <run_dir>/log.txt."""
+
+    def __init__(self, path=None, echo=True):
+        self.path = path
+        self.echo = echo
+
+    def __call__(self, msg=""):
+        if self.echo:
+            print(msg, flush=True)
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(msg + "\n")
+
+
+def _format_time(seconds):
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s"
+    return f"{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m"
+
+
+def _cpu_mem_gb():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def _gpu_mem_gb():
+    try:
+        if tf.config.list_logical_devices("GPU"):
+            return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 30
+    except (ValueError, tf.errors.OpError):
+        pass
+    return 0.0
+
+
+def new_run_dir(result_dir, desc):
+    """results/NNNNN-<desc>, NNNNN one past the highest existing id."""
+    os.makedirs(result_dir, exist_ok=True)
+    ids = [int(m.group(1)) for m in (re.match(r"^(\d+)-", d) for d in os.listdir(result_dir)) if m]
+    path = os.path.join(result_dir, f"{max(ids, default=-1) + 1:05d}-{desc}")
+    os.makedirs(path)
+    return path
+
+
+def find_resume_dir(resume, result_dir):
+    """--resume: 'latest' (newest run in result_dir with a checkpoint), a run directory,
+    or a checkpoint directory / prefix inside one. -> run directory."""
+    if resume == "latest":
+        runs = []
+        if os.path.isdir(result_dir):
+            for d in os.listdir(result_dir):
+                full = os.path.join(result_dir, d)
+                if re.match(r"^\d+-", d) and tf.train.latest_checkpoint(os.path.join(full, CHECKPOINT_DIR)):
+                    runs.append(full)
+        if not runs:
+            raise TrainingError(f"--resume latest: no run with a checkpoint under {result_dir}")
+        return sorted(runs)[-1]
+    path = os.path.abspath(resume)
+    for cand in (path, os.path.dirname(path), os.path.dirname(os.path.dirname(path))):
+        if os.path.isfile(os.path.join(cand, OPTIONS_FILE)):
+            if not tf.train.latest_checkpoint(os.path.join(cand, CHECKPOINT_DIR)):
+                raise TrainingError(f"--resume {resume}: run {cand} has no checkpoint yet")
+            return cand
+    raise TrainingError(f"--resume {resume}: not a run directory or checkpoint of this trainer")
+
+
+class Trainer:
+    def __init__(self, options: TrainingOptions, resume=None, strategy=None, echo=True):
+        self.opts = options.validate()
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+        if self.replicas != self.opts.num_gpus:
+            raise TrainingError(f"--num-gpus {self.opts.num_gpus} but the strategy has {self.replicas} replica(s)")
+        self.echo = echo
+        opts = self.opts
+        dataset_path = os.path.join(opts.data_dir, opts.dataset)
+        if not opts.dataset or not os.path.isdir(dataset_path):
+            raise TrainingError(f"dataset {dataset_path!r} not found (--data-dir / --dataset)")
+        try:
+            self.data_info = read_dataset_info(dataset_path)
+        except DatasetError as e:
+            raise TrainingError(f"dataset {dataset_path}: {e}") from None
+        self.dataset_path = dataset_path
+
+        # Run directory: new, or the resumed run's (which must match).
+        if resume:
+            self.run_dir = find_resume_dir(resume, opts.result_dir)
+            with open(os.path.join(self.run_dir, OPTIONS_FILE)) as f:
+                saved = TrainingOptions.from_dict(json.load(f)["options"])
+            diffs = [k for k in RESUME_INVARIANTS if getattr(saved, k) != getattr(opts, k)]
+            if diffs:
+                raise TrainingError(f"--resume {resume}: the run was made with different settings: " + ", ".join(
+                    f"{k}={getattr(saved, k)!r} (now {getattr(opts, k)!r})" for k in diffs))
+            with open(os.path.join(self.run_dir, OPTIONS_FILE)) as f:
+                res = json.load(f)["resolution"]
+            if res != self.data_info.resolution:
+                raise TrainingError(f"dataset {dataset_path} is {self.data_info.resolution}x"
+                                    f"{self.data_info.resolution}, the checkpoint in {self.run_dir} is {res}x{res}")
+        else:
+            desc = f"{opts.dataset}-{opts.config}-{opts.num_gpus}gpu"
+            self.run_dir = new_run_dir(opts.result_dir, desc)
+            with open(os.path.join(self.run_dir, OPTIONS_FILE), "w") as f:
+                json.dump({"options": opts.to_dict(), "resolution": self.data_info.resolution,
+                           "channels": self.data_info.channels, "label_size": self.data_info.label_size}, f,
+                          indent=2, sort_keys=True)
+        self.log = Logger(os.path.join(self.run_dir, "log.txt"), echo=echo)
+        self._build()
+        self.resumed = False
+        if resume:
+            self._restore()
+
+    # -- construction ---------------------------------------------------------------------------
+    def _build(self):
+        opts, info = self.opts, self.data_info
+        self.g_cfg, self.d_cfg = opts.network_configs(info.resolution, info.channels, info.label_size)
+        self.module_src = None
+        if opts.embed_module_src:
+            with open(opts.embed_module_src) as f:
+                self.module_src = f.read()
+        import keras
+        keras.utils.set_random_seed(opts.seed)  # weight initialization
+        with self.strategy.scope():
+            self.G = Generator(self.g_cfg, name="G")
+            self.D = Discriminator(self.d_cfg, name="D")
+            self.Gs = Generator(self.g_cfg, name="G_ema")
+            for dst, src in zip(self.Gs.variables, self.G.variables):
+                dst.assign(src)
+            self.loss = StyleGAN2Loss(self.G, self.D, r1_gamma=opts.gamma, pl_weight=opts.pl_weight,
+                                      pl_decay=opts.pl_decay, pl_batch_shrink=opts.pl_batch_shrink,
+                                      style_mixing_prob=opts.style_mixing_prob)
+            g_lr, g_b1, g_b2 = lazy_adam_params(opts.lr, opts.beta1, opts.beta2, opts.g_reg_interval)
+            d_lr, d_b1, d_b2 = lazy_adam_params(opts.lr, opts.beta1, opts.beta2, opts.d_reg_interval)
+            self.opt_G = keras.optimizers.Adam(learning_rate=g_lr, beta_1=g_b1, beta_2=g_b2, epsilon=opts.epsilon)
+            self.opt_D = keras.optimizers.Adam(learning_rate=d_lr, beta_1=d_b1, beta_2=d_b2, epsilon=opts.epsilon)
+            self.opt_G.build(self.G.trainable_variables)
+            self.opt_D.build(self.D.trainable_variables)
+            self.rng = tf.random.Generator.from_seed(opts.seed)
+            self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")
+            self.cur_tick = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_tick")
+            self.minibatch = tf.Variable(0, dtype=tf.int64, trainable=False, name="minibatch")
+        self.ckpt = tf.train.Checkpoint(G=self.G, D=self.D, Gs=self.Gs, opt_G=self.opt_G, opt_D=self.opt_D,
+                                        pl_mean=self.loss.pl_mean, rng=self.rng, cur_nimg=self.cur_nimg,
+                                        cur_tick=self.cur_tick, minibatch=self.minibatch)
+        self.ckpt_manager = tf.train.CheckpointManager(self.ckpt, os.path.join(self.run_dir, CHECKPOINT_DIR),
+                                                       max_to_keep=2)
+        self.ema_beta = ema_beta(opts.batch, opts.ema_kimg)
+        self._compile_steps()
+
+    def _restore(self):
+        path = self.ckpt_manager.latest_checkpoint
+        self.ckpt.restore(path).assert_existing_objects_matched()
+        self.resumed = True
+        self.log(f"Resumed from {path} at kimg {int(self.cur_nimg.numpy()) / 1000:.1f}, "
+                 f"tick {int(self.cur_tick.numpy())}")
+
+    # -- data -----------------------------------------------------------------------------------
+    def _dataset(self, start_nimg):
+        """Iterator of per-replica (images, labels) batches, positioned after `start_nimg` images."""
+        opts = self.opts
+
+        def dataset_fn(ctx):
+            # One input pipeline per worker; its replicas take successive batches.
+            pipelines = ctx.num_input_pipelines if ctx is not None else 1
+            return make_dataset(self.dataset_path, batch_size=opts.batch_gpu, mirror_augment=opts.mirror_augment,
+                                seed=opts.seed, deterministic=True, input_context=ctx, info=self.data_info,
+                                start_position=start_nimg // pipelines)
+        if self.replicas == 1 and not isinstance(self.strategy, tf.distribute.MirroredStrategy):
+            return iter(dataset_fn(None))
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+    # -- steps ----------------------------------------------------------------------------------
+    def _compile_steps(self):
+        opts, loss, strategy = self.opts, self.loss, self.strategy
+        batch = float(opts.batch)
+        pl_batch = float(opts.batch // opts.pl_batch_shrink)
+        bg = opts.batch_gpu
+        z_dim = self.g_cfg.z_dim
+        c_dim = self.g_cfg.c_dim
+
+        def labels(c):
+            return c if c_dim > 0 else None
+
+        def accumulate(net, opt, rounds, objective_fn):
+            grads, totals = None, None
+            for real, c in rounds:
+                with tf.GradientTape() as tape:
+                    objective, stats = objective_fn(real, labels(c))
+                g = tape.gradient(objective, net.trainable_variables)
+                g = [tf.zeros(v.shape, v.dtype) if gi is None else gi for gi, v in zip(g, net.trainable_variables)]
+                grads = g if grads is None else [a + b for a, b in zip(grads, g)]
+                totals = stats if totals is None else {k: totals[k] + stats[k] for k in stats}
+            opt.apply_gradients(zip(grads, net.trainable_variables))
+            return totals
+
+        def g_main(real, c):
+            z = self.rng.normal([bg, z_dim])
+            per = loss.g_main(z, c, self.rng)
+            s = tf.reduce_sum(per) / batch
+            return s, {"Loss/G/loss": s}
+
+        def g_pl(real, c):
+            n = bg // opts.pl_batch_shrink
+            z = self.rng.normal([n, z_dim])
+            penalty, lengths, pl_mean = loss.g_pl(z, None if c is None else c[:n], self.rng)
+            s = tf.reduce_sum(penalty) / pl_batch
+            return s * (opts.pl_weight * opts.g_reg_interval), {"Loss/G/pl_penalty": s,
+                                                                "Loss/G/pl_length": tf.reduce_sum(lengths) / pl_batch}
+
+        def d_main(real, c):
+            z = self.rng.normal([bg, z_dim])
+            gen, rea = loss.d_main(z, c, real, rng=self.rng)
+            s_gen, s_real = tf.reduce_sum(gen) / batch, tf.reduce_sum(rea) / batch
+            return s_gen + s_real, {"Loss/D/loss": s_gen + s_real, "Loss/D/fake": s_gen, "Loss/D/real": s_real}
+
+        def d_r1(real, c):
+            r1 = loss.d_r1(real, c)
+            s = tf.reduce_sum(r1) / batch
+            return s * (opts.gamma / 2 * opts.d_reg_interval), {"Loss/D/r1_penalty": s}
+
+        phases = {"G_main": (self.G, self.opt_G, g_main), "G_pl": (self.G, self.opt_G, g_pl),
+                  "D_main": (self.D, self.opt_D, d_main), "D_r1": (self.D, self.opt_D, d_r1)}
+        self._steps = {}
+        for name, (net, opt, fn) in phases.items():
+            def replica_fn(rounds, net=net, opt=opt, fn=fn):
+                return accumulate(net, opt, rounds, fn)
+
+            def step(rounds, replica_fn=replica_fn):
+                per_replica = strategy.run(replica_fn, args=(rounds,))
+                return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+            self._steps[name] = tf.function(step)
+
+        beta = self.ema_beta
+
+        @tf.function
+        def update_ema():
+            # Trainable variables: exponential moving average; the rest (noise maps, w_avg): copied.
+            for dst, src in zip(self.Gs.variables, self.G.variables):
+                if src.trainable:
+                    dst.assign(src + (dst - src) * beta)
+                else:
+                    dst.assign(src)
+        self._update_ema = update_ema
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def _grid(self):
+        opts, res = self.opts, self.data_info.resolution
+        if opts.grid_size:
+            gw = gh = opts.grid_size
+        else:
+            gw = int(np.clip(1920 // res, 4, 16))
+            gh = int(np.clip(1080 // res, 4, 16))
+        return gw, gh
+
+    def _snapshot_setup(self):
+        gw, gh = self._grid()
+        n = gw * gh
+        ds = make_dataset(self.dataset_path, batch_size=n, shuffle_buffer=0, repeat=True, deterministic=True,
+                          info=self.data_info, drop_remainder=False)
+        reals, labels = next(iter(ds))
+        reals = reals.numpy()[:n]
+        if len(reals) < n:  # tiny datasets: repeat
+            reals = np.concatenate([reals] * math.ceil(n / len(reals)))[:n]
+            labels = np.concatenate([labels.numpy()] * math.ceil(n / len(labels)))[:n]
+        self.grid_wh = (gw, gh)
+        self.grid_z = np.random.RandomState(self.opts.seed).randn(n, self.g_cfg.z_dim).astype(np.float32)
+        self.grid_c = np.asarray(labels, np.float32)[:n] if self.g_cfg.c_dim else None
+        path = os.path.join(self.run_dir, "reals.png")
+        if not os.path.exists(path):
+            save_image(self._grid_image(to_uint8(tf.constant(reals)).numpy()), path)
+
+    def _grid_image(self, images):
+        gw, gh = self.grid_wh
+        return image_grid([[images[y * gw + x] for x in range(gw)] for y in range(gh)])
+
+    def _fakes(self):
+        out = []
+        bs = max(self.opts.batch_gpu, 8)
+        for i in range(0, len(self.grid_z), bs):
+            c = None if self.grid_c is None else self.grid_c[i:i + bs]
+            out.append(to_uint8(self.Gs(self.grid_z[i:i + bs], c=c, noise_mode="const")).numpy())
+        return self._grid_image(np.concatenate(out))
+
+    def _save_fakes(self, name):
+        grid = self._fakes()
+        save_image(grid, os.path.join(self.run_dir, name))
+        with self.summary.as_default():
+            tf.summary.image("fakes", grid[np.newaxis], step=int(self.cur_nimg.numpy()))
+
+    def _check_finite_weights(self):
+        for net in (self.G, self.D):
+            for v in net.trainable_variables:
+                if not np.all(np.isfinite(v.numpy())):
+                    raise TrainingError(f"non-finite weights in {v.path} at minibatch {int(self.minibatch.numpy())} "
+                                        f"(kimg {int(self.cur_nimg.numpy()) / 1000:.3f}); the last snapshot is "
+                                        f"untouched")
+
+    def _save_snapshot(self, final=False):
+        """Network pickle (atomic) + whole-state checkpoint (its index is updated atomically)."""
+        self._check_finite_weights()
+        nimg = int(self.cur_nimg.numpy())
+        name = "network-final.pkl" if final else f"network-snapshot-{nimg // 1000:06d}.pkl"
+        save_network_pkl(os.path.join(self.run_dir, name), self.G, self.D, self.Gs, module_src=self.module_src)
+        latest = self.ckpt_manager.latest_checkpoint
+        if latest is None or not latest.endswith(f"-{nimg}"):
+            self.ckpt_manager.save(checkpoint_number=nimg)
+        return name
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _tick_kimg(self):
+        if self.opts.tick_kimg is not None:
+            return float(self.opts.tick_kimg)
+        return float(TICK_KIMG.get(self.data_info.resolution, 4))
+
+    def train(self, stop_after_ticks=None):
+        """Train until total_kimg (or `stop_after_ticks` more ticks). Returns the run directory."""
+        opts = self.opts
+        self.summary = tf.summary.create_file_writer(self.run_dir)
+        self._snapshot_setup()
+        total_nimg = int(opts.total_kimg * 1000)
+        start_nimg = int(self.cur_nimg.numpy())
+        if not self.resumed:
+            self.log(f"Training {self.g_cfg.img_resolution}x{self.g_cfg.img_resolution} {opts.config} on "
+                     f"{self.dataset_path} ({self.data_info.num_images} images), batch {opts.batch} = "
+                     f"{opts.rounds} round(s) x {self.replicas} replica(s) x {opts.batch_gpu}; run dir {self.run_dir}")
+            save_image(self._fakes(), os.path.join(self.run_dir, "fakes_init.png"))
+        data = self._dataset(start_nimg)
+        rounds_n = opts.rounds
+        tick_nimg = int(self._tick_kimg() * 1000)
+        image_ticks = opts.image_snapshot_ticks if opts.image_snapshot_ticks is not None else opts.snapshot_ticks
+        start_time = time.time()
+        tick_start_nimg = int(self.cur_nimg.numpy())
+        tick_start_time = time.time()
+        maintenance = 0.0
+        ticks_done = 0
+        sums, counts = {}, {}
+        done = int(self.cur_nimg.numpy()) >= total_nimg
+        while not done:
+            mb = int(self.minibatch.numpy())
+            rounds = tuple(next(data) for _ in range(rounds_n))
+            stats = self._steps["G_main"](rounds)
+            if opts.g_reg_interval and mb % opts.g_reg_interval == 0:
+                stats.update(self._steps["G_pl"](rounds))
+            stats.update(self._steps["D_main"](rounds))
+            if opts.d_reg_interval and mb % opts.d_reg_interval == 0:
+                stats.update(self._steps["D_r1"](rounds))
+            self._update_ema()
+            for k, v in stats.items():
+                v = float(v.numpy())
+                if not math.isfinite(v):
+                    raise TrainingError(f"non-finite {k} ({v}) at minibatch {mb} (kimg "
+                                        f"{int(self.cur_nimg.numpy()) / 1000:.3f}); stopping, the last snapshot is "
+                                        f"untouched")
+                sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
+            self.minibatch.assign_add(1)
+            self.cur_nimg.assign_add(opts.batch)
+            cur_nimg = int(self.cur_nimg.numpy())
+            done = cur_nimg >= total_nimg
+            if cur_nimg < tick_start_nimg + tick_nimg and not done:
+                continue
+
+            # End of tick.
+            self.cur_tick.assign_add(1)
+            ticks_done += 1
+            tick = int(self.cur_tick.numpy())
+            now = time.time()
+            tick_time = now - tick_start_time
+            tick_kimg = (cur_nimg - tick_start_nimg) / 1000
+            means = {k: sums[k] / counts[k] for k in sums}
+            means["pl_mean"] = float(self.loss.pl_mean.numpy())
+            record = {"tick": tick, "kimg": cur_nimg / 1000, "minibatch": int(self.minibatch.numpy()),
+                      "time": now - start_time, "sec_per_tick": tick_time, "sec_per_kimg": tick_time / tick_kimg,
+                      "img_per_sec": tick_kimg * 1000 / tick_time, "maintenance": maintenance,
+                      "cpumem_gb": _cpu_mem_gb(), "gpumem_gb": _gpu_mem_gb(), "timestamp": now, **means}
+            kimg_text = f"{cur_nimg / 1000:.1f}" if cur_nimg >= 10000 else f"{cur_nimg / 1000:.3f}"
+            self.log(f"tick {tick:<5d} kimg {kimg_text:<8s} minibatch {opts.batch:<5d} "
+                     f"time {_format_time(now - start_time):<12s} sec/tick {tick_time:<7.1f} "
+                     f"sec/kimg {tick_time / tick_kimg:<7.2f} maintenance {maintenance:<6.1f} "
+                     f"cpumem {record['cpumem_gb']:<5.2f} gpumem {record['gpumem_gb']:<5.2f}")
+            maint_start = time.time()
+            with open(os.path.join(self.run_dir, "stats.jsonl"), "a") as f:
+                f.write(json.dumps(record) + "\n")
+            with self.summary.as_default():
+                for k, v in record.items():
+                    if k not in ("tick", "timestamp", "minibatch", "kimg"):
+                        tf.summary.scalar(k if "/" in k else f"Progress/{k}", v, step=cur_nimg)
+            stop = done or (stop_after_ticks is not None and ticks_done >= stop_after_ticks)
+            if image_ticks and (done or tick % image_ticks == 0):
+                self._save_fakes(f"fakes{cur_nimg // 1000:06d}.png")
+            if opts.snapshot_ticks and (done or tick % opts.snapshot_ticks == 0):
+                name = self._save_snapshot()
+                self.log(f"Saved {name}")
+            self.summary.flush()
+            sums, counts = {}, {}
+            maintenance = time.time() - maint_start
+            tick_start_nimg = cur_nimg
+            tick_start_time = time.time()
+            if stop:
+                break
+        if int(self.cur_nimg.numpy()) >= total_nimg:
+            self._save_snapshot(final=True)
+            self.log("Saved network-final.pkl. Done.")
+        self.summary.flush()
+        return self.run_dir

@@ -1,0 +1,148 @@
+"""Training options and the paper's configurations (NVlabs/stylegan2 run_training.py).
+
+  config-f                      fmap_base 16384, R1 gamma 10
+  config-e                      fmap_base 8192,  R1 gamma 100
+  config-e-G{orig,skip,resnet}-D{orig,skip,resnet}   Table 2's architecture grid (config E)
+Common: global batch 32, 4 per GPU, Adam lr 0.002 beta1 0 beta2 0.99 eps 1e-8, lazy
+regularization (G every 4, D every 16 minibatches), path length weight 2 on half
+batches, style mixing 0.9, G EMA half-life 10 kimg, mapping lrmul 0.01.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+from ..networks import DiscriminatorConfig, GeneratorConfig
+
+# kimg per tick by resolution (official schedule); 4 for resolutions not listed.
+TICK_KIMG = {8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4}
+
+ARCHS = ("orig", "skip", "resnet")
+CONFIGS = ("config-e", "config-f") + tuple(f"config-e-G{g}-D{d}" for g in ARCHS for d in ARCHS)
+
+
+class TrainingError(ValueError):
+    """Bad training input, caught before training starts (or a fatal training condition)."""
+
+
+@dataclass
+class TrainingOptions:
+    # What to train on.
+    data_dir: str = "datasets"
+    dataset: str = ""
+    result_dir: str = "results"
+    config: str = "config-f"
+    mirror_augment: bool = False
+    # Length and schedule.
+    total_kimg: float = 25000
+    tick_kimg: Optional[float] = None      # None = TICK_KIMG by resolution
+    snapshot_ticks: int = 10
+    image_snapshot_ticks: Optional[int] = None  # None = snapshot_ticks
+    # Batches.
+    batch: int = 32
+    batch_gpu: int = 4
+    num_gpus: int = 1
+    # Optimization.
+    lr: float = 0.002
+    beta1: float = 0.0
+    beta2: float = 0.99
+    epsilon: float = 1e-8
+    r1_gamma: Optional[float] = None       # None = config default
+    g_reg_interval: int = 4
+    d_reg_interval: int = 16
+    pl_weight: float = 2.0
+    pl_decay: float = 0.01
+    pl_batch_shrink: int = 2
+    style_mixing_prob: float = 0.9
+    ema_kimg: float = 10.0
+    # Network overrides.
+    fmap_base: Optional[int] = None
+    fmap_max: Optional[int] = None
+    mapping_layers: Optional[int] = None
+    latent_dim: Optional[int] = None       # z_dim = w_dim (small experiments)
+    # Misc.
+    seed: int = 1000
+    metrics: str = "none"
+    grid_size: Optional[int] = None        # snapshot grid is grid_size x grid_size (default by resolution)
+    embed_module_src: Optional[str] = None  # file whose text goes into snapshots' build_module_src
+
+    def validate(self):
+        if self.config not in CONFIGS:
+            raise TrainingError(f"--config {self.config!r} is unknown; choose from {', '.join(CONFIGS)}")
+        if self.batch < 1 or self.batch_gpu < 1 or self.num_gpus < 1:
+            raise TrainingError("--batch, --batch-gpu and --num-gpus must be >= 1")
+        if self.batch % (self.batch_gpu * self.num_gpus):
+            raise TrainingError(f"--batch {self.batch} is not divisible by --batch-gpu {self.batch_gpu} x "
+                                f"{self.num_gpus} replica(s)")
+        if self.batch_gpu % self.pl_batch_shrink:
+            raise TrainingError(f"--batch-gpu {self.batch_gpu} must be divisible by the path-length batch shrink "
+                                f"{self.pl_batch_shrink}")
+        if self.total_kimg <= 0:
+            raise TrainingError("--total-kimg must be > 0")
+        if self.snapshot_ticks < 0:
+            raise TrainingError("--snapshot-ticks must be >= 0")
+        if self.metrics not in ("none", ""):
+            raise TrainingError(f"--metrics {self.metrics!r}: no metrics are available yet (use 'none')")
+        return self
+
+    @property
+    def gamma(self):
+        if self.r1_gamma is not None:
+            return float(self.r1_gamma)
+        return 100.0 if self.config.startswith("config-e") else 10.0
+
+    @property
+    def rounds(self):
+        """Gradient-accumulation rounds per minibatch (official minibatch multiplier)."""
+        return self.batch // (self.batch_gpu * self.num_gpus)
+
+    def network_configs(self, resolution, channels, c_dim):
+        fmap_base = self.fmap_base or (16384 if self.config == "config-f" else 8192)
+        g_arch, d_arch = "skip", "resnet"
+        if self.config.startswith("config-e-"):
+            parts = self.config.split("-")
+            g_arch, d_arch = parts[2][1:], parts[3][1:]
+        g_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
+                    architecture=g_arch, label_mode="concat")
+        d_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
+                    architecture=d_arch, label_mode="project", mbstd_group_size=4)
+        if self.fmap_max:
+            g_kw["fmap_max"] = d_kw["fmap_max"] = self.fmap_max
+        if self.mapping_layers:
+            g_kw["mapping_layers"] = self.mapping_layers
+        if self.latent_dim:
+            g_kw.update(z_dim=self.latent_dim, w_dim=self.latent_dim, mapping_fmaps=self.latent_dim)
+        return GeneratorConfig(**g_kw), DiscriminatorConfig(**d_kw)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+# Options that must agree between a run and its resumption (the math of the run).
+RESUME_INVARIANTS = ("dataset", "config", "batch", "batch_gpu", "num_gpus", "lr", "beta1", "beta2", "epsilon",
+                     "g_reg_interval", "d_reg_interval", "pl_weight", "pl_decay", "pl_batch_shrink",
+                     "style_mixing_prob", "ema_kimg", "fmap_base", "fmap_max", "mapping_layers", "latent_dim",
+                     "mirror_augment", "seed")
+
+
+def lazy_adam_params(lr, beta1, beta2, interval):
+    """Lazy regularization (paper App. B): with the regularizer applied every `interval`
+    minibatches, the optimizer of that network uses lr * c, beta1^c, beta2^c, c = k/(k+1)."""
+    if not interval:
+        return lr, beta1, beta2
+    c = interval / (interval + 1.0)
+    return lr * c, beta1 ** c, beta2 ** c
+
+
+def ema_beta(batch, ema_kimg):
+    """Per-minibatch decay of the G average: half-life of `ema_kimg` thousand images."""
+    return 0.5 ** (batch / (ema_kimg * 1000.0)) if ema_kimg > 0 else 0.0
