@@ -180,7 +180,10 @@ class Trainer:
             self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")
             self.cur_tick = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_tick")
             self.minibatch = tf.Variable(0, dtype=tf.int64, trainable=False, name="minibatch")
-        self.ckpt = tf.train.Checkpoint(G=self.G, D=self.D, Gs=self.Gs, opt_G=self.opt_G, opt_D=self.opt_D,
+        # Networks are checkpointed as explicit variable lists: tf.train.Checkpoint does not descend into
+        # the layer lists Keras 3 keeps (blocks, mapping layers), so tracking the models would miss them.
+        self.ckpt = tf.train.Checkpoint(G=list(self.G.variables), D=list(self.D.variables),
+                                        Gs=list(self.Gs.variables), opt_G=self.opt_G, opt_D=self.opt_D,
                                         pl_mean=self.loss.pl_mean, rng=self.rng, cur_nimg=self.cur_nimg,
                                         cur_tick=self.cur_tick, minibatch=self.minibatch)
         self.ckpt_manager = tf.train.CheckpointManager(self.ckpt, os.path.join(self.run_dir, CHECKPOINT_DIR),

@@ -1,0 +1,191 @@
+"""The training loop end to end: run directory, official snapshots, exact resume, SIGKILL,
+non-finite losses, bad input, and that it actually learns."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_python
+from stylegan2_tf.data.synthetic import create_shapes_dataset, shapes_images
+from stylegan2_tf.official import load_network_pkl, read_network_pickle
+from stylegan2_tf.training import TrainingError, TrainingOptions
+from stylegan2_tf.training.loop import Trainer
+
+# One accumulation round unless a test asks for more (tracing dominates these tests' time).
+TINY = dict(fmap_base=128, fmap_max=64, latent_dim=32, mapping_layers=2, batch=4, batch_gpu=4, tick_kimg=0.032,
+            snapshot_ticks=1)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    create_shapes_dataset(str(root / "shapes16"), num_images=128, resolution=16)
+    return str(root)
+
+
+def _opts(data_dir, result_dir, **kw):
+    return TrainingOptions(data_dir=data_dir, result_dir=str(result_dir), **{"dataset": "shapes16", **TINY, **kw})
+
+
+def _weights(trainer):
+    return [(f"{net}:{i}:{v.path}", v.numpy().copy())
+            for net, m in (("G", trainer.G), ("D", trainer.D), ("Gs", trainer.Gs)) for i, v in enumerate(m.variables)]
+
+
+def test_resume_continues_exactly(data_dir, tmp_path):
+    """Training on after tick 1 == a new Trainer resumed from tick 1's checkpoint (new process
+    state: networks, optimizers, RNG, counters, data position all from the checkpoint). CPU
+    kernels here are deterministic, so equality is exact (bitwise)."""
+    # batch 8 = 2 accumulation rounds of 4; 8 minibatches per tick cover both lazy-regularization phases.
+    kw = dict(batch=8, tick_kimg=0.064, total_kimg=0.128)
+    straight = Trainer(_opts(data_dir, tmp_path / "a", **kw), echo=False)
+    straight.train(stop_after_ticks=1)
+    resumed = Trainer(_opts(data_dir, tmp_path / "a", **kw), resume=straight.run_dir, echo=False)
+    assert int(resumed.cur_nimg.numpy()) == 64 and int(resumed.cur_tick.numpy()) == 1
+    run_a = straight.train()
+    resumed.train()
+    wa, wb = _weights(straight), _weights(resumed)
+    assert [k for k, _ in wa] == [k for k, _ in wb]
+    for (k, a), (_, b) in zip(wa, wb):
+        np.testing.assert_array_equal(a, b, err_msg=k)
+    assert float(straight.loss.pl_mean.numpy()) == float(resumed.loss.pl_mean.numpy()) != 0.0
+    for name in ("opt_G", "opt_D"):
+        for a, b in zip(getattr(straight, name).variables, getattr(resumed, name).variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    # Run directory contents.
+    files = set(os.listdir(run_a))
+    assert {"reals.png", "fakes_init.png", "fakes000000.png", "network-snapshot-000000.pkl", "network-final.pkl",
+            "log.txt", "stats.jsonl", "training_options.json", "checkpoints"} <= files
+    assert any(f.startswith("events.out.tfevents") for f in files)
+    assert os.path.basename(run_a) == "00000-shapes16-config-f-1gpu"
+    stats = [json.loads(line) for line in open(os.path.join(run_a, "stats.jsonl"))]
+    # Tick 1, then tick 2 once from the continuing trainer and once from the resumed one (same run dir).
+    assert [s["tick"] for s in stats] == [1, 2, 2] and stats[-1]["kimg"] == pytest.approx(0.128)
+    assert "Loss/D/r1_penalty" in stats[0] and "Loss/G/pl_penalty" in stats[1]  # lazy intervals 16 and 4
+    for key in [k for k in stats[1] if k.startswith("Loss/") or k == "pl_mean"]:
+        assert stats[1][key] == stats[2][key], key
+    for key in ("Loss/G/loss", "Loss/D/loss", "Loss/D/r1_penalty", "Loss/G/pl_penalty", "pl_mean", "sec_per_kimg"):
+        assert np.isfinite(stats[0][key]), key
+    assert stats[0]["minibatch"] == 8 and stats[1]["minibatch"] == 16
+    log = open(os.path.join(run_a, "log.txt")).read()
+    assert "tick 2     kimg 0.128" in log and "Resumed from" in log and "sec/kimg" in log and "maintenance" in log and "cpumem" in log
+
+    # The snapshot is in NVIDIA's format and holds exactly the trained networks.
+    nets = load_network_pkl(os.path.join(run_a, "network-final.pkl"))
+    for key, model in (("G", straight.G), ("D", straight.D), ("G_ema", straight.Gs)):
+        assert len(nets[key].variables) == len(model.variables)
+        for a, b in zip(nets[key].variables, model.variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    G_state = read_network_pickle(os.path.join(run_a, "network-final.pkl"))[0]
+    assert G_state.build_func_name == "G_main"
+    assert G_state.components["synthesis"].build_func_name == "G_synthesis_stylegan2"
+
+
+def test_tensorboard_scalars_written(data_dir, tmp_path):
+    import tensorflow as tf
+    run = Trainer(_opts(data_dir, tmp_path, total_kimg=0.032), echo=False).train()
+    events = [os.path.join(run, f) for f in os.listdir(run) if f.startswith("events.out.tfevents")]
+    tags = set()
+    for path in events:
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"Loss/G/loss", "Loss/D/loss", "Loss/D/r1_penalty", "Loss/G/pl_penalty", "Progress/pl_mean",
+            "Progress/sec_per_kimg", "Progress/img_per_sec", "fakes"} <= tags
+
+
+def test_sigkill_mid_tick_leaves_valid_snapshot_and_resume_works(data_dir, tmp_path):
+    results = tmp_path / "results"
+    args = [ROOT / "run_training.py", "--data-dir", data_dir, "--dataset", "shapes16", "--result-dir", results,
+            "--fmap-base", "128", "--fmap-max", "64", "--latent-dim", "32", "--mapping-layers", "2", "--batch", "4",
+            "--batch-gpu", "4", "--tick-kimg", "0.032", "--snapshot-ticks", "1", "--total-kimg", "1000"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    run_dir = None
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if "Saved network-snapshot" in line:
+                # The first snapshot exists; let it get into the next tick, then kill without warning.
+                time.sleep(1.0)
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    runs = sorted(os.listdir(results))
+    run_dir = results / runs[0]
+    snapshots = sorted(f for f in os.listdir(run_dir) if f.startswith("network-snapshot"))
+    assert snapshots, os.listdir(run_dir)
+    assert not [f for f in os.listdir(run_dir) if f.startswith(".tmp-")]  # no half-written file left visible
+    nets = load_network_pkl(run_dir / snapshots[-1])  # intact
+    assert nets["G_ema"].config.img_resolution == 16
+    # Resume from the killed run and finish one more tick.
+    r = run_python([ROOT / "run_training.py", "--resume", "latest", "--result-dir", results, "--total-kimg", "0.096"])
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    log = open(run_dir / "log.txt").read()
+    assert "Resumed from" in log and "Saved network-final.pkl" in log
+
+
+def test_non_finite_loss_stops_with_step_and_term(data_dir, tmp_path):
+    trainer = Trainer(_opts(data_dir, tmp_path, total_kimg=0.064, snapshot_ticks=1), echo=False)
+    v = trainer.D.epilogue.out.bias
+    v.assign(np.full(v.shape, np.nan, np.float32))
+    with pytest.raises(TrainingError, match=r"non-finite Loss/G/loss .* at minibatch 0"):
+        trainer.train()
+    assert not [f for f in os.listdir(trainer.run_dir) if f.endswith(".pkl")]
+
+
+def test_bad_input_is_refused_before_training(data_dir, tmp_path):
+    with pytest.raises(TrainingError, match="not found"):
+        Trainer(_opts(data_dir, tmp_path, dataset="nope"), echo=False)
+    with pytest.raises(TrainingError, match="unknown"):
+        Trainer(_opts(data_dir, tmp_path, config="config-z"), echo=False)
+    with pytest.raises(TrainingError, match="not divisible"):
+        Trainer(_opts(data_dir, tmp_path, batch=10, batch_gpu=4), echo=False)
+    with pytest.raises(TrainingError, match="metrics"):
+        Trainer(_opts(data_dir, tmp_path, metrics="fid50k"), echo=False)
+    run = Trainer(_opts(data_dir, tmp_path, total_kimg=0.032), echo=False).train()
+    with pytest.raises(TrainingError, match=r"different settings: config='config-f' \(now 'config-e'\)"):
+        Trainer(_opts(data_dir, tmp_path, config="config-e"), resume=run, echo=False)
+    other = tmp_path / "other"
+    create_shapes_dataset(str(other / "shapes16"), num_images=8, resolution=32)  # same name, other resolution
+    with pytest.raises(TrainingError, match=r"is 32x32, the checkpoint .* is 16x16"):
+        Trainer(_opts(str(other), tmp_path), resume=run, echo=False)
+    # The same through the command line: one-line errors.
+    r = run_python([ROOT / "run_training.py", "--data-dir", data_dir, "--dataset", "shapes16", "--config", "config-q",
+                    "--result-dir", tmp_path])
+    assert r.returncode != 0 and "error: --config 'config-q' is unknown" in r.stderr
+    r = run_python([ROOT / "run_training.py", "--resume", "latest", "--result-dir", tmp_path / "empty"])
+    assert r.returncode != 0 and "no run with a checkpoint" in r.stderr
+
+
+def _image_stats(x):
+    """Per-channel mean and std and the fraction of bright pixels of NHWC images in [-1, 1]."""
+    x = np.asarray(x)
+    return np.concatenate([x.mean((0, 1, 2)), x.std((0, 1, 2)), [(x.mean(-1) > 0).mean()]])
+
+
+def test_it_learns_the_shapes_dataset(tmp_path):
+    """A few minutes of CPU training moves simple statistics of the fakes most of the way to the reals."""
+    create_shapes_dataset(str(tmp_path / "shapes16"), num_images=256, resolution=16)
+    opts = TrainingOptions(data_dir=str(tmp_path), dataset="shapes16", result_dir=str(tmp_path / "results"),
+                           fmap_base=256, fmap_max=64, latent_dim=32, mapping_layers=2, batch=16, batch_gpu=16,
+                           tick_kimg=2, snapshot_ticks=0, total_kimg=8, r1_gamma=1.0, style_mixing_prob=0.0)
+    trainer = Trainer(opts, echo=False)
+    reals = shapes_images(256, 16, 0)[0].transpose(0, 2, 3, 1).astype(np.float32) / 127.5 - 1
+    z = np.random.RandomState(5).randn(256, 32).astype(np.float32)
+    target = _image_stats(reals)
+    before = np.abs(_image_stats(trainer.Gs(z, noise_mode="const")) - target).sum()
+    trainer.train()
+    after = np.abs(_image_stats(trainer.Gs(z, noise_mode="const")) - target).sum()
+    assert after < 0.45 * before, (before, after)
