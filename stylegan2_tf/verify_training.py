@@ -100,6 +100,7 @@ def main(argv):
     del argv
     import keras
     keras.config.set_floatx(FLAGS.dtype)  # before the networks are built
+    keras.config.set_dtype_policy(FLAGS.dtype)
     from .official import NetworkPickleError, load_network_pkl
     for name in ("pkl", "inputs", "out"):
         if not getattr(FLAGS, name):
