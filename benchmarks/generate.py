@@ -29,6 +29,10 @@ flags.DEFINE_integer("warmup", 2, "Untimed batches per path.")
 flags.DEFINE_enum("modconv", "auto", ["fused", "nonfused", "auto"], "Modulated conv path(s) to time.")
 flags.DEFINE_string("network", None, "Optional network pickle instead of a random config.")
 flags.DEFINE_string("device", None, "TF device, e.g. /GPU:0 or /CPU:0 (default: TF's choice).")
+flags.DEFINE_integer("inter-op-threads", 1, "TF inter-op threads (0 = TF's default). 1 runs one op at a "
+                     "time, each on all intra-op threads: on a small CPU concurrent ops only compete "
+                     "for the same cores.")
+flags.DEFINE_integer("intra-op-threads", 0, "TF intra-op threads (0 = TF's default, all cores).")
 FLAGS = flags.FLAGS
 
 
@@ -42,6 +46,8 @@ def peak_memory_mb(tf):
 def main(argv):
     del argv
     import tensorflow as tf
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS["inter-op-threads"].value)
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS["intra-op-threads"].value)
 
     from stylegan2_tf.networks import Generator, GeneratorConfig, num_trainable_params
     if FLAGS.network:
@@ -57,7 +63,9 @@ def main(argv):
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"TF {tf.__version__}, devices {[d.name for d in tf.config.list_logical_devices()]}")
     print(f"# G {cfg.img_resolution}x{cfg.img_resolution}, fmap_base {cfg.fmap_base}, "
-          f"{num_trainable_params(G):,} params, batch {batch}")
+          f"{num_trainable_params(G):,} params, batch {batch}, threads inter-op "
+          f"{tf.config.threading.get_inter_op_parallelism_threads()} intra-op "
+          f"{tf.config.threading.get_intra_op_parallelism_threads()} (0 = default)")
     results = {}
     device = tf.device(FLAGS.device) if FLAGS.device else None
     for fused in paths:

@@ -42,6 +42,16 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
     ksize, _, in_ch, out_ch = weight.shape
     batch = x.shape[0]
 
+    if ksize == 1 and not up:
+        # 1x1 (ToRGB): modulate the per-sample [I, O] matrices (tiny) and use one batched
+        # matmul; same arithmetic as either form, without a pass over x for the styles.
+        w = weight[0, 0][tf.newaxis] * styles[:, :, tf.newaxis]                 # Eq. 1  [N, I, O]
+        if demodulate:
+            w = w * tf.math.rsqrt(tf.reduce_sum(tf.square(w), axis=1, keepdims=True) + DEMODULATION_EPS)
+        n, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+        y = tf.matmul(tf.reshape(x, [n, height * width, in_ch]), w)
+        return tf.reshape(y, [n, height, width, out_ch])
+
     # The grouped form needs a static batch; TF's grouped convolutions are float32/16 only.
     if not fused or batch is None or x.dtype == tf.float64:
         if demodulate:
