@@ -400,6 +400,10 @@ class Trainer:
             self.minibatch.assign_add(1)
             self.cur_nimg.assign_add(opts.batch)
             cur_nimg = int(self.cur_nimg.numpy())
+            # Like the official loop, the end of training and of a tick is looked at only after every
+            # `minibatch_repeats` minibatches (so totals can overshoot by up to repeats - 1 minibatches).
+            if int(self.minibatch.numpy()) % opts.minibatch_repeats:
+                continue
             done = cur_nimg >= total_nimg
             if cur_nimg < tick_start_nimg + tick_nimg and not done:
                 continue

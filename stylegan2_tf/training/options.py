@@ -38,6 +38,7 @@ class TrainingOptions:
     total_kimg: float = 25000
     tick_kimg: Optional[float] = None      # None = TICK_KIMG by resolution
     snapshot_ticks: int = 10
+    minibatch_repeats: int = 4             # minibatches between tick checks (official structure; math unchanged)
     image_snapshot_ticks: Optional[int] = None  # None = snapshot_ticks
     # Batches.
     batch: int = 32
@@ -80,6 +81,8 @@ class TrainingOptions:
                                 f"{self.pl_batch_shrink}")
         if self.total_kimg <= 0:
             raise TrainingError("--total-kimg must be > 0")
+        if self.minibatch_repeats < 1:
+            raise TrainingError("minibatch_repeats must be >= 1")
         if self.snapshot_ticks < 0:
             raise TrainingError("--snapshot-ticks must be >= 0")
         if self.metrics not in ("none", ""):
