@@ -25,3 +25,14 @@ def test_channel_rule_nf():
     cfg = GeneratorConfig(fmap_base=16384, fmap_max=512)
     assert [cfg.nf(s) for s in range(1, 11)] == [512, 512, 512, 512, 512, 256, 128, 64, 32, 16]
     assert GeneratorConfig(fmap_base=64, fmap_min=1, fmap_max=512, img_resolution=16).nf(7) == 1
+
+
+def test_networks_round_trip_through_keras_config():
+    G = Generator(GeneratorConfig(img_resolution=32, fmap_base=256, c_dim=3, architecture="resnet"))
+    G2 = Generator.from_config(G.get_config())
+    assert G2.config == G.config and num_trainable_params(G2) == num_trainable_params(G)
+    D = Discriminator(DiscriminatorConfig(img_resolution=32, fmap_base=256, architecture="skip", mbstd_group_size=None))
+    D2 = Discriminator.from_config(D.get_config())
+    assert D2.config == D.config and num_trainable_params(D2) == num_trainable_params(D)
+    m = G.mapping.__class__.from_config(G.mapping.get_config())
+    assert m.config == G.config

@@ -133,5 +133,19 @@ class DiscriminatorConfig(_Config):
         return self.mapping_fmaps if self.mapping_fmaps is not None else self.nf(0)
 
 
+class ConfigSerializable:
+    """get_config/from_config for Keras layers and models built from one config object."""
+
+    config_class = None
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        return cls(cls.config_class.from_dict(config.pop("config")), **config)
+
+
 CONFIG_F = dict(fmap_base=16384)
 CONFIG_E = dict(fmap_base=8192)

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from ..layers import EqualizedConv2d, EqualizedDense, minibatch_stddev, normalize_2nd_moment
 from ..ops import downsample_2d
-from .config import DiscriminatorConfig
+from .config import ConfigSerializable, DiscriminatorConfig
 
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
@@ -99,7 +99,9 @@ class DiscriminatorEpilogue(keras.layers.Layer):
         return x
 
 
-class Discriminator(keras.Model):
+class Discriminator(ConfigSerializable, keras.Model):
+    config_class = DiscriminatorConfig
+
     def __init__(self, config: DiscriminatorConfig = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config if config is not None else DiscriminatorConfig()
@@ -140,11 +142,3 @@ class Discriminator(keras.Model):
         c = np.zeros([1, self.config.c_dim], np.float32) if self.config.c_dim else None
         self(img, c=c)
         return self
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(DiscriminatorConfig.from_dict(config.pop("config")), **config)

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .config import GeneratorConfig
+from .config import ConfigSerializable, GeneratorConfig
 from .mapping import MappingNetwork
 from .synthesis import SynthesisNetwork
 
 
-class Generator(keras.Model):
+class Generator(ConfigSerializable, keras.Model):
     """G(z, c) -> images [N, R, R, C] (NHWC, float, roughly [-1, 1]).
 
     Call keywords: `c` (one-hot labels for conditional nets), `truncation_psi`,
@@ -17,6 +17,8 @@ class Generator(keras.Model):
     `fused_modconv` (None = the config's choice), `return_ws`, `noise_seed` ([2] int32:
     reproducible 'random' noise).
     """
+
+    config_class = GeneratorConfig
 
     def __init__(self, config: GeneratorConfig = None, **kwargs):
         super().__init__(**kwargs)
@@ -52,13 +54,6 @@ class Generator(keras.Model):
         self(z, c=c, noise_mode="none")
         return self
 
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(GeneratorConfig.from_dict(config.pop("config")), **config)
 
 
 def num_trainable_params(model):

@@ -4,16 +4,18 @@ import keras
 import tensorflow as tf
 
 from ..layers import EqualizedDense, normalize_2nd_moment
-from .config import GeneratorConfig
+from .config import ConfigSerializable, GeneratorConfig
 
 
-class MappingNetwork(keras.layers.Layer):
+class MappingNetwork(ConfigSerializable, keras.layers.Layer):
     """z [N, z_dim], c [N, c_dim] -> w broadcast to [N, num_ws, w_dim].
 
     `w_avg` (NVIDIA's `dlatent_avg`) tracks the mean of w during training with
     decay `w_avg_beta`; truncation lerps towards it: w' = w_avg + psi * (w - w_avg),
     on the first `truncation_cutoff` layers only when a cutoff is given.
     """
+
+    config_class = GeneratorConfig
 
     def __init__(self, config: GeneratorConfig, **kwargs):
         super().__init__(**kwargs)
@@ -80,13 +82,6 @@ class MappingNetwork(keras.layers.Layer):
             batch_avg = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, batch_avg)
         self.w_avg.assign(batch_avg + (self.w_avg - batch_avg) * self.config.w_avg_beta)
 
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(GeneratorConfig.from_dict(config.pop("config")), **config)
 
 
 def truncate(ws, w_avg, psi, cutoff=None):

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from ..layers import EqualizedConv2d, SynthesisLayer, ToRGB, check_noise_mode
 from ..ops import upsample_2d
-from .config import GeneratorConfig
+from .config import ConfigSerializable, GeneratorConfig
 
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
@@ -83,7 +83,9 @@ class SynthesisBlock(keras.layers.Layer):
         return x, img
 
 
-class SynthesisNetwork(keras.layers.Layer):
+class SynthesisNetwork(ConfigSerializable, keras.layers.Layer):
+    config_class = GeneratorConfig
+
     def __init__(self, config: GeneratorConfig, **kwargs):
         super().__init__(**kwargs)
         self.config = config
@@ -103,11 +105,3 @@ class SynthesisNetwork(keras.layers.Layer):
         for block in self.blocks:
             x, img = block(x, img, ws, noise_mode=noise_mode, fused_modconv=fused_modconv, noise_seed=noise_seed)
         return img
-
-    def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        return cls(GeneratorConfig.from_dict(config.pop("config")), **config)
