@@ -72,6 +72,8 @@ def style_mixing_example(G, synth):
     row_seeds = parse_range(flag("row-seeds"), "--row-seeds")
     col_seeds = parse_range(flag("col-seeds"), "--col-seeds")
     col_styles = parse_range(flag("col-styles"), "--col-styles")
+    if not FLAGS["col-styles"].present:  # the default 0-6 is for big networks: keep what exists
+        col_styles = [s for s in col_styles if s < G.num_ws - 1] or [0]
     if max(col_styles) >= G.num_ws:
         raise GenerationError(f"--col-styles: this network has w layers 0-{G.num_ws - 1}, got {max(col_styles)}")
     outdir = ensure_outdir(flag("outdir"))
