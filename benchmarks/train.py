@@ -57,14 +57,9 @@ def main(argv):
         # Minibatch 0 runs all four phases (traces everything); then time a full reg cycle.
         for mb in range(FLAGS.steps + 1):
             rounds = tuple(next(data) for _ in range(opts.rounds))
+            t.minibatch.assign(mb)  # picks the lazy-regularization phases
             t0 = time.perf_counter()
-            out = t._steps["G_main"](rounds)
-            if mb % opts.g_reg_interval == 0:
-                out.update(t._steps["G_pl"](rounds))
-            out.update(t._steps["D_main"](rounds))
-            if mb % opts.d_reg_interval == 0:
-                out.update(t._steps["D_r1"](rounds))
-            t._update_ema()
+            out = t.train_minibatch(rounds)
             float(out["Loss/D/loss"].numpy())
             if mb > 0:
                 times.append(time.perf_counter() - t0)

@@ -18,14 +18,20 @@ def saved_options(resume, result_dir):
 
 
 def make_strategy(num_gpus):
-    """Default strategy for one replica; MirroredStrategy over `num_gpus` GPUs."""
+    """Default strategy for one replica; MirroredStrategy over `num_gpus` GPUs. Without enough
+    GPUs, a process that has split its CPU into at least `num_gpus` logical devices (tests,
+    `tf.config.set_logical_device_configuration` before TensorFlow initializes) mirrors over
+    those CPU devices instead."""
     import tensorflow as tf
     if num_gpus == 1:
         return tf.distribute.get_strategy()
     gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) < num_gpus:
-        raise TrainingError(f"--num-gpus {num_gpus} requested, but {len(gpus)} GPU(s) are visible")
-    return tf.distribute.MirroredStrategy([d.name for d in gpus[:num_gpus]])
+    if len(gpus) >= num_gpus:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus[:num_gpus]])
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) >= num_gpus:
+        return tf.distribute.MirroredStrategy([d.name for d in cpus[:num_gpus]])
+    raise TrainingError(f"--num-gpus {num_gpus} requested, but {len(gpus)} GPU(s) are visible")
 
 
 def train_from_options(opts, resume=None, strategy=None, stop_after_ticks=None, echo=True):

@@ -5,9 +5,13 @@ Per minibatch (official order): G main step, G path-length step every
 `g_reg_interval` minibatches, D main step, D R1 step every `d_reg_interval`
 minibatches, then the G moving average (Gs). Every step accumulates gradients over
 `rounds` = batch / (batch_gpu x replicas) sub-batches before one Adam update, so a
-small device reproduces the math of the full batch. Randomness comes from one
-checkpointed `tf.random.Generator` (latents, style mixing, noise, path-length noise)
-and a seeded per-epoch data order, so a resumed run continues the exact sequence.
+small device reproduces the math of the full batch. Randomness: one checkpointed
+`tf.random.Generator` gives each minibatch a seed; every (phase, sub-batch) draws its
+latents, style mixing, noise and path-length noise statelessly from
+fold_in(fold_in(seed, phase), sub-batch), where sub-batch = round x replicas + replica.
+So the draws do not depend on how the sub-batches are spread over replicas and rounds
+(N replicas x R rounds == 1 replica x N*R rounds), and with the seeded per-epoch data
+order a resumed run continues the exact sequence.
 """
 
 import json
@@ -104,6 +108,32 @@ def find_resume_dir(resume, result_dir):
                 raise TrainingError(f"--resume {resume}: run {cand} has no checkpoint yet")
             return cand
     raise TrainingError(f"--resume {resume}: not a run directory or checkpoint of this trainer")
+
+
+class StatelessRNG:
+    """The `tf.random.Generator` methods the losses use (normal, uniform, make_seeds), drawn
+    statelessly: the i-th draw uses fold_in(seed, i). `seed`: int [2]."""
+
+    def __init__(self, seed):
+        self.seed = seed
+        self.count = 0
+
+    def _next(self):
+        seed = tf.random.experimental.stateless_fold_in(self.seed, self.count)
+        self.count += 1
+        return seed
+
+    def normal(self, shape, mean=0.0, stddev=1.0, dtype=tf.float32):
+        return tf.random.stateless_normal(shape, self._next(), mean=mean, stddev=stddev, dtype=dtype)
+
+    def uniform(self, shape, minval=0, maxval=None, dtype=tf.float32):
+        return tf.random.stateless_uniform(shape, self._next(), minval=minval, maxval=maxval, dtype=dtype)
+
+    def make_seeds(self, count=1):
+        return tf.random.stateless_uniform([2, count], self._next(), minval=None, maxval=None, dtype=tf.int64)
+
+
+PHASES = ("G_main", "G_pl", "D_main", "D_r1")
 
 
 class Trainer:
@@ -225,11 +255,15 @@ class Trainer:
         def labels(c):
             return c if c_dim > 0 else None
 
-        def accumulate(net, opt, rounds, objective_fn):
+        replicas = self.replicas
+
+        def accumulate(net, opt, rounds, seed, objective_fn):
+            replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
             grads, totals = None, None
-            for real, c in rounds:
+            for r, (real, c) in enumerate(rounds):
+                rng = StatelessRNG(tf.random.experimental.stateless_fold_in(seed, r * replicas + replica))
                 with tf.GradientTape() as tape:
-                    objective, stats = objective_fn(real, labels(c))
+                    objective, stats = objective_fn(real, labels(c), rng)
                 g = tape.gradient(objective, net.trainable_variables)
                 g = [tf.zeros(v.shape, v.dtype) if gi is None else gi for gi, v in zip(g, net.trainable_variables)]
                 grads = g if grads is None else [a + b for a, b in zip(grads, g)]
@@ -237,27 +271,27 @@ class Trainer:
             opt.apply_gradients(zip(grads, net.trainable_variables))
             return totals
 
-        def g_main(real, c):
-            z = self.rng.normal([bg, z_dim])
-            per = loss.g_main(z, c, self.rng)
+        def g_main(real, c, rng):
+            z = rng.normal([bg, z_dim])
+            per = loss.g_main(z, c, rng)
             s = tf.reduce_sum(per) / batch
             return s, {"Loss/G/loss": s}
 
-        def g_pl(real, c):
+        def g_pl(real, c, rng):
             n = bg // opts.pl_batch_shrink
-            z = self.rng.normal([n, z_dim])
-            penalty, lengths, pl_mean = loss.g_pl(z, None if c is None else c[:n], self.rng)
+            z = rng.normal([n, z_dim])
+            penalty, lengths, pl_mean = loss.g_pl(z, None if c is None else c[:n], rng)
             s = tf.reduce_sum(penalty) / pl_batch
             return s * (opts.pl_weight * opts.g_reg_interval), {"Loss/G/pl_penalty": s,
                                                                 "Loss/G/pl_length": tf.reduce_sum(lengths) / pl_batch}
 
-        def d_main(real, c):
-            z = self.rng.normal([bg, z_dim])
-            gen, rea = loss.d_main(z, c, real, rng=self.rng)
+        def d_main(real, c, rng):
+            z = rng.normal([bg, z_dim])
+            gen, rea = loss.d_main(z, c, real, rng=rng)
             s_gen, s_real = tf.reduce_sum(gen) / batch, tf.reduce_sum(rea) / batch
             return s_gen + s_real, {"Loss/D/loss": s_gen + s_real, "Loss/D/fake": s_gen, "Loss/D/real": s_real}
 
-        def d_r1(real, c):
+        def d_r1(real, c, rng):
             r1 = loss.d_r1(real, c)
             s = tf.reduce_sum(r1) / batch
             return s * (opts.gamma / 2 * opts.d_reg_interval), {"Loss/D/r1_penalty": s}
@@ -266,11 +300,12 @@ class Trainer:
                   "D_main": (self.D, self.opt_D, d_main), "D_r1": (self.D, self.opt_D, d_r1)}
         self._steps = {}
         for name, (net, opt, fn) in phases.items():
-            def replica_fn(rounds, net=net, opt=opt, fn=fn):
-                return accumulate(net, opt, rounds, fn)
+            def replica_fn(rounds, seed, net=net, opt=opt, fn=fn):
+                return accumulate(net, opt, rounds, seed, fn)
 
-            def step(rounds, replica_fn=replica_fn):
-                per_replica = strategy.run(replica_fn, args=(rounds,))
+            def step(rounds, seed, replica_fn=replica_fn, phase=PHASES.index(name)):
+                seed = tf.random.experimental.stateless_fold_in(seed, phase)
+                per_replica = strategy.run(replica_fn, args=(rounds, seed))
                 return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
             self._steps[name] = tf.function(step)
 
@@ -351,6 +386,24 @@ class Trainer:
         return name
 
     # -- the loop -------------------------------------------------------------------------------
+    def train_minibatch(self, rounds, seed=None):
+        """One minibatch: G main, G path length (every g_reg_interval), D main, D R1 (every
+        d_reg_interval), then Gs. Does not advance the counters. `rounds`: `opts.rounds`
+        (images, labels) sub-batches per replica (per-replica values under a MirroredStrategy);
+        `seed`: int64 [2], drawn from the trainer's generator when None. -> summed loss stats."""
+        opts = self.opts
+        mb = int(self.minibatch.numpy())
+        if seed is None:
+            seed = self.rng.make_seeds(1)[:, 0]
+        stats = self._steps["G_main"](rounds, seed)
+        if opts.g_reg_interval and mb % opts.g_reg_interval == 0:
+            stats.update(self._steps["G_pl"](rounds, seed))
+        stats.update(self._steps["D_main"](rounds, seed))
+        if opts.d_reg_interval and mb % opts.d_reg_interval == 0:
+            stats.update(self._steps["D_r1"](rounds, seed))
+        self._update_ema()
+        return stats
+
     def _tick_kimg(self):
         if self.opts.tick_kimg is not None:
             return float(self.opts.tick_kimg)
@@ -382,13 +435,7 @@ class Trainer:
         while not done:
             mb = int(self.minibatch.numpy())
             rounds = tuple(next(data) for _ in range(rounds_n))
-            stats = self._steps["G_main"](rounds)
-            if opts.g_reg_interval and mb % opts.g_reg_interval == 0:
-                stats.update(self._steps["G_pl"](rounds))
-            stats.update(self._steps["D_main"](rounds))
-            if opts.d_reg_interval and mb % opts.d_reg_interval == 0:
-                stats.update(self._steps["D_r1"](rounds))
-            self._update_ema()
+            stats = self.train_minibatch(rounds)
             for k, v in stats.items():
                 v = float(v.numpy())
                 if not math.isfinite(v):
