@@ -25,21 +25,7 @@ from stylegan2_tf.data import (
     read_dataset_info,
 )
 
-SCHEMA = {"shape": tf.io.FixedLenFeature([3], tf.int64), "data": tf.io.FixedLenFeature([], tf.string)}
-
-
-def records_of(path):
-    out = []
-    for rec in tf.data.TFRecordDataset(path):
-        f = tf.io.parse_single_example(rec, SCHEMA)
-        out.append(np.frombuffer(f["data"].numpy(), np.uint8).reshape(f["shape"].numpy()))
-    return np.stack(out)
-
-
-def official_shuffle(n):
-    order = np.arange(n)
-    np.random.RandomState(123).shuffle(order)
-    return order
+from _dataset_reference import records_of, official_shuffle  # noqa: E402
 
 
 def one_hot_ref(classes, n):

@@ -19,15 +19,7 @@ _spec = importlib.util.spec_from_file_location("dataset_tool_under_test", TOOL)
 tool = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tool)
 
-SCHEMA = {"shape": tf.io.FixedLenFeature([3], tf.int64), "data": tf.io.FixedLenFeature([], tf.string)}
-
-
-def records_of(path):
-    out = []
-    for rec in tf.data.TFRecordDataset(path):
-        f = tf.io.parse_single_example(rec, SCHEMA)
-        out.append(np.frombuffer(f["data"].numpy(), np.uint8).reshape(f["shape"].numpy()))
-    return np.stack(out)
+from _dataset_reference import records_of  # noqa: E402
 
 
 def make_images(folder, n=5, res=8, seed=0, labels=True):
