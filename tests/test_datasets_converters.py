@@ -11,7 +11,6 @@ import tarfile
 import numpy as np
 import PIL.Image
 import pytest
-import tensorflow as tf
 
 from stylegan2_tf.data import (
     DatasetError,

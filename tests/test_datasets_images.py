@@ -8,7 +8,6 @@ import zipfile
 import numpy as np
 import PIL.Image
 import pytest
-import tensorflow as tf
 
 from stylegan2_tf.data import (
     DatasetError,

@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import PIL.Image
 import pytest
-import tensorflow as tf
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(REPO_ROOT, "datasets", "dataset_tool.py")
