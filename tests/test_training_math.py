@@ -83,6 +83,57 @@ def test_path_length_matches_explicit_jacobian(float64):
     np.testing.assert_allclose(penalty.numpy(), (expect - new_mean) ** 2, rtol=1e-8)
 
 
+def test_path_length_surrogate_over_sub_batches_matches_whole_batch_gradient(float64):
+    """Gradient accumulation of the path-length term: sub-batches through path_length_surrogate,
+    given the minibatch's mean length, sum to the autodiff gradient of the whole batch's mean
+    penalty, in which pl_mean's update (and its gradient) depends on every sample."""
+    from stylegan2_tf.training.losses import path_length_surrogate
+    keras.utils.set_random_seed(3)
+    G = _tiny_g()
+    loss = StyleGAN2Loss(G, _tiny_d(), noise_mode="const", style_mixing_prob=0.0, update_w_avg=False)
+    z = tf.constant(np.random.RandomState(4).randn(4, 6))
+    y = tf.constant(np.random.RandomState(5).randn(4, 8, 8, 3) / 8.0)
+    loss.pl_mean.assign(0.7)
+    variables = G.trainable_variables
+    with tf.GradientTape() as tape:
+        penalty, lengths, pl_mean = loss.g_pl(z, None, pl_noise=y)
+        whole = tf.reduce_mean(penalty)
+    expect = tape.gradient(whole, variables)
+    # Independent of the surrogate: the decayed mean enters every sample's penalty.
+    assert abs(float(pl_mean) - (0.7 + (float(tf.reduce_mean(lengths)) - 0.7) * loss.pl_decay)) < 1e-12
+
+    loss.pl_mean.assign(0.7)
+    batch_mean = float(tf.reduce_mean(lengths))
+    new_mean = loss.pl_mean_after(batch_mean)
+    total, value = None, 0.0
+    for part in (slice(0, 1), slice(1, 4)):  # unequal sub-batches
+        with tf.GradientTape() as tape:
+            a = loss.path_lengths(z[part], None, pl_noise=y[part])
+            surrogate = path_length_surrogate(a, batch_mean, new_mean, loss.pl_decay, 4)
+        g = tape.gradient(surrogate, variables)
+        total = g if total is None else [None if t is None else t + x for t, x in zip(total, g)]
+        value += float(tf.reduce_sum(tf.square(a - new_mean))) / 4
+    assert value == pytest.approx(float(whole), rel=1e-9)
+    connected = 0
+    for e, t, v in zip(expect, total, variables):
+        if e is None:
+            assert t is None, v.path
+            continue
+        connected += 1
+        # float64, but the penalty's gradient is a difference of near-equal terms (a_i - pl_mean).
+        np.testing.assert_allclose(t.numpy(), e.numpy(), rtol=1e-7, atol=1e-8 * np.max(np.abs(e.numpy())),
+                                   err_msg=v.path)
+    assert connected > len(variables) // 2
+    # Without the decayed mean's own gradient the result would differ (the test can tell).
+    with tf.GradientTape() as tape:
+        a = loss.path_lengths(z, None, pl_noise=y)
+        plain = tf.reduce_sum(tf.square(a - tf.stop_gradient(new_mean))) / 4
+    naive = tape.gradient(plain, variables)
+    gaps = [np.max(np.abs(n.numpy() - e.numpy())) / np.max(np.abs(e.numpy()))
+            for n, e in zip(naive, expect) if e is not None]
+    assert max(gaps) > 1e-4, max(gaps)
+
+
 def test_lazy_regularization_constants():
     lr, b1, b2 = lazy_adam_params(0.002, 0.0, 0.99, 4)
     assert lr == pytest.approx(0.0016) and b1 == 0.0 and b2 == pytest.approx(0.99 ** 0.8)

@@ -76,7 +76,7 @@ class MappingNetwork(ConfigSerializable, keras.layers.Layer):
 
     def update_w_avg(self, w):
         """w_avg <- lerp(mean of w over the global batch, w_avg, beta); w: [N, w_dim] (replica batch)."""
-        batch_avg = tf.reduce_mean(tf.cast(w, tf.float32), axis=0)
+        batch_avg = tf.reduce_mean(tf.cast(w, self.w_avg.dtype), axis=0)
         ctx = tf.distribute.get_replica_context()
         if ctx is not None and ctx.num_replicas_in_sync > 1:
             batch_avg = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, batch_avg)

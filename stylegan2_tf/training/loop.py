@@ -4,8 +4,9 @@ MirroredStrategy on several).
 Per minibatch (official order): G main step, G path-length step every
 `g_reg_interval` minibatches, D main step, D R1 step every `d_reg_interval`
 minibatches, then the G moving average (Gs). Every step accumulates gradients over
-`rounds` = batch / (batch_gpu x replicas) sub-batches before one Adam update, so a
-small device reproduces the math of the full batch. Randomness: one checkpointed
+`rounds` = batch / (batch_gpu x replicas) sub-batches before one Adam update, and
+updates the running means (w_avg, pl_mean) once from the whole minibatch, so a small
+device reproduces the math of the full batch. Randomness: one checkpointed
 `tf.random.Generator` gives each minibatch a seed; every (phase, sub-batch) draws its
 latents, style mixing, noise and path-length noise statelessly from
 fold_in(fold_in(seed, phase), sub-batch), where sub-batch = round x replicas + replica.
@@ -29,7 +30,7 @@ from ..data.errors import DatasetError
 from ..generate import image_grid, save_image, to_uint8
 from ..networks import Discriminator, Generator
 from ..official.writer import save_network_pkl
-from .losses import StyleGAN2Loss
+from .losses import StyleGAN2Loss, path_length_surrogate
 from .options import RESUME_INVARIANTS, TICK_KIMG, TrainingError, TrainingOptions, ema_beta, lazy_adam_params
 
 OPTIONS_FILE = "training_options.json"
@@ -256,52 +257,92 @@ class Trainer:
             return c if c_dim > 0 else None
 
         replicas = self.replicas
+        shrink = opts.pl_batch_shrink
+
+        def global_sum(x):
+            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, x) if replicas > 1 else x
+
+        def round_rng(seed, r):
+            replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+            return StatelessRNG(tf.random.experimental.stateless_fold_in(seed, r * replicas + replica))
 
         def accumulate(net, opt, rounds, seed, objective_fn):
-            replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
+            """Gradients summed over the rounds, one optimizer update; w_avg is updated once, from
+            every round's latents (so the running means do not depend on the number of rounds)."""
+            ws = []  # per call: replicas may be traced in parallel threads
             grads, totals = None, None
             for r, (real, c) in enumerate(rounds):
-                rng = StatelessRNG(tf.random.experimental.stateless_fold_in(seed, r * replicas + replica))
                 with tf.GradientTape() as tape:
-                    objective, stats = objective_fn(real, labels(c), rng)
+                    objective, stats = objective_fn(real, labels(c), round_rng(seed, r), ws)
                 g = tape.gradient(objective, net.trainable_variables)
                 g = [tf.zeros(v.shape, v.dtype) if gi is None else gi for gi, v in zip(g, net.trainable_variables)]
                 grads = g if grads is None else [a + b for a, b in zip(grads, g)]
                 totals = stats if totals is None else {k: totals[k] + stats[k] for k in stats}
             opt.apply_gradients(zip(grads, net.trainable_variables))
+            if ws:
+                self.G.mapping.update_w_avg(tf.concat(ws, axis=0))
             return totals
 
-        def g_main(real, c, rng):
+        def g_main(real, c, rng, w_sink):
             z = rng.normal([bg, z_dim])
-            per = loss.g_main(z, c, rng)
+            per = loss.g_main(z, c, rng, w_sink)
             s = tf.reduce_sum(per) / batch
             return s, {"Loss/G/loss": s}
 
-        def g_pl(real, c, rng):
-            n = bg // opts.pl_batch_shrink
+        def pl_lengths(c, rng, w_sink):
+            n = bg // shrink
             z = rng.normal([n, z_dim])
-            penalty, lengths, pl_mean = loss.g_pl(z, None if c is None else c[:n], rng)
-            s = tf.reduce_sum(penalty) / pl_batch
-            return s * (opts.pl_weight * opts.g_reg_interval), {"Loss/G/pl_penalty": s,
-                                                                "Loss/G/pl_length": tf.reduce_sum(lengths) / pl_batch}
+            return loss.path_lengths(z, None if c is None else c[:n], rng, w_sink=w_sink)
 
-        def d_main(real, c, rng):
+        def g_pl_step(rounds, seed):
+            # pl_mean's update (from the mean length of the whole minibatch) enters every sample's
+            # penalty. One round: that mean comes from this pass (all-reduced over replicas). Several
+            # rounds: a first pass measures it, then the rounds take their gradients through
+            # path_length_surrogate, redrawing the same latents and noise.
+            fixed_mean = None
+            if len(rounds) > 1:
+                seen_again = []  # the gradient pass sees these w's again
+                total = tf.add_n([tf.reduce_sum(pl_lengths(labels(c), round_rng(seed, r), seen_again))
+                                  for r, (_, c) in enumerate(rounds)])
+                fixed_mean = global_sum(total) / pl_batch
+            new_mean = []
+
+            def objective(real, c, rng, w_sink):
+                lengths = pl_lengths(c, rng, w_sink)
+                batch_mean = fixed_mean
+                if batch_mean is None:
+                    batch_mean = global_sum(tf.reduce_sum(tf.stop_gradient(lengths))) / pl_batch
+                mean = loss.pl_mean_after(batch_mean)
+                new_mean.append(mean)
+                surrogate = path_length_surrogate(lengths, batch_mean, mean, opts.pl_decay, pl_batch)
+                penalty = tf.reduce_sum(tf.square(lengths - tf.cast(mean, lengths.dtype))) / pl_batch
+                return surrogate * (opts.pl_weight * opts.g_reg_interval), {
+                    "Loss/G/pl_penalty": penalty, "Loss/G/pl_length": tf.reduce_sum(lengths) / pl_batch}
+
+            totals = accumulate(self.G, self.opt_G, rounds, seed, objective)
+            loss.pl_mean.assign(new_mean[-1])
+            return totals
+
+        def d_main(real, c, rng, w_sink):
             z = rng.normal([bg, z_dim])
-            gen, rea = loss.d_main(z, c, real, rng=rng)
+            gen, rea = loss.d_main(z, c, real, rng=rng, w_sink=w_sink)
             s_gen, s_real = tf.reduce_sum(gen) / batch, tf.reduce_sum(rea) / batch
             return s_gen + s_real, {"Loss/D/loss": s_gen + s_real, "Loss/D/fake": s_gen, "Loss/D/real": s_real}
 
-        def d_r1(real, c, rng):
+        def d_r1(real, c, rng, w_sink):
             r1 = loss.d_r1(real, c)
             s = tf.reduce_sum(r1) / batch
             return s * (opts.gamma / 2 * opts.d_reg_interval), {"Loss/D/r1_penalty": s}
 
-        phases = {"G_main": (self.G, self.opt_G, g_main), "G_pl": (self.G, self.opt_G, g_pl),
+        phases = {"G_main": (self.G, self.opt_G, g_main), "G_pl": None,
                   "D_main": (self.D, self.opt_D, d_main), "D_r1": (self.D, self.opt_D, d_r1)}
         self._steps = {}
-        for name, (net, opt, fn) in phases.items():
-            def replica_fn(rounds, seed, net=net, opt=opt, fn=fn):
-                return accumulate(net, opt, rounds, seed, fn)
+        for name, spec in phases.items():
+            if spec is None:
+                replica_fn = g_pl_step
+            else:
+                def replica_fn(rounds, seed, net=spec[0], opt=spec[1], fn=spec[2]):
+                    return accumulate(net, opt, rounds, seed, fn)
 
             def step(rounds, seed, replica_fn=replica_fn, phase=PHASES.index(name)):
                 seed = tf.random.experimental.stateless_fold_in(seed, phase)

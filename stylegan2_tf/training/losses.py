@@ -8,7 +8,9 @@ logistic D loss with R1 regularization (paper Sec. 2.2, 3.2, 4; Appendix B).
   D R1     ||dD(x)/dx||^2,  weight gamma / 2
 
 The methods return per-sample terms (unweighted); `training.loop` weights, lazily
-scales and averages them. `verify_training` runs these same methods.
+scales and averages them. `verify_training` runs these same methods. With gradient
+accumulation the loop takes the path-length gradient through `path_length_surrogate`
+(same gradient as the mean penalty, given the minibatch's mean length).
 """
 
 import tensorflow as tf
@@ -31,12 +33,17 @@ class StyleGAN2Loss:
                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
 
     # -- generator forward with the training-time extras ---------------------------------------
-    def mapping(self, z, c, rng=None):
-        """w [N, num_ws, w_dim] with the w_avg update and style mixing (when rng is given)."""
+    def mapping(self, z, c, rng=None, w_sink=None):
+        """w [N, num_ws, w_dim] with the w_avg update and style mixing (when rng is given).
+        w_sink: a list that receives w instead of updating w_avg, for a caller that updates
+        w_avg once from a whole accumulated minibatch."""
         G = self.G
         ws = G.mapping(z, c)
         if self.update_w_avg:
-            G.mapping.update_w_avg(ws[:, 0])
+            if w_sink is not None:
+                w_sink.append(tf.stop_gradient(ws[:, 0]))
+            else:
+                G.mapping.update_w_avg(ws[:, 0])
         if rng is not None and self.style_mixing_prob > 0:
             ws = mix_styles(G, ws, c, rng, self.style_mixing_prob)
         return ws
@@ -45,20 +52,20 @@ class StyleGAN2Loss:
         seed = None if rng is None else rng.make_seeds(1)[:, 0]
         return self.G.synthesis(ws, noise_mode=self.noise_mode, noise_seed=seed)
 
-    def run_G(self, z, c, rng=None):
-        ws = self.mapping(z, c, rng)
+    def run_G(self, z, c, rng=None, w_sink=None):
+        ws = self.mapping(z, c, rng, w_sink)
         return self.synthesize(ws, rng), ws
 
     # -- the four phases ------------------------------------------------------------------------
-    def g_main(self, z, c, rng=None):
-        img, _ = self.run_G(z, c, rng)
+    def g_main(self, z, c, rng=None, w_sink=None):
+        img, _ = self.run_G(z, c, rng, w_sink)
         return tf.nn.softplus(-self.D(img, c=c))[:, 0]
 
-    def g_pl(self, z, c, rng=None, pl_noise=None):
-        """-> (penalty [N], lengths [N], new pl_mean). z is the (already shrunk) pl batch.
-        pl_noise: y / sqrt(HW) of the image's shape; drawn from rng when None."""
+    def path_lengths(self, z, c, rng=None, pl_noise=None, w_sink=None):
+        """a = sqrt(mean_layers sum_wdim (d<G(w), y>/dw)^2) per sample, differentiable in G's
+        weights. pl_noise: y / sqrt(HW) of the image's shape; drawn from rng when None."""
         with tf.GradientTape() as tape:
-            ws = self.mapping(z, c, rng)
+            ws = self.mapping(z, c, rng, w_sink)
             tape.watch(ws)
             img = self.synthesize(ws, rng)
             if pl_noise is None:
@@ -66,19 +73,28 @@ class StyleGAN2Loss:
                 pl_noise = rng.normal(tf.shape(img)) / res ** 0.5
             inner = tf.reduce_sum(img * tf.cast(pl_noise, img.dtype))
         grads = tape.gradient(inner, ws)
-        lengths = tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=2), axis=1))
-        mean = tf.cast(tf.reduce_mean(lengths), self.pl_mean.dtype)
+        return tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=2), axis=1))
+
+    def pl_mean_after(self, batch_mean):
+        """The running mean after a minibatch whose mean path length is `batch_mean`."""
+        batch_mean = tf.cast(batch_mean, self.pl_mean.dtype)
+        return self.pl_mean + (batch_mean - self.pl_mean) * self.pl_decay
+
+    def g_pl(self, z, c, rng=None, pl_noise=None):
+        """-> (penalty [N], lengths [N], new pl_mean). z is the (already shrunk) pl batch."""
+        lengths = self.path_lengths(z, c, rng, pl_noise)
+        mean = tf.reduce_mean(lengths)
         ctx = tf.distribute.get_replica_context()
         if ctx is not None and ctx.num_replicas_in_sync > 1:
             mean = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, mean)
-        pl_mean = self.pl_mean + (mean - self.pl_mean) * self.pl_decay
+        pl_mean = self.pl_mean_after(mean)
         self.pl_mean.assign(tf.stop_gradient(pl_mean))
         # Like the official code, the penalty uses the updated mean (gradient flows through it).
         return tf.square(lengths - pl_mean), lengths, pl_mean
 
-    def d_main(self, z, c, real, real_c=None, rng=None):
+    def d_main(self, z, c, real, real_c=None, rng=None, w_sink=None):
         """-> (softplus(D(fake)), softplus(-D(real))), per sample."""
-        img, _ = self.run_G(z, c, rng)
+        img, _ = self.run_G(z, c, rng, w_sink)
         fake_logits = self.D(tf.stop_gradient(img), c=c)
         real_logits = self.D(real, c=real_c if real_c is not None else c)
         return tf.nn.softplus(fake_logits)[:, 0], tf.nn.softplus(-real_logits)[:, 0]
@@ -91,6 +107,19 @@ class StyleGAN2Loss:
             total = tf.reduce_sum(logits)
         grads = tape.gradient(total, real)
         return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
+
+
+def path_length_surrogate(lengths, batch_mean, pl_mean, decay, count):
+    """sum_j k_j a_j, the k_j held constant: its gradient equals that of the mean penalty
+    P = sum_i (a_i - pl_mean)^2 / count over all `count` lengths of the minibatch, where
+    pl_mean = old + (batch_mean - old) decay also depends on every a_i. With
+    dP/da_j = 2/count ((a_j - pl_mean) - decay (batch_mean - pl_mean)), a sub-batch's share
+    of the gradient needs only the minibatch's mean length (no tape across sub-batches).
+    lengths: this sub-batch's a_j; batch_mean, pl_mean: the minibatch's values (constants)."""
+    batch_mean = tf.cast(tf.stop_gradient(batch_mean), lengths.dtype)
+    pl_mean = tf.cast(tf.stop_gradient(pl_mean), lengths.dtype)
+    k = (2.0 / count) * ((lengths - pl_mean) - decay * (batch_mean - pl_mean))
+    return tf.reduce_sum(tf.stop_gradient(k) * lengths)
 
 
 def mix_styles(G, ws, c, rng, prob):
