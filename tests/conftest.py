@@ -20,6 +20,20 @@ def run_python(args, cwd=ROOT, timeout=300, env=None):
                           timeout=timeout, env=full_env)
 
 
+@pytest.fixture
+def float64():
+    """Networks built inside the test compute in float64 (Keras floatx and dtype policy)."""
+    import keras
+    old_floatx, old_policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(old_floatx)
+        keras.config.set_dtype_policy(old_policy)
+
+
 @pytest.fixture(scope="session")
 def fixture_nets():
     """{name: {'G', 'D', 'G_ema', 'family'}} for both official-format fixture pickles."""

@@ -21,18 +21,6 @@ def _tiny_d(**kw):
     return Discriminator(DiscriminatorConfig(img_resolution=8, fmap_base=32, fmap_max=8, **kw))
 
 
-@pytest.fixture
-def float64():
-    old_floatx, old_policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    try:
-        yield
-    finally:
-        keras.config.set_floatx(old_floatx)
-        keras.config.set_dtype_policy(old_policy)
-
-
 def test_r1_matches_finite_differences_of_D(float64):
     keras.utils.set_random_seed(1)
     D = _tiny_d()

@@ -101,6 +101,7 @@ class StyleGAN2Loss:
 
     def d_r1(self, real, c):
         """-> ||dD(real)/dreal||^2 per sample."""
+        real = tf.cast(real, self.D.compute_dtype)  # the gradient in D's precision, not the input's
         with tf.GradientTape() as tape:
             tape.watch(real)
             logits = self.D(real, c=c)
