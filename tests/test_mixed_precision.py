@@ -67,7 +67,7 @@ def test_fp16_blocks_follow_the_formula(res, n, fp16_res):
     for cfg in (GeneratorConfig(img_resolution=res, num_fp16_res=n),
                 DiscriminatorConfig(img_resolution=res, num_fp16_res=n)):
         assert cfg.fp16_resolution == max(2 ** (int(math.log2(res)) + 1 - n), 8)
-        got = [r for r in (2 ** k for k in range(2, int(math.log2(res)) + 1)) if cfg.block_dtype(r) == "float16"]
+        got = [r for r in (2 ** k for k in range(2, int(math.log2(res)) + 1)) if cfg.use_fp16(r)]
         assert got == fp16_res
 
 

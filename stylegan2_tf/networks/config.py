@@ -55,9 +55,9 @@ class _Config:
         4x4 (num_fp16_res = 0 gives 2 * img_resolution, i.e. none)."""
         return max(2 ** (self.resolution_log2 + 1 - self.num_fp16_res), 8)
 
-    def block_dtype(self, resolution):
-        """Activation dtype of the block at `resolution` (weights stay float32)."""
-        return "float16" if resolution >= self.fp16_resolution else "float32"
+    def use_fp16(self, resolution):
+        """Whether the block at `resolution` computes in float16 (its weights stay float32)."""
+        return resolution >= self.fp16_resolution
 
     def _check_precision(self):
         if self.num_fp16_res < 0:

@@ -33,7 +33,8 @@ class DiscriminatorBlock(keras.layers.Layer):
         super().__init__(autocast=False, **kwargs)  # x may be float16 (see layers/equalized.py)
         cfg = config
         self.res_log2 = int(res_log2)
-        self.activation_dtype = tf.as_dtype(cfg.block_dtype(2 ** self.res_log2))
+        self.use_fp16 = cfg.use_fp16(2 ** self.res_log2)
+        self.activation_dtype = tf.float16 if self.use_fp16 else tf.as_dtype(self.compute_dtype)
         self.architecture = cfg.architecture
         self.resample_kernel = cfg.resample_kernel
         in_ch, mid_ch, out_ch = cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 2)
@@ -96,9 +97,9 @@ class DiscriminatorEpilogue(keras.layers.Layer):
 
     def call(self, x, img, cmap=None):
         cfg = self.config
-        x = tf.cast(x, tf.float32)
+        x = tf.cast(x, self.compute_dtype)  # float32 (the network's dtype) from here on
         if self.fromrgb is not None:
-            x = x + self.fromrgb(tf.cast(img, tf.float32))
+            x = x + self.fromrgb(tf.cast(img, self.compute_dtype))
         if cfg.mbstd_num_features > 0:
             x = minibatch_stddev(x, cfg.mbstd_group_size, cfg.mbstd_num_features)
         x = self.conv(x)

@@ -8,7 +8,8 @@ one conv (ws[0]), ToRGB ws[1]. Architectures (paper, Fig. 7 / Table 2):
   resnet  residual blocks: (main + 1x1 up-conv skip) / sqrt(2); ToRGB at the end
 
 Mixed precision (config.num_fp16_res): blocks at resolution >= config.fp16_resolution
-carry float16 features; the RGB accumulator and the output stay float32. conv_clamp
+carry float16 features; the RGB accumulator and the output stay float32 (the network's
+dtype). conv_clamp
 clamps every SynthesisLayer and ToRGB output. In resnet blocks NVIDIA's code applies
 sqrt(0.5) inside Conv1's epilogue with clamp conv_clamp*sqrt(0.5); clamping first and
 scaling the sum afterwards is the same arithmetic.
@@ -34,7 +35,8 @@ class SynthesisBlock(keras.layers.Layer):
         cfg = config
         self.res_log2 = int(res_log2)
         self.resolution = 2 ** self.res_log2
-        self.activation_dtype = tf.as_dtype(cfg.block_dtype(self.resolution))
+        self.use_fp16 = cfg.use_fp16(self.resolution)
+        self.activation_dtype = tf.float16 if self.use_fp16 else tf.as_dtype(self.compute_dtype)
         self.architecture = cfg.architecture
         self.resample_kernel = cfg.resample_kernel
         self.is_last = self.res_log2 == cfg.resolution_log2
@@ -84,10 +86,11 @@ class SynthesisBlock(keras.layers.Layer):
                            noise_seed=layer_seed(2 * r - 4))
             if self.skip is not None:
                 x = (x + self.skip(t)) * INV_SQRT2
+        # img (the RGB sum) stays in the network's dtype, ws's: float32 (or float64).
         if img is not None:
             img = upsample_2d(img, k=self.resample_kernel)
         if self.torgb is not None:
-            y = tf.cast(self.torgb(x, ws[:, 2 * r - 3], fused_modconv=fused_modconv), tf.float32)
+            y = tf.cast(self.torgb(x, ws[:, 2 * r - 3], fused_modconv=fused_modconv), ws.dtype)
             img = y if img is None else img + y
         return x, img
 
