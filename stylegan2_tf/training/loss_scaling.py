@@ -17,8 +17,8 @@ every replica sees the same scale):
     scaler.update(finite)                  # halve (overflow) or count / double
     apply_gradients_if(optimizer, grads, variables, finite)
 
-`unscale_and_update(grads)` does the last three lines but the apply. With gradient
-accumulation, unscale each round's gradients and check the sum once.
+`unscale_and_update(grads)` does the unscale, all_finite and update lines in one call. With
+gradient accumulation, unscale each round's gradients and check and update once per step.
 """
 
 import tensorflow as tf
