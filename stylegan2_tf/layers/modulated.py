@@ -199,7 +199,7 @@ class SynthesisLayer(keras.layers.Layer):
         check_noise_mode(noise_mode)
         x = self.conv(x, w, fused_modconv=fused_modconv)
         if self.use_noise and noise_mode != "none":
-            # Drawn in float32 whatever x's dtype: float16 blocks see the same noise.
+            # Drawn in the variables' dtype (float32), not x's: float16 blocks see the same noise.
             if noise_mode == "random":
                 shape = [tf.shape(x)[0], self.resolution, self.resolution, 1]
                 if noise_seed is None:
