@@ -33,6 +33,8 @@ flags.DEFINE_integer("fmap-base", None, "Override the config's fmap_base (small 
 flags.DEFINE_integer("fmap-max", None, "Override fmap_max.")
 flags.DEFINE_integer("mapping-layers", None, "Override the number of mapping layers.")
 flags.DEFINE_integer("latent-dim", None, "Override z_dim = w_dim (small experiments).")
+flags.DEFINE_integer("fp16-res", 0, "Compute the N highest resolutions of G and D in float16 (0 = float32 only).")
+flags.DEFINE_float("conv-clamp", None, "Clamp conv outputs to +-X (default: 256 with --fp16-res > 0, else none).")
 flags.DEFINE_integer("grid-size", None, "Snapshot image grid is N x N (default by resolution).")
 flags.DEFINE_string("embed-module-src", None, "File embedded as build_module_src in snapshots (for TF1 loading).")
 FLAGS = flags.FLAGS
@@ -53,7 +55,8 @@ def main(argv):
               "mirror-augment": "mirror_augment", "metrics": "metrics", "batch": "batch", "batch-gpu": "batch_gpu",
               "seed": "seed", "snapshot-ticks": "snapshot_ticks", "tick-kimg": "tick_kimg", "fmap-base": "fmap_base",
               "fmap-max": "fmap_max", "mapping-layers": "mapping_layers", "latent-dim": "latent_dim",
-              "grid-size": "grid_size", "embed-module-src": "embed_module_src"}
+              "grid-size": "grid_size", "embed-module-src": "embed_module_src", "fp16-res": "fp16_res",
+              "conv-clamp": "conv_clamp"}
     resume = flag("resume")
     try:
         if resume:

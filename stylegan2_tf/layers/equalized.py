@@ -4,6 +4,11 @@ Weights are stored as N(0, 1/lrmul) and scaled at run time by lrmul / sqrt(fan_i
 biases are stored raw and scaled by lrmul. Storing parameters exactly as NVIDIA's
 code does keeps official pickles loadable as they are, and keeps Adam's per-variable
 dynamics (and every per-variable gradient) identical to theirs.
+
+Mixed precision: layers compute in the dtype of their input (float32 variables are
+cast to it), so a float16 block just feeds them float16 activations. They are built
+with `autocast=False` because Keras would otherwise cast float16 inputs back to the
+layer's float32 compute dtype.
 """
 
 import math
@@ -24,7 +29,7 @@ class EqualizedDense(keras.layers.Layer):
 
     def __init__(self, in_features, out_features, activation="linear", lrmul=1.0, use_bias=True,
                  bias_init=0.0, clamp=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # see module docstring
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.activation = activation
@@ -45,7 +50,7 @@ class EqualizedDense(keras.layers.Layer):
     def call(self, x):
         if x.shape.rank > 2:
             x = tf.reshape(x, [-1, self.in_features])
-        x = tf.matmul(x, self.weight * self.weight_gain)
+        x = tf.matmul(x, tf.cast(self.weight * self.weight_gain, x.dtype))
         b = self.bias * self.lrmul if self.use_bias else None
         return fused_bias_act(x, b, act=self.activation, clamp=self.clamp)
 
@@ -61,7 +66,7 @@ class EqualizedConv2d(keras.layers.Layer):
 
     def __init__(self, in_channels, out_channels, kernel_size, activation="linear", up=False, down=False,
                  resample_kernel=(1, 3, 3, 1), use_bias=True, lrmul=1.0, clamp=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # see module docstring
         if up and down:
             raise ValueError("EqualizedConv2d: up and down are exclusive")
         if kernel_size < 1 or kernel_size % 2 != 1:
@@ -87,7 +92,7 @@ class EqualizedConv2d(keras.layers.Layer):
         self.built = True
 
     def call(self, x):
-        w = self.weight * self.weight_gain
+        w = tf.cast(self.weight * self.weight_gain, x.dtype)
         if self.up:
             x = upsample_conv_2d(x, w, k=self.resample_kernel)
         elif self.down:

@@ -11,6 +11,11 @@ Two equivalent implementations:
              groups) -- what NVIDIA's TF1 code does by default;
   non-fused  scale the activations by s, convolve with the shared kernel, scale the
              outputs by 1/sigma -- the same arithmetic, reordered.
+
+Float16 activations (mixed precision): styles, modulation and demodulation stay in
+float32 and are cast only where they meet the activations. With demodulation the
+kernel and styles are first scaled to max-abs 1 (the demodulation cancels any such
+scale), which keeps the un-demodulated float16 conv outputs far from overflow.
 """
 
 import math
@@ -23,6 +28,18 @@ from .equalized import EqualizedDense
 
 DEMODULATION_EPS = 1e-8
 
+_CPU_ONLY = None
+
+
+def _runs_on_cpu(x):
+    """Whether `x` is (or will be, in a graph) computed on a CPU."""
+    global _CPU_ONLY
+    if x.device:
+        return "CPU" in x.device.upper()
+    if _CPU_ONLY is None:
+        _CPU_ONLY = not tf.config.list_logical_devices("GPU")
+    return _CPU_ONLY
+
 
 def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, resample_kernel=(1, 3, 3, 1)):
     """Modulated 'SAME' convolution of NHWC `x`.
@@ -33,14 +50,26 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
       styles:  [N, I] per-sample input-channel scales s.
       up:      2x upsampling through `upsample_conv_2d` (FIR `resample_kernel`).
       fused:   grouped-convolution form; needs a static batch size and float32/16
-               (else the non-fused form is used).
+               (else the non-fused form is used). Float16 on CPU always uses the
+               non-fused form: TF's CPU kernels have no float16 grouped-conv gradient.
     Returns:
-      [N, H', W', O].
+      [N, H', W', O] in x's dtype.
     """
-    styles = tf.cast(styles, x.dtype)
-    weight = tf.cast(weight, x.dtype)
+    # Styles/weights (and so modulation, demodulation) in >= float32 even for float16 x.
+    param_dtype = tf.float32 if x.dtype == tf.float16 else x.dtype
+    styles = tf.cast(styles, param_dtype)
+    weight = tf.cast(weight, param_dtype)
     ksize, _, in_ch, out_ch = weight.shape
     batch = x.shape[0]
+    half = x.dtype == tf.float16
+    if half and demodulate:
+        # Pre-normalize against float16 overflow: kernel max-abs per output channel to
+        # 1/sqrt(fan_in), styles max-abs per sample to 1; demodulation undoes both.
+        weight = weight * (1.0 / math.sqrt(in_ch * ksize * ksize) /
+                           tf.reduce_max(tf.abs(weight), axis=[0, 1, 2], keepdims=True))
+        styles = styles / tf.reduce_max(tf.abs(styles), axis=1, keepdims=True)
+    if half and _runs_on_cpu(x):
+        fused = False
 
     if ksize == 1 and not up:
         # 1x1 (ToRGB): modulate the per-sample [I, O] matrices (tiny) and use one batched
@@ -49,7 +78,7 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
         if demodulate:
             w = w * tf.math.rsqrt(tf.reduce_sum(tf.square(w), axis=1, keepdims=True) + DEMODULATION_EPS)
         n, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-        y = tf.matmul(tf.reshape(x, [n, height * width, in_ch]), w)
+        y = tf.matmul(tf.reshape(x, [n, height * width, in_ch]), tf.cast(w, x.dtype))
         return tf.reshape(y, [n, height, width, out_ch])
 
     # The grouped form needs a static batch; TF's grouped convolutions are float32/16 only.
@@ -58,13 +87,14 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
             # sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 * sum_k w_ijk^2
             sigma_sq = tf.matmul(tf.square(styles), tf.reduce_sum(tf.square(weight), axis=[0, 1]))
             dcoefs = tf.math.rsqrt(sigma_sq + DEMODULATION_EPS)                   # [N, O]
-        x = x * styles[:, tf.newaxis, tf.newaxis, :]
+        x = x * tf.cast(styles, x.dtype)[:, tf.newaxis, tf.newaxis, :]
+        weight = tf.cast(weight, x.dtype)
         if up:
             x = upsample_conv_2d(x, weight, k=resample_kernel)
         else:
             x = tf.nn.conv2d(x, weight, strides=1, padding="SAME")
         if demodulate:
-            x = x * dcoefs[:, tf.newaxis, tf.newaxis, :]
+            x = x * tf.cast(dcoefs, x.dtype)[:, tf.newaxis, tf.newaxis, :]
         return x
 
     w = weight[tf.newaxis] * styles[:, tf.newaxis, tf.newaxis, :, tf.newaxis]    # Eq. 1  [N, k, k, I, O]
@@ -74,7 +104,7 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
     # Batch -> groups: x [1, H, W, N*I], kernel [k, k, I, N*O].
     height, width = x.shape[1], x.shape[2]
     x = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, height, width, batch * in_ch])
-    w = tf.reshape(tf.transpose(w, [1, 2, 3, 0, 4]), [ksize, ksize, in_ch, batch * out_ch])
+    w = tf.cast(tf.reshape(tf.transpose(w, [1, 2, 3, 0, 4]), [ksize, ksize, in_ch, batch * out_ch]), x.dtype)
     if up:
         x = upsample_conv_2d(x, w, k=resample_kernel, groups=batch)
     else:
@@ -91,7 +121,7 @@ class ModulatedConv2d(keras.layers.Layer):
 
     def __init__(self, in_channels, out_channels, kernel_size, w_dim, demodulate=True, up=False,
                  resample_kernel=(1, 3, 3, 1), fused_modconv=True, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # float16 inputs stay float16 (see equalized.py)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.kernel_size = int(kernel_size)
@@ -140,7 +170,7 @@ class SynthesisLayer(keras.layers.Layer):
     def __init__(self, in_channels, out_channels, w_dim, resolution, kernel_size=3, up=False,
                  use_noise=True, activation="lrelu", resample_kernel=(1, 3, 3, 1), fused_modconv=True,
                  conv_clamp=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # float16 inputs stay float16 (see equalized.py)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.w_dim = int(w_dim)
@@ -169,15 +199,16 @@ class SynthesisLayer(keras.layers.Layer):
         check_noise_mode(noise_mode)
         x = self.conv(x, w, fused_modconv=fused_modconv)
         if self.use_noise and noise_mode != "none":
+            # Drawn in the variables' dtype (float32), not x's: float16 blocks see the same noise.
             if noise_mode == "random":
                 shape = [tf.shape(x)[0], self.resolution, self.resolution, 1]
                 if noise_seed is None:
-                    noise = tf.random.normal(shape, dtype=x.dtype)
+                    noise = tf.random.normal(shape, dtype=self.noise_const.dtype)
                 else:
-                    noise = tf.random.stateless_normal(shape, seed=noise_seed, dtype=x.dtype)
+                    noise = tf.random.stateless_normal(shape, seed=noise_seed, dtype=self.noise_const.dtype)
             else:
-                noise = tf.cast(self.noise_const, x.dtype)[tf.newaxis, :, :, tf.newaxis]
-            x = x + noise * tf.cast(self.noise_strength, x.dtype)
+                noise = self.noise_const[tf.newaxis, :, :, tf.newaxis]
+            x = x + tf.cast(noise * self.noise_strength, x.dtype)
         return fused_bias_act(x, self.bias, act=self.activation, clamp=self.conv_clamp)
 
     def get_config(self):
@@ -192,7 +223,7 @@ class ToRGB(keras.layers.Layer):
     """1x1 modulated conv without demodulation, + bias (linear)."""
 
     def __init__(self, in_channels, out_channels, w_dim, fused_modconv=True, conv_clamp=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # float16 inputs stay float16 (see equalized.py)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.w_dim = int(w_dim)

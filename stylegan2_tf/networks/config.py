@@ -49,6 +49,22 @@ class _Config:
     def resolution_log2(self):
         return _log2_resolution(self.img_resolution)
 
+    @property
+    def fp16_resolution(self):
+        """Lowest resolution computed in float16: the `num_fp16_res` highest ones, never
+        4x4 (num_fp16_res = 0 gives 2 * img_resolution, i.e. none)."""
+        return max(2 ** (self.resolution_log2 + 1 - self.num_fp16_res), 8)
+
+    def use_fp16(self, resolution):
+        """Whether the block at `resolution` computes in float16 (its weights stay float32)."""
+        return resolution >= self.fp16_resolution
+
+    def _check_precision(self):
+        if self.num_fp16_res < 0:
+            raise ValueError(f"num_fp16_res must be >= 0, got {self.num_fp16_res}")
+        if self.conv_clamp is not None and not self.conv_clamp > 0:
+            raise ValueError(f"conv_clamp must be > 0 or None, got {self.conv_clamp}")
+
 
 @dataclass
 class GeneratorConfig(_Config):
@@ -79,6 +95,8 @@ class GeneratorConfig(_Config):
     resample_kernel: Tuple[int, ...] = (1, 3, 3, 1)
     use_noise: bool = True
     fused_modconv: bool = True
+    # Mixed precision (NVlabs/stylegan2-ada): float16 activations in the `num_fp16_res`
+    # highest-resolution blocks; conv/ToRGB outputs clamped to +-conv_clamp (None = off).
     conv_clamp: Optional[float] = None
     num_fp16_res: int = 0
 
@@ -90,6 +108,7 @@ class GeneratorConfig(_Config):
             raise ValueError(f"label_mode must be 'concat' or 'embed', got {self.label_mode!r}")
         if self.mapping_layers < 1:
             raise ValueError("mapping_layers must be >= 1")
+        self._check_precision()
 
     @property
     def num_ws(self):
@@ -116,6 +135,7 @@ class DiscriminatorConfig(_Config):
     mapping_layers: int = 0              # extra label-mapping layers ('cmap')
     mapping_fmaps: Optional[int] = None  # cmap_dim, None = nf(0)
     mapping_lrmul: float = 0.1
+    # Mixed precision, as in GeneratorConfig (the 4x4 epilogue always runs in float32).
     conv_clamp: Optional[float] = None
     num_fp16_res: int = 0
 
@@ -127,6 +147,7 @@ class DiscriminatorConfig(_Config):
                              f"got {self.architecture!r}")
         if self.label_mode not in ("project", "cmap"):
             raise ValueError(f"label_mode must be 'project' or 'cmap', got {self.label_mode!r}")
+        self._check_precision()
 
     @property
     def cmap_dim(self):

@@ -6,6 +6,13 @@ and Conv1_down (3x3 + 2x FIR down, nf(r-2)). Architectures:
   skip    FromRGB at every resolution from the image downsampled ([1,3,3,1] FIR), summed
   resnet  residual blocks: (main + 1x1 down-conv skip) / sqrt(2) -- configs E and F
 Epilogue at 4x4: minibatch stddev, Conv 3x3, Dense0 (flattened 4x4 features), Output.
+
+Mixed precision (config.num_fp16_res): blocks at resolution >= config.fp16_resolution
+compute in float16 (their input features and image are cast on entry); the epilogue
+and the scores are float32. conv_clamp clamps FromRGB, Conv0 and Conv1 of every block
+and the epilogue's Conv, not the 4x4 FromRGB of 'skip' (as NVIDIA's code). In resnet
+blocks NVIDIA's code scales Conv1 by sqrt(0.5) inside its epilogue with clamp
+conv_clamp*sqrt(0.5); clamping first and scaling the sum afterwards is the same.
 """
 
 import math
@@ -23,9 +30,11 @@ INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 class DiscriminatorBlock(keras.layers.Layer):
     def __init__(self, config: DiscriminatorConfig, res_log2, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # x may be float16 (see layers/equalized.py)
         cfg = config
         self.res_log2 = int(res_log2)
+        self.use_fp16 = cfg.use_fp16(2 ** self.res_log2)
+        self.activation_dtype = tf.float16 if self.use_fp16 else tf.as_dtype(self.compute_dtype)
         self.architecture = cfg.architecture
         self.resample_kernel = cfg.resample_kernel
         in_ch, mid_ch, out_ch = cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 2)
@@ -45,7 +54,11 @@ class DiscriminatorBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, x, img):
+        dtype = self.activation_dtype
+        if x is not None:
+            x = tf.cast(x, dtype)
         if self.fromrgb is not None:
+            img = tf.cast(img, dtype)
             y = self.fromrgb(img)
             x = y if x is None else x + y
         t = x
@@ -61,14 +74,13 @@ class DiscriminatorEpilogue(keras.layers.Layer):
     """4x4: [FromRGB (skip)], minibatch stddev, Conv, Dense0, Output."""
 
     def __init__(self, config: DiscriminatorConfig, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # casts its float16 input itself
         cfg = config
         self.config = cfg
         ch = cfg.nf(1)
         self.fromrgb = None
         if cfg.architecture == "skip":
-            self.fromrgb = EqualizedConv2d(cfg.img_channels, ch, 1, activation=cfg.activation,
-                                           clamp=cfg.conv_clamp, name="fromrgb")
+            self.fromrgb = EqualizedConv2d(cfg.img_channels, ch, 1, activation=cfg.activation, name="fromrgb")
         mbstd = cfg.mbstd_num_features
         self.conv = EqualizedConv2d(ch + mbstd, ch, 3, activation=cfg.activation, clamp=cfg.conv_clamp,
                                     name="conv")
@@ -85,8 +97,9 @@ class DiscriminatorEpilogue(keras.layers.Layer):
 
     def call(self, x, img, cmap=None):
         cfg = self.config
+        x = tf.cast(x, self.compute_dtype)  # float32 (the network's dtype) from here on
         if self.fromrgb is not None:
-            x = x + self.fromrgb(img)
+            x = x + self.fromrgb(tf.cast(img, self.compute_dtype))
         if cfg.mbstd_num_features > 0:
             x = minibatch_stddev(x, cfg.mbstd_group_size, cfg.mbstd_num_features)
         x = self.conv(x)

@@ -6,6 +6,13 @@ one conv (ws[0]), ToRGB ws[1]. Architectures (paper, Fig. 7 / Table 2):
   orig    ToRGB only at the last resolution
   skip    ToRGB at every resolution; RGB outputs upsampled ([1,3,3,1] FIR) and summed
   resnet  residual blocks: (main + 1x1 up-conv skip) / sqrt(2); ToRGB at the end
+
+Mixed precision (config.num_fp16_res): blocks at resolution >= config.fp16_resolution
+carry float16 features; the RGB accumulator and the output stay float32 (the network's
+dtype). conv_clamp
+clamps every SynthesisLayer and ToRGB output. In resnet blocks NVIDIA's code applies
+sqrt(0.5) inside Conv1's epilogue with clamp conv_clamp*sqrt(0.5); clamping first and
+scaling the sum afterwards is the same arithmetic.
 """
 
 import math
@@ -24,10 +31,12 @@ class SynthesisBlock(keras.layers.Layer):
     """One resolution of the synthesis network (the 4x4 block holds the constant)."""
 
     def __init__(self, config: GeneratorConfig, res_log2, in_channels, out_channels, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)  # x may be float16 (see layers/equalized.py)
         cfg = config
         self.res_log2 = int(res_log2)
         self.resolution = 2 ** self.res_log2
+        self.use_fp16 = cfg.use_fp16(self.resolution)
+        self.activation_dtype = tf.float16 if self.use_fp16 else tf.as_dtype(self.compute_dtype)
         self.architecture = cfg.architecture
         self.resample_kernel = cfg.resample_kernel
         self.is_last = self.res_log2 == cfg.resolution_log2
@@ -63,11 +72,13 @@ class SynthesisBlock(keras.layers.Layer):
         def layer_seed(idx):
             return None if noise_seed is None else tf.random.experimental.stateless_fold_in(noise_seed, idx)
 
+        dtype = self.activation_dtype
         if self.const is not None:
-            x = tf.tile(tf.cast(self.const, ws.dtype)[tf.newaxis], [tf.shape(ws)[0], 1, 1, 1])
+            x = tf.tile(tf.cast(self.const, dtype)[tf.newaxis], [tf.shape(ws)[0], 1, 1, 1])
             x = self.conv1(x, ws[:, 0], noise_mode=noise_mode, fused_modconv=fused_modconv,
                            noise_seed=layer_seed(0))
         else:
+            x = tf.cast(x, dtype)
             t = x
             x = self.conv0(x, ws[:, 2 * r - 5], noise_mode=noise_mode, fused_modconv=fused_modconv,
                            noise_seed=layer_seed(2 * r - 5))
@@ -75,10 +86,11 @@ class SynthesisBlock(keras.layers.Layer):
                            noise_seed=layer_seed(2 * r - 4))
             if self.skip is not None:
                 x = (x + self.skip(t)) * INV_SQRT2
+        # img (the RGB sum) stays in the network's dtype, ws's: float32 (or float64).
         if img is not None:
             img = upsample_2d(img, k=self.resample_kernel)
         if self.torgb is not None:
-            y = self.torgb(x, ws[:, 2 * r - 3], fused_modconv=fused_modconv)
+            y = tf.cast(self.torgb(x, ws[:, 2 * r - 3], fused_modconv=fused_modconv), ws.dtype)
             img = y if img is None else img + y
         return x, img
 

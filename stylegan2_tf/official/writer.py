@@ -73,9 +73,11 @@ def _check_writable(G, D):
                              f"defaults; the NVlabs/stylegan2 format cannot express that")
     if d.mbstd_num_features and d.mbstd_group_size is None:
         raise ValueError("D: mbstd_group_size None (whole batch) is not expressible in the NVlabs/stylegan2 format")
-    if not g.use_noise or g.fmap_const is not None or g.conv_clamp is not None or g.normalize_latents is False:
-        raise ValueError("G: use_noise/fmap_const/conv_clamp/normalize_latents are not expressible in the "
+    if not g.use_noise or g.fmap_const is not None or g.normalize_latents is False:
+        raise ValueError("G: use_noise/fmap_const/normalize_latents are not expressible in the "
                          "NVlabs/stylegan2 format")
+    # num_fp16_res and conv_clamp are training-time precision settings: the variables are
+    # float32 and the same either way, and the snapshot describes the float32, unclamped net.
 
 
 def _rows_to_vars(rows):

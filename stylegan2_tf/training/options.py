@@ -62,6 +62,10 @@ class TrainingOptions:
     fmap_max: Optional[int] = None
     mapping_layers: Optional[int] = None
     latent_dim: Optional[int] = None       # z_dim = w_dim (small experiments)
+    # Mixed precision (NVlabs/stylegan2-ada): float16 in the fp16_res highest resolutions of
+    # G and D; conv_clamp None = 256 when fp16_res > 0 (ADA's value), else no clamp.
+    fp16_res: int = 0
+    conv_clamp: Optional[float] = None
     # Misc.
     seed: int = 1000
     metrics: str = "none"
@@ -85,6 +89,10 @@ class TrainingOptions:
             raise TrainingError("minibatch_repeats must be >= 1")
         if self.snapshot_ticks < 0:
             raise TrainingError("--snapshot-ticks must be >= 0")
+        if self.fp16_res < 0:
+            raise TrainingError("--fp16-res must be >= 0")
+        if self.conv_clamp is not None and not self.conv_clamp > 0:
+            raise TrainingError("--conv-clamp must be > 0")
         if self.metrics not in ("none", ""):
             raise TrainingError(f"--metrics {self.metrics!r}: no metrics are available yet (use 'none')")
         return self
@@ -116,6 +124,11 @@ class TrainingOptions:
             g_kw["mapping_layers"] = self.mapping_layers
         if self.latent_dim:
             g_kw.update(z_dim=self.latent_dim, w_dim=self.latent_dim, mapping_fmaps=self.latent_dim)
+        clamp = self.conv_clamp
+        if clamp is None and self.fp16_res > 0:
+            clamp = 256.0
+        for kw in (g_kw, d_kw):
+            kw.update(num_fp16_res=int(self.fp16_res), conv_clamp=None if clamp is None else float(clamp))
         return GeneratorConfig(**g_kw), DiscriminatorConfig(**d_kw)
 
     def to_dict(self):
@@ -134,7 +147,7 @@ class TrainingOptions:
 RESUME_INVARIANTS = ("dataset", "config", "batch", "batch_gpu", "num_gpus", "lr", "beta1", "beta2", "epsilon",
                      "g_reg_interval", "d_reg_interval", "pl_weight", "pl_decay", "pl_batch_shrink",
                      "style_mixing_prob", "ema_kimg", "fmap_base", "fmap_max", "mapping_layers", "latent_dim",
-                     "mirror_augment", "seed")
+                     "mirror_augment", "seed", "fp16_res", "conv_clamp")
 
 
 def lazy_adam_params(lr, beta1, beta2, interval):
