@@ -30,6 +30,7 @@ from ..data.errors import DatasetError
 from ..generate import image_grid, save_image, to_uint8
 from ..networks import Discriminator, Generator
 from ..official.writer import save_network_pkl
+from .loss_scaling import DynamicLossScale, apply_gradients_if
 from .losses import StyleGAN2Loss, path_length_surrogate
 from .options import RESUME_INVARIANTS, TICK_KIMG, TrainingError, TrainingOptions, ema_beta, lazy_adam_params
 
@@ -207,6 +208,11 @@ class Trainer:
             self.opt_D = keras.optimizers.Adam(learning_rate=d_lr, beta_1=d_b1, beta_2=d_b2, epsilon=opts.epsilon)
             self.opt_G.build(self.G.trainable_variables)
             self.opt_D.build(self.D.trainable_variables)
+            # float16 blocks: dynamic loss scaling, one scale per phase (the regularizers' second-order
+            # gradients need smaller scales than the main losses); an overflowing step is skipped.
+            self.loss_scales = {}
+            if opts.fp16_res > 0:
+                self.loss_scales = {phase: DynamicLossScale(name=f"loss_scale_{phase}") for phase in PHASES}
             self.rng = tf.random.Generator.from_seed(opts.seed)
             self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")
             self.cur_tick = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_tick")
@@ -216,7 +222,8 @@ class Trainer:
         self.ckpt = tf.train.Checkpoint(G=list(self.G.variables), D=list(self.D.variables),
                                         Gs=list(self.Gs.variables), opt_G=self.opt_G, opt_D=self.opt_D,
                                         pl_mean=self.loss.pl_mean, rng=self.rng, cur_nimg=self.cur_nimg,
-                                        cur_tick=self.cur_tick, minibatch=self.minibatch)
+                                        cur_tick=self.cur_tick, minibatch=self.minibatch,
+                                        **{f"loss_scale_{k}": v for k, v in self.loss_scales.items()})
         self.ckpt_manager = tf.train.CheckpointManager(self.ckpt, os.path.join(self.run_dir, CHECKPOINT_DIR),
                                                        max_to_keep=2)
         self.ema_beta = ema_beta(opts.batch, opts.ema_kimg)
@@ -266,19 +273,32 @@ class Trainer:
             replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
             return StatelessRNG(tf.random.experimental.stateless_fold_in(seed, r * replicas + replica))
 
-        def accumulate(net, opt, rounds, seed, objective_fn):
+        def accumulate(phase, net, opt, rounds, seed, objective_fn):
             """Gradients summed over the rounds, one optimizer update; w_avg is updated once, from
-            every round's latents (so the running means do not depend on the number of rounds)."""
+            every round's latents (so the running means do not depend on the number of rounds).
+            With a loss scale, each round's gradients are unscaled and the update is skipped
+            (on every replica) when any of them overflowed."""
+            scaler = self.loss_scales.get(phase)
             ws = []  # per call: replicas may be traced in parallel threads
             grads, totals = None, None
             for r, (real, c) in enumerate(rounds):
                 with tf.GradientTape() as tape:
                     objective, stats = objective_fn(real, labels(c), round_rng(seed, r), ws)
+                    if scaler is not None:
+                        objective = scaler.scale_loss(objective)
                 g = tape.gradient(objective, net.trainable_variables)
                 g = [tf.zeros(v.shape, v.dtype) if gi is None else gi for gi, v in zip(g, net.trainable_variables)]
+                if scaler is not None:
+                    g = scaler.unscale(g)
                 grads = g if grads is None else [a + b for a, b in zip(grads, g)]
                 totals = stats if totals is None else {k: totals[k] + stats[k] for k in stats}
-            opt.apply_gradients(zip(grads, net.trainable_variables))
+            if scaler is None:
+                opt.apply_gradients(zip(grads, net.trainable_variables))
+            else:
+                finite = scaler.update(scaler.all_finite(grads))
+                apply_gradients_if(opt, grads, net.trainable_variables, finite)
+                # Summed over replicas by the step: the fraction of this step's updates skipped.
+                totals[f"Progress/overflow_{phase}"] = (1.0 - tf.cast(finite, tf.float32)) / replicas
             if ws:
                 self.G.mapping.update_w_avg(tf.concat(ws, axis=0))
             return totals
@@ -319,7 +339,7 @@ class Trainer:
                 return surrogate * (opts.pl_weight * opts.g_reg_interval), {
                     "Loss/G/pl_penalty": penalty, "Loss/G/pl_length": tf.reduce_sum(lengths) / pl_batch}
 
-            totals = accumulate(self.G, self.opt_G, rounds, seed, objective)
+            totals = accumulate("G_pl", self.G, self.opt_G, rounds, seed, objective)
             loss.pl_mean.assign(new_mean[-1])
             return totals
 
@@ -341,8 +361,8 @@ class Trainer:
             if spec is None:
                 replica_fn = g_pl_step
             else:
-                def replica_fn(rounds, seed, net=spec[0], opt=spec[1], fn=spec[2]):
-                    return accumulate(net, opt, rounds, seed, fn)
+                def replica_fn(rounds, seed, name=name, net=spec[0], opt=spec[1], fn=spec[2]):
+                    return accumulate(name, net, opt, rounds, seed, fn)
 
             def step(rounds, seed, replica_fn=replica_fn, phase=PHASES.index(name)):
                 seed = tf.random.experimental.stateless_fold_in(seed, phase)
@@ -505,6 +525,8 @@ class Trainer:
             tick_kimg = (cur_nimg - tick_start_nimg) / 1000
             means = {k: sums[k] / counts[k] for k in sums}
             means["pl_mean"] = float(self.loss.pl_mean.numpy())
+            for k, scaler in self.loss_scales.items():
+                means[f"loss_scale_{k}"] = float(scaler.scale.numpy())
             record = {"tick": tick, "kimg": cur_nimg / 1000, "minibatch": int(self.minibatch.numpy()),
                       "time": now - start_time, "sec_per_tick": tick_time, "sec_per_kimg": tick_time / tick_kimg,
                       "img_per_sec": tick_kimg * 1000 / tick_time, "maintenance": maintenance,
