@@ -1,11 +1,21 @@
 """Training throughput: images/s and peak memory of the full StyleGAN2 training step.
 
   python benchmarks/train.py --res 64 --fmap-base 16384 --batch 32 --batch-gpu 4 --steps 8
+  python benchmarks/train.py --replicas 2 ...     # + scaling efficiency against 1 replica
+  python benchmarks/train.py --fp16-res 2 ...     # float16 in the 2 highest resolutions
 
 Runs the training loop's own step functions (G main, path length every 4, D main, R1
 every 16, EMA) on a synthetic dataset written to a temporary directory, after a
 warm-up (tracing) minibatch. Reports ms/minibatch and img/s; the last line is
 `img/s: <number>`. Peak memory: GPU allocator peak on a GPU, else the peak RSS.
+
+--replicas N: MirroredStrategy over N GPUs, or over N logical CPU devices when the
+machine has fewer GPUs (they share the CPU's cores, so this measures the cost of
+distribution, not a speed-up). It first times 1 replica doing one replica's share
+(batch / N), then N replicas, and prints the scaling efficiency
+  img/s(N replicas) / (N x img/s(1 replica)),
+and, for the same global batch, N replicas against 1 replica accumulating N times
+as many rounds (what a single device does with the same math).
 """
 
 import os
@@ -25,54 +35,89 @@ from absl import app, flags, logging  # noqa: E402
 flags.DEFINE_integer("res", 64, "Resolution.")
 flags.DEFINE_integer("fmap-base", 16384, "Feature-map base (16384 = config F, 8192 = config E).")
 flags.DEFINE_integer("batch", 32, "Global minibatch.")
-flags.DEFINE_integer("batch-gpu", 4, "Per-replica sub-batch (batch / batch-gpu rounds of accumulation).")
+flags.DEFINE_integer("batch-gpu", 4, "Per-replica sub-batch (batch / (batch-gpu x replicas) accumulation rounds).")
 flags.DEFINE_integer("steps", 8, "Timed minibatches (after one warm-up minibatch per phase pattern).")
 flags.DEFINE_string("config", "config-f", "config-e / config-f / config-e-G*-D*.")
+flags.DEFINE_integer("replicas", 1, "Replicas (GPUs, else logical CPU devices); > 1 adds the scaling figures.")
+flags.DEFINE_integer("fp16-res", 0, "float16 in the N highest resolutions (with loss scaling, conv clamp 256).")
 FLAGS = flags.FLAGS
+
+
+def _peak_memory_mib(tf):
+    if tf.config.list_logical_devices("GPU"):
+        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 20, "GPU:0 peak"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
+
+
+def time_training(tmp, replicas, batch, label):
+    """-> img/s of `replicas` replicas on a global `batch` (prints the details)."""
+    import tensorflow as tf
+
+    from stylegan2_tf.networks import num_trainable_params
+    from stylegan2_tf.training import TrainingOptions, make_strategy
+    from stylegan2_tf.training.loop import Trainer
+
+    opts = TrainingOptions(data_dir=tmp, dataset="shapes", result_dir=os.path.join(tmp, "results"),
+                           config=FLAGS.config, fmap_base=FLAGS["fmap-base"].value, batch=batch,
+                           batch_gpu=FLAGS["batch-gpu"].value, num_gpus=replicas, snapshot_ticks=0,
+                           fp16_res=FLAGS["fp16-res"].value)
+    t = Trainer(opts, strategy=make_strategy(replicas), echo=False)
+    devices = t.strategy.extended.worker_devices if replicas > 1 else ["default device"]
+    print(f"## {label}: {FLAGS.config} {FLAGS.res}x{FLAGS.res}, fmap_base {opts.fmap_base}, "
+          f"G {num_trainable_params(t.G):,} D {num_trainable_params(t.D):,} params, batch {opts.batch} = "
+          f"{opts.rounds} round(s) x {replicas} replica(s) x {opts.batch_gpu}, fp16_res {opts.fp16_res}, "
+          f"devices {', '.join(d.split('/')[-1] for d in devices)}")
+    data = t._dataset(0)
+    times = []
+    # Minibatch 0 runs all four phases (traces everything); then time a full reg cycle.
+    for mb in range(FLAGS.steps + 1):
+        rounds = tuple(next(data) for _ in range(opts.rounds))
+        t.minibatch.assign(mb)  # picks the lazy-regularization phases
+        t0 = time.perf_counter()
+        out = t.train_minibatch(rounds)
+        float(out["Loss/D/loss"].numpy())
+        if mb > 0:
+            times.append(time.perf_counter() - t0)
+        else:
+            print(f"warm-up (tracing) minibatch: {time.perf_counter() - t0:.1f} s")
+    mean = statistics.mean(times)
+    mem, kind = _peak_memory_mib(tf)
+    print(f"ms/minibatch: {mean * 1000:.0f} (mean of {len(times)}, incl. lazy regularization)")
+    print(f"peak memory so far: {mem:.0f} MiB ({kind})")
+    ips = opts.batch / mean
+    print(f"img/s: {ips:.3f}")
+    return ips
 
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
+    n = FLAGS.replicas
+    if n < 1 or FLAGS.batch % (n * FLAGS["batch-gpu"].value):
+        sys.exit(f"error: --batch {FLAGS.batch} must be divisible by --replicas {n} x --batch-gpu "
+                 f"{FLAGS['batch-gpu'].value}")
     import tensorflow as tf
+    if n > 1 and len(tf.config.list_physical_devices("GPU")) < n:
+        # Before TensorFlow initializes its devices: N logical devices on the CPU.
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
 
     from stylegan2_tf.data.synthetic import create_shapes_dataset
-    from stylegan2_tf.networks import num_trainable_params
-    from stylegan2_tf.training import TrainingOptions
-    from stylegan2_tf.training.loop import Trainer
 
+    print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, TF {tf.__version__}, "
+          f"{len(tf.config.list_physical_devices('GPU'))} GPU(s)")
     tmp = tempfile.mkdtemp(prefix="bench-train-")
     try:
         create_shapes_dataset(os.path.join(tmp, "shapes"), num_images=64, resolution=FLAGS.res)
-        opts = TrainingOptions(data_dir=tmp, dataset="shapes", result_dir=os.path.join(tmp, "results"),
-                               config=FLAGS.config, fmap_base=FLAGS["fmap-base"].value, batch=FLAGS.batch,
-                               batch_gpu=FLAGS["batch-gpu"].value, snapshot_ticks=0)
-        t = Trainer(opts, echo=False)
-        print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, TF {tf.__version__}")
-        print(f"# {FLAGS.config} {FLAGS.res}x{FLAGS.res}, fmap_base {opts.fmap_base}, G {num_trainable_params(t.G):,} "
-              f"D {num_trainable_params(t.D):,} params, batch {opts.batch} = {opts.rounds} round(s) x "
-              f"{opts.batch_gpu}")
-        data = t._dataset(0)
-        times = []
-        # Minibatch 0 runs all four phases (traces everything); then time a full reg cycle.
-        for mb in range(FLAGS.steps + 1):
-            rounds = tuple(next(data) for _ in range(opts.rounds))
-            t.minibatch.assign(mb)  # picks the lazy-regularization phases
-            t0 = time.perf_counter()
-            out = t.train_minibatch(rounds)
-            float(out["Loss/D/loss"].numpy())
-            if mb > 0:
-                times.append(time.perf_counter() - t0)
-            else:
-                print(f"warm-up (tracing) minibatch: {time.perf_counter() - t0:.1f} s")
-        mean = statistics.mean(times)
-        if tf.config.list_logical_devices("GPU"):
-            mem, kind = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 20, "GPU peak"
-        else:
-            mem, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
-        print(f"ms/minibatch: {mean * 1000:.0f} (mean of {len(times)}, incl. lazy regularization)")
-        print(f"peak memory: {mem:.0f} MiB ({kind})")
-        print(f"img/s: {opts.batch / mean:.3f}")
+        if n == 1:
+            time_training(tmp, 1, FLAGS.batch, "1 replica")
+            return
+        share = time_training(tmp, 1, FLAGS.batch // n, f"1 replica, one replica's share (batch / {n})")
+        accumulated = time_training(tmp, 1, FLAGS.batch, f"1 replica, the whole batch ({n}x the rounds)")
+        many = time_training(tmp, n, FLAGS.batch, f"{n} replicas")
+        print(f"scaling efficiency ({n} replicas / ({n} x 1 replica)): {many / (n * share):.3f}")
+        print(f"same global batch ({n} replicas / 1 replica accumulating): {many / accumulated:.3f}")
+        print(f"img/s: {many:.3f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
