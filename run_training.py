@@ -4,9 +4,13 @@
       [--total-kimg 25000] [--gamma 10] [--mirror-augment] [--metrics none]
   python run_training.py --resume latest          # continue the newest run exactly
 
-Results go to results/NNNNN-<dataset>-<config>-<gpus>gpu/: reals.png, fakes*.png,
-network-snapshot-NNNNNN.pkl (NVIDIA's format), network-final.pkl, log.txt, stats.jsonl,
-TensorBoard events and checkpoints/ (the whole training state, for --resume).
+Several machines (the same command on each; --task-index 0 is the chief, which writes the results):
+  python run_training.py ... --num-gpus 8 --worker-hosts host1:2222,host2:2222 --task-index 0
+or TF_CONFIG='{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}'.
+
+Results go to results/NNNNN-<dataset>-<config>-<gpus>gpu/ (-<workers>x<gpus>gpu/ with several
+workers): reals.png, fakes*.png, network-snapshot-NNNNNN.pkl (NVIDIA's format), network-final.pkl,
+log.txt, stats.jsonl, TensorBoard events and checkpoints/ (the whole training state, for --resume).
 """
 
 import os
@@ -18,7 +22,7 @@ flags.DEFINE_string("result-dir", "results", "Root directory for run results.")
 flags.DEFINE_string("data-dir", "datasets", "Directory holding datasets.")
 flags.DEFINE_string("dataset", None, "Dataset (a TFRecord directory under --data-dir).")
 flags.DEFINE_string("config", "config-f", "config-e, config-f, or config-e-G{orig,skip,resnet}-D{orig,skip,resnet}.")
-flags.DEFINE_integer("num-gpus", 1, "Number of replicas (GPUs).")
+flags.DEFINE_integer("num-gpus", 1, "Replicas (GPUs) per worker; CPU-only workers run one replica.")
 flags.DEFINE_float("total-kimg", 25000, "Training length in thousands of real images.")
 flags.DEFINE_float("gamma", None, "R1 regularization weight (default: 10 for config F, 100 for config E).")
 flags.DEFINE_bool("mirror-augment", False, "Mirror images left-right at random.")
@@ -37,6 +41,11 @@ flags.DEFINE_integer("fp16-res", 0, "Compute the N highest resolutions of G and 
 flags.DEFINE_float("conv-clamp", None, "Clamp conv outputs to +-X (default: 256 with --fp16-res > 0, else none).")
 flags.DEFINE_integer("grid-size", None, "Snapshot image grid is N x N (default by resolution).")
 flags.DEFINE_string("embed-module-src", None, "File embedded as build_module_src in snapshots (for TF1 loading).")
+flags.DEFINE_string("worker-hosts", None, "Multi-worker training: host:port of every worker, comma-separated, the "
+                    "chief first (same on all workers). Alternative to TF_CONFIG.")
+flags.DEFINE_integer("task-index", None, "Multi-worker training: this worker's position in --worker-hosts (0 = chief).")
+flags.DEFINE_float("collective-timeout", 600, "Multi-worker training: give up when the workers made no progress for "
+                   "this many seconds (a stalled worker; longer than the slowest snapshot save). 0 = never.")
 FLAGS = flags.FLAGS
 
 
@@ -49,9 +58,11 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # TF's checkpoint/saver chatter
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}")
-    from stylegan2_tf.training import TrainingError, TrainingOptions, saved_options, train_from_options
+    from stylegan2_tf.training import (TrainingError, TrainingOptions, resolve_cluster, saved_options,
+                                       train_from_options)
     fields = {"data-dir": "data_dir", "dataset": "dataset", "result-dir": "result_dir", "config": "config",
               "num-gpus": "num_gpus", "total-kimg": "total_kimg", "gamma": "r1_gamma",
+              "collective-timeout": "collective_timeout",
               "mirror-augment": "mirror_augment", "metrics": "metrics", "batch": "batch", "batch-gpu": "batch_gpu",
               "seed": "seed", "snapshot-ticks": "snapshot_ticks", "tick-kimg": "tick_kimg", "fmap-base": "fmap_base",
               "fmap-max": "fmap_max", "mapping-layers": "mapping_layers", "latent-dim": "latent_dim",
@@ -59,6 +70,9 @@ def main(argv):
               "conv-clamp": "conv_clamp"}
     resume = flag("resume")
     try:
+        # Several workers: TF_CONFIG or the flags (pure parsing; no TensorFlow operation may run before
+        # train_from_options creates the strategy).
+        cluster = resolve_cluster(os.environ.get("TF_CONFIG"), flag("worker-hosts"), flag("task-index"))
         if resume:
             # Start from the run's own options; flags given explicitly override (and are checked).
             opts = saved_options(resume, flag("result-dir"))
@@ -69,7 +83,7 @@ def main(argv):
             if not flag("dataset"):
                 sys.exit("error: --dataset is required (or --resume)")
             opts = TrainingOptions(**{field: flag(name) for name, field in fields.items()})
-        train_from_options(opts, resume=resume)
+        train_from_options(opts, resume=resume, cluster=cluster)
     except TrainingError as e:
         sys.exit(f"error: {e}")
 

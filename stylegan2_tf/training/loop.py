@@ -20,6 +20,8 @@ import math
 import os
 import re
 import resource
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -33,6 +35,7 @@ from ..official.writer import save_network_pkl
 from .loss_scaling import DynamicLossScale, apply_gradients_if
 from .losses import StyleGAN2Loss, path_length_surrogate
 from .options import RESUME_INVARIANTS, TICK_KIMG, TrainingError, TrainingOptions, ema_beta, lazy_adam_params
+from .cluster import all_gather_json, cluster_of_strategy
 
 OPTIONS_FILE = "training_options.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -139,13 +142,36 @@ PHASES = ("G_main", "G_pl", "D_main", "D_r1")
 
 
 class Trainer:
-    def __init__(self, options: TrainingOptions, resume=None, strategy=None, echo=True):
+    def __init__(self, options: TrainingOptions, resume=None, strategy=None, echo=True, watchdog=None):
         self.opts = options.validate()
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
-        if self.replicas != self.opts.num_gpus:
-            raise TrainingError(f"--num-gpus {self.opts.num_gpus} but the strategy has {self.replicas} replica(s)")
+        # Multi-worker (MultiWorkerMirroredStrategy): only the chief writes; the others get its run directory.
+        self.cluster = cluster_of_strategy(self.strategy)
+        self.is_chief = self.cluster is None or self.cluster.is_chief
+        self.watchdog = watchdog
+        workers = self.cluster.num_workers if self.cluster else 1
+        if self.replicas != self.opts.replicas or workers != self.opts.num_workers:
+            per = f" x {self.opts.num_workers} workers" if self.opts.num_workers > 1 else ""
+            raise TrainingError(f"--num-gpus {self.opts.num_gpus}{per} but the strategy has {self.replicas} "
+                                f"replica(s) on {workers} worker(s)")
         self.echo = echo
+        self._resume_checkpoint = None
+        if self.cluster is None:
+            self._open_dataset()
+            self.run_dir = self._open_run_dir(resume)
+        else:
+            self.run_dir = self._agree_on_run_dir(resume)
+        self.log = Logger(os.path.join(self.run_dir, "log.txt") if self.is_chief else None, echo=echo and self.is_chief)
+        if self.watchdog is not None and self.is_chief:
+            self.watchdog.set_log_path(self.log.path)
+        self._build()
+        self.resumed = False
+        self._ckpt_nimg = None
+        if resume:
+            self._restore()
+
+    def _open_dataset(self):
         opts = self.opts
         dataset_path = os.path.join(opts.data_dir, opts.dataset)
         if not opts.dataset or not os.path.isdir(dataset_path):
@@ -156,32 +182,68 @@ class Trainer:
             raise TrainingError(f"dataset {dataset_path}: {e}") from None
         self.dataset_path = dataset_path
 
-        # Run directory: new, or the resumed run's (which must match).
+    def _open_run_dir(self, resume):
+        """Run directory: new, or the resumed run's (which must match)."""
+        opts, dataset_path = self.opts, self.dataset_path
         if resume:
-            self.run_dir = find_resume_dir(resume, opts.result_dir)
-            with open(os.path.join(self.run_dir, OPTIONS_FILE)) as f:
+            run_dir = find_resume_dir(resume, opts.result_dir)
+            with open(os.path.join(run_dir, OPTIONS_FILE)) as f:
                 saved = TrainingOptions.from_dict(json.load(f)["options"])
             diffs = [k for k in RESUME_INVARIANTS if getattr(saved, k) != getattr(opts, k)]
             if diffs:
                 raise TrainingError(f"--resume {resume}: the run was made with different settings: " + ", ".join(
                     f"{k}={getattr(saved, k)!r} (now {getattr(opts, k)!r})" for k in diffs))
-            with open(os.path.join(self.run_dir, OPTIONS_FILE)) as f:
+            with open(os.path.join(run_dir, OPTIONS_FILE)) as f:
                 res = json.load(f)["resolution"]
             if res != self.data_info.resolution:
                 raise TrainingError(f"dataset {dataset_path} is {self.data_info.resolution}x"
-                                    f"{self.data_info.resolution}, the checkpoint in {self.run_dir} is {res}x{res}")
+                                    f"{self.data_info.resolution}, the checkpoint in {run_dir} is {res}x{res}")
         else:
-            desc = f"{opts.dataset}-{opts.config}-{opts.num_gpus}gpu"
-            self.run_dir = new_run_dir(opts.result_dir, desc)
-            with open(os.path.join(self.run_dir, OPTIONS_FILE), "w") as f:
+            workers = f"{opts.num_workers}x" if opts.num_workers > 1 else ""
+            desc = f"{opts.dataset}-{opts.config}-{workers}{opts.num_gpus}gpu"
+            run_dir = new_run_dir(opts.result_dir, desc)
+            with open(os.path.join(run_dir, OPTIONS_FILE), "w") as f:
                 json.dump({"options": opts.to_dict(), "resolution": self.data_info.resolution,
                            "channels": self.data_info.channels, "label_size": self.data_info.label_size}, f,
                           indent=2, sort_keys=True)
-        self.log = Logger(os.path.join(self.run_dir, "log.txt"), echo=echo)
-        self._build()
-        self.resumed = False
-        if resume:
-            self._restore()
+        return run_dir
+
+    def _agree_on_run_dir(self, resume):
+        """Multi-worker setup, two all-gathers so that every worker fails alike: (1) each worker's
+        dataset check and options (which must equal the chief's, paths aside); (2) the chief opens
+        the run directory (new or resumed) and shares its path and the checkpoint to restore.
+        The run directory's path must mean the same on every worker (a shared filesystem)."""
+        c = self.cluster
+        local = ("data_dir", "result_dir", "embed_module_src", "collective_timeout")
+        mine = {"error": None, "options": {k: v for k, v in self.opts.to_dict().items() if k not in local}}
+        try:
+            self._open_dataset()
+        except TrainingError as e:
+            mine["error"] = str(e)
+        everyone = all_gather_json(self.strategy, c, mine)
+        failed = [f"{c.name(i)}: {p['error']}" for i, p in enumerate(everyone) if p["error"]]
+        if failed:
+            raise TrainingError("; ".join(failed))
+        chief_opts = everyone[0]["options"]
+        for i, p in enumerate(everyone[1:], 1):
+            diffs = [f"{k}={p['options'].get(k)!r} (chief: {v!r})" for k, v in chief_opts.items()
+                     if p["options"].get(k) != v]
+            if diffs:
+                raise TrainingError(f"{c.name(i)} has other options than the chief: {', '.join(diffs)}")
+        mine = None
+        if c.is_chief:
+            mine = {"error": None, "run_dir": None, "checkpoint": None}
+            try:
+                mine["run_dir"] = os.path.abspath(self._open_run_dir(resume))
+                if resume:
+                    mine["checkpoint"] = tf.train.latest_checkpoint(os.path.join(mine["run_dir"], CHECKPOINT_DIR))
+            except TrainingError as e:
+                mine["error"] = str(e)
+        chief = all_gather_json(self.strategy, c, mine)[0]
+        if chief["error"]:
+            raise TrainingError(f"{c.name(0)}: {chief['error']}")
+        self._resume_checkpoint = chief["checkpoint"]
+        return chief["run_dir"]
 
     # -- construction ---------------------------------------------------------------------------
     def _build(self):
@@ -230,9 +292,10 @@ class Trainer:
         self._compile_steps()
 
     def _restore(self):
-        path = self.ckpt_manager.latest_checkpoint
+        path = self._resume_checkpoint or self.ckpt_manager.latest_checkpoint
         self.ckpt.restore(path).assert_existing_objects_matched()
         self.resumed = True
+        self._ckpt_nimg = int(self.cur_nimg.numpy())
         self.log(f"Resumed from {path} at kimg {int(self.cur_nimg.numpy()) / 1000:.1f}, "
                  f"tick {int(self.cur_tick.numpy())}")
 
@@ -247,7 +310,8 @@ class Trainer:
             return make_dataset(self.dataset_path, batch_size=opts.batch_gpu, mirror_augment=opts.mirror_augment,
                                 seed=opts.seed, deterministic=True, input_context=ctx, info=self.data_info,
                                 start_position=start_nimg // pipelines)
-        if self.replicas == 1 and not isinstance(self.strategy, tf.distribute.MirroredStrategy):
+        if self.replicas == 1 and not isinstance(self.strategy, (tf.distribute.MirroredStrategy,
+                                                                  tf.distribute.MultiWorkerMirroredStrategy)):
             return iter(dataset_fn(None))
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
@@ -436,14 +500,24 @@ class Trainer:
                                         f"untouched")
 
     def _save_snapshot(self, final=False):
-        """Network pickle (atomic) + whole-state checkpoint (its index is updated atomically)."""
+        """Network pickle (atomic) + whole-state checkpoint (its index is updated atomically).
+        Multi-worker: the chief writes both; every other worker saves its checkpoint too (saving
+        may take part in collectives) into a temporary directory that it deletes."""
         self._check_finite_weights()
         nimg = int(self.cur_nimg.numpy())
         name = "network-final.pkl" if final else f"network-snapshot-{nimg // 1000:06d}.pkl"
-        save_network_pkl(os.path.join(self.run_dir, name), self.G, self.D, self.Gs, module_src=self.module_src)
-        latest = self.ckpt_manager.latest_checkpoint
-        if latest is None or not latest.endswith(f"-{nimg}"):
-            self.ckpt_manager.save(checkpoint_number=nimg)
+        if self.is_chief:
+            save_network_pkl(os.path.join(self.run_dir, name), self.G, self.D, self.Gs, module_src=self.module_src)
+        if self._ckpt_nimg != nimg:
+            if self.is_chief:
+                self.ckpt_manager.save(checkpoint_number=nimg)
+            else:
+                scratch = tempfile.mkdtemp(prefix="stylegan2-worker-ckpt-")
+                try:
+                    tf.train.CheckpointManager(self.ckpt, scratch, max_to_keep=1).save(checkpoint_number=nimg)
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
+            self._ckpt_nimg = nimg
         return name
 
     # -- the loop -------------------------------------------------------------------------------
@@ -473,15 +547,17 @@ class Trainer:
     def train(self, stop_after_ticks=None):
         """Train until total_kimg (or `stop_after_ticks` more ticks). Returns the run directory."""
         opts = self.opts
-        self.summary = tf.summary.create_file_writer(self.run_dir)
-        self._snapshot_setup()
+        self.summary = tf.summary.create_file_writer(self.run_dir) if self.is_chief else tf.summary.create_noop_writer()
+        if self.is_chief:
+            self._snapshot_setup()
         total_nimg = int(opts.total_kimg * 1000)
         start_nimg = int(self.cur_nimg.numpy())
         if not self.resumed:
             self.log(f"Training {self.g_cfg.img_resolution}x{self.g_cfg.img_resolution} {opts.config} on "
                      f"{self.dataset_path} ({self.data_info.num_images} images), batch {opts.batch} = "
                      f"{opts.rounds} round(s) x {self.replicas} replica(s) x {opts.batch_gpu}; run dir {self.run_dir}")
-            save_image(self._fakes(), os.path.join(self.run_dir, "fakes_init.png"))
+            if self.is_chief:
+                save_image(self._fakes(), os.path.join(self.run_dir, "fakes_init.png"))
         data = self._dataset(start_nimg)
         rounds_n = opts.rounds
         tick_nimg = int(self._tick_kimg() * 1000)
@@ -495,6 +571,8 @@ class Trainer:
         done = int(self.cur_nimg.numpy()) >= total_nimg
         while not done:
             mb = int(self.minibatch.numpy())
+            if self.watchdog is not None:
+                self.watchdog.beat(f"training (minibatch {mb})")
             rounds = tuple(next(data) for _ in range(rounds_n))
             stats = self.train_minibatch(rounds)
             for k, v in stats.items():
@@ -537,14 +615,15 @@ class Trainer:
                      f"sec/kimg {tick_time / tick_kimg:<7.2f} maintenance {maintenance:<6.1f} "
                      f"cpumem {record['cpumem_gb']:<5.2f} gpumem {record['gpumem_gb']:<5.2f}")
             maint_start = time.time()
-            with open(os.path.join(self.run_dir, "stats.jsonl"), "a") as f:
-                f.write(json.dumps(record) + "\n")
+            if self.is_chief:
+                with open(os.path.join(self.run_dir, "stats.jsonl"), "a") as f:
+                    f.write(json.dumps(record) + "\n")
             with self.summary.as_default():
                 for k, v in record.items():
                     if k not in ("tick", "timestamp", "minibatch", "kimg"):
                         tf.summary.scalar(k if "/" in k else f"Progress/{k}", v, step=cur_nimg)
             stop = done or (stop_after_ticks is not None and ticks_done >= stop_after_ticks)
-            if image_ticks and (done or tick % image_ticks == 0):
+            if image_ticks and (done or tick % image_ticks == 0) and self.is_chief:
                 self._save_fakes(f"fakes{cur_nimg // 1000:06d}.png")
             if opts.snapshot_ticks and (done or tick % opts.snapshot_ticks == 0):
                 name = self._save_snapshot()

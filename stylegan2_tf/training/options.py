@@ -43,7 +43,8 @@ class TrainingOptions:
     # Batches.
     batch: int = 32
     batch_gpu: int = 4
-    num_gpus: int = 1
+    num_gpus: int = 1                      # replicas (GPUs) per worker
+    num_workers: int = 1                   # workers (processes, usually machines); set from the cluster
     # Optimization.
     lr: float = 0.002
     beta1: float = 0.0
@@ -71,15 +72,19 @@ class TrainingOptions:
     metrics: str = "none"
     grid_size: Optional[int] = None        # snapshot grid is grid_size x grid_size (default by resolution)
     embed_module_src: Optional[str] = None  # file whose text goes into snapshots' build_module_src
+    collective_timeout: float = 600.0      # multi-worker: seconds without progress before giving up (0 = never)
 
     def validate(self):
         if self.config not in CONFIGS:
             raise TrainingError(f"--config {self.config!r} is unknown; choose from {', '.join(CONFIGS)}")
-        if self.batch < 1 or self.batch_gpu < 1 or self.num_gpus < 1:
-            raise TrainingError("--batch, --batch-gpu and --num-gpus must be >= 1")
-        if self.batch % (self.batch_gpu * self.num_gpus):
+        if self.batch < 1 or self.batch_gpu < 1 or self.num_gpus < 1 or self.num_workers < 1:
+            raise TrainingError("--batch, --batch-gpu, --num-gpus and the number of workers must be >= 1")
+        if self.batch % (self.batch_gpu * self.replicas):
+            workers = f" ({self.num_workers} workers x {self.num_gpus})" if self.num_workers > 1 else ""
             raise TrainingError(f"--batch {self.batch} is not divisible by --batch-gpu {self.batch_gpu} x "
-                                f"{self.num_gpus} replica(s)")
+                                f"{self.replicas} replica(s){workers}")
+        if self.collective_timeout < 0:
+            raise TrainingError("--collective-timeout must be >= 0 (0 = no limit)")
         if self.batch_gpu % self.pl_batch_shrink:
             raise TrainingError(f"--batch-gpu {self.batch_gpu} must be divisible by the path-length batch shrink "
                                 f"{self.pl_batch_shrink}")
@@ -104,9 +109,14 @@ class TrainingOptions:
         return 100.0 if self.config.startswith("config-e") else 10.0
 
     @property
+    def replicas(self):
+        """Replicas over all workers (strategy.num_replicas_in_sync)."""
+        return self.num_gpus * self.num_workers
+
+    @property
     def rounds(self):
         """Gradient-accumulation rounds per minibatch (official minibatch multiplier)."""
-        return self.batch // (self.batch_gpu * self.num_gpus)
+        return self.batch // (self.batch_gpu * self.replicas)
 
     def network_configs(self, resolution, channels, c_dim):
         fmap_base = self.fmap_base or (16384 if self.config == "config-f" else 8192)
@@ -144,8 +154,8 @@ class TrainingOptions:
 
 
 # Options that must agree between a run and its resumption (the math of the run).
-RESUME_INVARIANTS = ("dataset", "config", "batch", "batch_gpu", "num_gpus", "lr", "beta1", "beta2", "epsilon",
-                     "g_reg_interval", "d_reg_interval", "pl_weight", "pl_decay", "pl_batch_shrink",
+RESUME_INVARIANTS = ("dataset", "config", "batch", "batch_gpu", "num_gpus", "num_workers", "lr", "beta1", "beta2",
+                     "epsilon", "g_reg_interval", "d_reg_interval", "pl_weight", "pl_decay", "pl_batch_shrink",
                      "style_mixing_prob", "ema_kimg", "fmap_base", "fmap_max", "mapping_layers", "latent_dim",
                      "mirror_augment", "seed", "fp16_res", "conv_clamp")
 
