@@ -44,6 +44,26 @@ def test_make_strategy_without_devices_is_a_clear_error():
         make_strategy(n)
 
 
+def test_num_gpus_auto_detection():
+    import tensorflow as tf
+    from stylegan2_tf.training import detect_num_gpus
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    assert detect_num_gpus() == (gpus if gpus else 1)
+
+
+def test_cli_more_gpus_than_present_is_a_one_line_error(tmp_path):
+    import tensorflow as tf
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("needs a machine without GPUs")
+    from stylegan2_tf.data.synthetic import create_shapes_dataset
+    create_shapes_dataset(str(tmp_path / "shapes16"), num_images=8, resolution=16)
+    r = run_python([ROOT / "run_training.py", "--data-dir", tmp_path, "--dataset", "shapes16", "--result-dir",
+                    tmp_path / "results", "--num-gpus", "2", "--batch", "8"])
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines()[-1] == "error: --num-gpus 2 requested, but 0 GPU(s) are visible", r.stderr
+    assert not os.path.exists(tmp_path / "results") or not os.listdir(tmp_path / "results")
+
+
 @pytest.fixture(scope="module")
 def shapes16(tmp_path_factory):
     from stylegan2_tf.data.synthetic import create_shapes_dataset

@@ -123,6 +123,7 @@ def test_sigkill_mid_tick_leaves_valid_snapshot_and_resume_works(data_dir, tmp_p
         if proc.poll() is None:
             proc.kill()
     runs = sorted(os.listdir(results))
+    assert runs[0].endswith("-1gpu")  # no --num-gpus: every visible GPU, here none, so one replica
     run_dir = results / runs[0]
     snapshots = sorted(f for f in os.listdir(run_dir) if f.startswith("network-snapshot"))
     assert snapshots, os.listdir(run_dir)

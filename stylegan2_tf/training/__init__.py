@@ -71,11 +71,21 @@ def _multi_worker_strategy(num_gpus, cluster):
     return strategy
 
 
+def detect_num_gpus():
+    """--num-gpus 0 (auto): every GPU this process sees, or 1 (the CPU) without any. Lists the
+    physical devices only, so it does not initialize TensorFlow (multi-worker needs that)."""
+    import tensorflow as tf
+    return max(len(tf.config.list_physical_devices("GPU")), 1)
+
+
 def train_from_options(opts, resume=None, strategy=None, stop_after_ticks=None, echo=True, cluster=None):
     """Validate, make the strategy (first, before any other TensorFlow operation), train.
+    opts.num_gpus 0 = all visible GPUs (1 without any).
     With a `cluster` (WorkerCluster), `opts.num_workers` is taken from it; a worker that
     stops answering ends training on the others with a TrainingError naming it."""
     from .loop import Trainer
+    if opts.num_gpus == 0:
+        opts.num_gpus = detect_num_gpus()
     if cluster is not None:
         opts.num_workers = cluster.num_workers
     elif strategy is None:
@@ -108,5 +118,5 @@ def train_from_options(opts, resume=None, strategy=None, stop_after_ticks=None, 
 
 
 __all__ = ["StyleGAN2Loss", "mix_styles", "CONFIGS", "TICK_KIMG", "TrainingError", "TrainingOptions", "ema_beta",
-           "lazy_adam_params", "saved_options", "make_strategy", "train_from_options", "WorkerCluster",
+           "lazy_adam_params", "saved_options", "make_strategy", "detect_num_gpus", "train_from_options", "WorkerCluster",
            "cluster_from_flags", "parse_tf_config", "resolve_cluster"]
