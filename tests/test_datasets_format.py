@@ -23,6 +23,8 @@ from stylegan2_tf.data import (
 )
 from stylegan2_tf.data import dataset_info as dataset_info_module
 
+from _dataset_reference import example_bytes  # noqa: E402
+
 # ---------------------------------------------------------------------------
 # Independent references.
 
@@ -88,15 +90,7 @@ def write_nvidia_style(tfrecord_dir, images_nchw, log2_levels, labels=None):
         with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="")) as w:
             for img in images_nchw:
                 q = block_mean_rint(img, factor) if factor > 1 else img
-                ex = tf.train.Example(
-                    features=tf.train.Features(
-                        feature={
-                            "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=q.shape)),
-                            "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[q.tobytes()])),
-                        }
-                    )
-                )
-                w.write(ex.SerializeToString())
+                w.write(example_bytes(q))
     if labels is not None:
         with open(os.path.join(tfrecord_dir, name + "-rxx.labels"), "wb") as f:
             np.save(f, labels.astype(np.float32))

@@ -14,21 +14,15 @@ import tensorflow as tf
 
 from stylegan2_tf.data import make_dataset
 
+from _dataset_reference import example_bytes  # noqa: E402
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def write_file(path, images_nchw):
     with tf.io.TFRecordWriter(path) as w:
         for img in images_nchw:
-            ex = tf.train.Example(
-                features=tf.train.Features(
-                    feature={
-                        "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=img.shape)),
-                        "data": tf.train.Feature(bytes_list=tf.train.BytesList(value=[img.tobytes()])),
-                    }
-                )
-            )
-            w.write(ex.SerializeToString())
+            w.write(example_bytes(img))
 
 
 def indexed_images(n, c=3, res=8, seed=0):

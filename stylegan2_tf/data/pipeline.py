@@ -52,28 +52,23 @@ READ_BUFFER_BYTES = 8 << 20
 _SCALE = np.float32(2.0 / 255.0)
 
 
+# The record layout: the CHW shape and the raw uint8 pixels.
+_FEATURES = {
+    FEATURE_SHAPE: tf.io.FixedLenFeature([3], tf.int64),
+    FEATURE_DATA: tf.io.FixedLenFeature([], tf.string),
+}
+
+
 def parse_record(record: tf.Tensor, shape) -> tf.Tensor:
     """One serialized Example -> uint8 CHW (``shape`` is the static CHW shape)."""
-    features = tf.io.parse_single_example(
-        record,
-        {
-            FEATURE_SHAPE: tf.io.FixedLenFeature([3], tf.int64),
-            FEATURE_DATA: tf.io.FixedLenFeature([], tf.string),
-        },
-    )
+    features = tf.io.parse_single_example(record, _FEATURES)
     data = tf.io.decode_raw(features[FEATURE_DATA], tf.uint8)
     return tf.reshape(data, [int(s) for s in shape])
 
 
 def parse_records(records: tf.Tensor, shape) -> tf.Tensor:
     """Batch of serialized Examples -> uint8 NCHW (``shape`` is the static CHW shape)."""
-    features = tf.io.parse_example(
-        records,
-        {
-            FEATURE_SHAPE: tf.io.FixedLenFeature([3], tf.int64),
-            FEATURE_DATA: tf.io.FixedLenFeature([], tf.string),
-        },
-    )
+    features = tf.io.parse_example(records, _FEATURES)
     data = tf.io.decode_raw(features[FEATURE_DATA], tf.uint8)
     return tf.reshape(data, [-1] + [int(s) for s in shape])
 
