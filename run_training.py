@@ -40,6 +40,8 @@ flags.DEFINE_integer("mapping-layers", None, "Override the number of mapping lay
 flags.DEFINE_integer("latent-dim", None, "Override z_dim = w_dim (small experiments).")
 flags.DEFINE_integer("fp16-res", 0, "Compute the N highest resolutions of G and D in float16 (0 = float32 only).")
 flags.DEFINE_float("conv-clamp", None, "Clamp conv outputs to +-X (default: 256 with --fp16-res > 0, else none).")
+flags.DEFINE_bool("fused-modconv", None, "Force the fused (grouped) or non-fused modulated convolution (default: "
+                  "automatic, fused on GPUs and non-fused on CPUs; same numbers either way).")
 flags.DEFINE_integer("grid-size", None, "Snapshot image grid is N x N (default by resolution).")
 flags.DEFINE_string("embed-module-src", None, "File embedded as build_module_src in snapshots (for TF1 loading).")
 flags.DEFINE_string("worker-hosts", None, "Multi-worker training: host:port of every worker, comma-separated, the "
@@ -68,7 +70,7 @@ def main(argv):
               "seed": "seed", "snapshot-ticks": "snapshot_ticks", "tick-kimg": "tick_kimg", "fmap-base": "fmap_base",
               "fmap-max": "fmap_max", "mapping-layers": "mapping_layers", "latent-dim": "latent_dim",
               "grid-size": "grid_size", "embed-module-src": "embed_module_src", "fp16-res": "fp16_res",
-              "conv-clamp": "conv_clamp"}
+              "conv-clamp": "conv_clamp", "fused-modconv": "fused_modconv"}
     resume = flag("resume")
     try:
         # Several workers: TF_CONFIG or the flags (pure parsing; no TensorFlow operation may run before

@@ -6,6 +6,7 @@ Run from the repository root, for example::
     python datasets/dataset_tool.py create_from_images datasets/mine ~/my-images --shuffle 1
     python datasets/dataset_tool.py create_from_zip datasets/mine ~/my-images.zip --resize 256
     python datasets/dataset_tool.py create_cifar10 datasets/cifar10 ~/downloads/cifar-10-python.tar.gz
+    python datasets/dataset_tool.py create_digits datasets/digits32 --labels 0
     python datasets/dataset_tool.py info datasets/mine --verify 1
     python datasets/dataset_tool.py display datasets/mine --output grid.png
 
@@ -114,6 +115,13 @@ def build_parser(prog="dataset_tool.py"):
     p.add_argument("tfrecord_dir", help="New dataset directory to be created")
     p.add_argument("mnist_dir", help="Folder containing train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz")
 
+    p = cmd("create_digits", "Create a dataset from scikit-learn's bundled handwritten digits (offline; "
+            "needs scikit-learn).", "create_digits datasets/digits32 --resolution 32 --labels 0")
+    p.add_argument("tfrecord_dir", help="New dataset directory to be created")
+    _flag(p, "resolution", type=int, default=32, help="Upscale the 8x8 scans to this power of two (default: 32)")
+    _flag(p, "labels", type=_bool, default=True,
+          help="Store the class labels (training then makes a conditional network) (default: 1)")
+
     p = cmd("create_lsun", "Create a dataset for one LSUN category (LMDB; needs the lmdb package).",
             "create_lsun datasets/lsun-car-100k ~/downloads/lsun/car_lmdb --resolution 256 --max_images 100000")
     p.add_argument("tfrecord_dir", help="New dataset directory to be created")
@@ -187,6 +195,10 @@ def run(args):
         print("Created %s with %d images" % (args.tfrecord_dir, n))
     elif c == "create_mnist":
         n = sd.create_mnist(args.tfrecord_dir, args.mnist_dir, overwrite=args.overwrite, verbose=True)
+        print("Created %s with %d images" % (args.tfrecord_dir, n))
+    elif c == "create_digits":
+        n = sd.create_digits(args.tfrecord_dir, args.resolution, labels=args.labels, overwrite=args.overwrite,
+                             verbose=True)
         print("Created %s with %d images" % (args.tfrecord_dir, n))
     elif c == "create_lsun":
         n = sd.create_lsun(args.tfrecord_dir, args.lmdb_dir, args.resolution, args.max_images, overwrite=args.overwrite, verbose=True)

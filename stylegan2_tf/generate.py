@@ -74,25 +74,18 @@ def to_uint8(img):
     return tf.cast(tf.clip_by_value(img * 127.5 + 128.0, 0.0, 255.0), tf.uint8)
 
 
-def default_fused_modconv():
-    """The faster modulated-conv form for inference on this host: None (the network's
-    own choice, normally fused like NVIDIA's code) with a GPU, non-fused (False) on a
-    CPU-only host, where TF's grouped convolutions are 1.3-7x slower than a shared-kernel
-    convolution (benchmarks/generate.py). Both forms give the same images up to float
-    rounding."""
-    return None if tf.config.list_logical_devices("GPU") else False
-
-
 class ImageSynthesizer:
     """Compiled z/w -> uint8 images for one generator; batches any number of inputs.
 
-    fused_modconv: True / False forces the form; None picks `default_fused_modconv()`."""
+    fused_modconv: True / False forces the form; None keeps the network's choice, normally
+    automatic (fused on GPUs, non-fused on CPUs, where TF's grouped convolutions are 1.3-7x
+    slower; benchmarks/generate.py). Both forms give the same images up to float rounding."""
 
     def __init__(self, G, noise_mode="const", fused_modconv=None):
         check_noise_mode(noise_mode)
         self.G = G
         self.noise_mode = noise_mode
-        self.fused_modconv = default_fused_modconv() if fused_modconv is None else bool(fused_modconv)
+        self.fused_modconv = None if fused_modconv is None else bool(fused_modconv)
         self._map = tf.function(self._map_impl, reduce_retracing=True)
         self._synth = tf.function(self._synth_impl, reduce_retracing=True)
 

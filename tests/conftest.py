@@ -21,6 +21,17 @@ def run_python(args, cwd=ROOT, timeout=300, env=None):
 
 
 @pytest.fixture
+def fused_gradient():
+    """For tests that differentiate the fused (grouped) modulated conv on purpose: skipped where
+    TF's CPU kernels have no grouped-convolution gradient (oneDNN off; CI runs these tests with
+    oneDNN switched the other way too, so both kinds of machine are covered)."""
+    import tensorflow as tf
+    from stylegan2_tf.ops.capabilities import cpu_grouped_conv_gradient
+    if not tf.config.list_logical_devices("GPU") and not cpu_grouped_conv_gradient(tf.float32):
+        pytest.skip("this CPU's TensorFlow has no grouped-convolution gradient (oneDNN off)")
+
+
+@pytest.fixture
 def float64():
     """Networks built inside the test compute in float64 (Keras floatx and dtype policy)."""
     import keras

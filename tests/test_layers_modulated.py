@@ -14,6 +14,9 @@ import _np_reference as ref  # noqa: E402
 
 from stylegan2_tf.layers import (EqualizedConv2d, EqualizedDense, ModulatedConv2d, SynthesisLayer,  # noqa: E402
                                  ToRGB, minibatch_stddev, modulated_conv2d, normalize_2nd_moment)
+from stylegan2_tf.layers import modulated as modulated_module  # noqa: E402
+from stylegan2_tf.layers.modulated import ModulatedConvFormError, use_fused_form  # noqa: E402
+from stylegan2_tf.ops.capabilities import cpu_grouped_conv_gradient, onednn_enabled  # noqa: E402
 
 K1331 = (1, 3, 3, 1)
 
@@ -296,7 +299,7 @@ def _path_length_grads(layer, x, ws, y, fused):
 
 
 @pytest.mark.parametrize("up", [False, True])
-def test_second_order_gradients_fused_match_nonfused(up):
+def test_second_order_gradients_fused_match_nonfused(up, fused_gradient):
     layer = ModulatedConv2d(3, 4, 3, w_dim=5, up=up)
     layer.affine.bias.assign(np.array([0.2, -0.1, 0.3], np.float32))
     x = tf.constant(_rand([3, 4, 4, 3], seed=25))
@@ -338,3 +341,62 @@ def test_second_order_gradients_match_finite_differences(up):
     fd = (penalty(tf.constant(w0 + eps * direction)).numpy()
           - penalty(tf.constant(w0 - eps * direction)).numpy()) / (2 * eps)
     assert np.sum(grad * direction) == pytest.approx(fd, rel=1e-6)
+
+
+# ------------------------------------------------------------ choice of form
+
+
+def test_automatic_form_is_non_fused_on_cpu_and_fused_on_gpu(monkeypatch):
+    x32 = tf.zeros([2, 4, 4, 3])
+    assert use_fused_form(None, x32) is False  # the CPU default
+    assert use_fused_form(True, x32) is True and use_fused_form(False, x32) is False
+    # float64 and an unknown batch have no grouped form, whatever is asked.
+    assert use_fused_form(True, tf.zeros([2, 4, 4, 3], tf.float64)) is False
+    unknown_batch = tf.function(lambda x: tf.constant(use_fused_form(True, x)),
+                                input_signature=[tf.TensorSpec([None, 4, 4, 3])])
+    assert bool(unknown_batch(x32)) is False
+    monkeypatch.setattr(modulated_module, "_runs_on_cpu", lambda x: False)
+    assert use_fused_form(None, x32) is True  # GPUs keep NVIDIA's default
+
+
+def test_grouped_conv_gradient_probe_matches_tensorflow():
+    # The probe's answer against a direct attempt at the failing op (grouped conv, input gradient).
+    def direct(dtype):
+        x = tf.ones([1, 4, 4, 6], dtype)
+        w = tf.ones([3, 3, 2, 3], dtype)  # 3 groups
+        try:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = tf.nn.conv2d(x, w, 1, "SAME")
+            return tape.gradient(y, x) is not None
+        except tf.errors.InvalidArgumentError as e:
+            assert "grouped convolutions" in str(e)
+            return False
+    for dtype in (tf.float32, tf.float16):
+        assert cpu_grouped_conv_gradient(dtype) == direct(dtype), dtype
+    # oneDNN has no float16 convolutions below AVX-512; where it is off, neither dtype works.
+    if onednn_enabled() is False:
+        assert cpu_grouped_conv_gradient(tf.float32) is False
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_forced_fused_form_without_gradient_kernel_fails_clearly(monkeypatch, compiled):
+    """fused_modconv=True on a CPU whose kernels cannot differentiate grouped convolutions: the
+    forward pass runs (and equals the non-fused form); a gradient is one error naming the option."""
+    monkeypatch.setattr(modulated_module, "cpu_grouped_conv_gradient", lambda dtype: False)
+    layer = ModulatedConv2d(3, 4, 3, w_dim=5)
+    x = tf.constant(_rand([2, 4, 4, 3], seed=40))
+    ws = tf.constant(_rand([2, 5], seed=41))
+    np.testing.assert_allclose(layer(x, ws, fused_modconv=True).numpy(), layer(x, ws, fused_modconv=False).numpy(),
+                               rtol=1e-5, atol=1e-5)
+
+    def grads(fused):
+        with tf.GradientTape() as tape:
+            y = tf.reduce_sum(tf.square(layer(x, ws, fused_modconv=fused)))
+        return tape.gradient(y, layer.trainable_weights)
+    if compiled:
+        grads = tf.function(grads)
+    with pytest.raises(ModulatedConvFormError, match=r"fused_modconv=True: .*oneDNN.* None \(automatic"):
+        grads(True)
+    assert all(g is not None for g in grads(False))
+    assert all(g is not None for g in grads(None))  # automatic: non-fused here

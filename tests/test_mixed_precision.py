@@ -227,17 +227,15 @@ def test_fp16_outputs_are_close_to_fp32(arch):
 @pytest.mark.parametrize("demodulate", [True, False])
 @pytest.mark.parametrize("up, ksize", [(False, 3), (True, 3), (False, 1)])
 @pytest.mark.parametrize("fused", [True, False])
-def test_fp16_modulated_conv2d_matches_paper_equations(monkeypatch, fused, up, ksize, demodulate):
-    # Large styles (|s| up to ~40) exercise the pre-normalization. On CPU float16 always runs
-    # non-fused; the fused (GPU) form is checked here by pretending not to be on a CPU
-    # (the float16 grouped-conv forward exists on CPU, only its gradient does not).
-    monkeypatch.setattr(modulated_module, "_runs_on_cpu", lambda x: not fused)
+def test_fp16_modulated_conv2d_matches_paper_equations(fused, up, ksize, demodulate):
+    # Large styles (|s| up to ~40) exercise the pre-normalization. Forcing the fused form runs it
+    # on a CPU too (the float16 grouped-conv forward exists there, only its gradient does not).
     rng = np.random.default_rng(0)
     x = rng.standard_normal([3, 6, 6, 8]).astype(np.float16)
     weight = (rng.standard_normal([ksize, ksize, 8, 5]) / math.sqrt(8 * ksize * ksize)).astype(np.float32)
     styles = (10.0 * rng.standard_normal([3, 8])).astype(np.float32)
     got = modulated_conv2d(tf.constant(x), tf.constant(weight), tf.constant(styles), demodulate=demodulate,
-                           up=up, fused=True)
+                           up=up, fused=fused)
     assert got.dtype == tf.float16
     want = []
     for n in range(3):

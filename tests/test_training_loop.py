@@ -15,7 +15,7 @@ from conftest import ROOT, run_python
 from stylegan2_tf.data.synthetic import create_shapes_dataset, shapes_images
 from stylegan2_tf.official import load_network_pkl, read_network_pickle
 from stylegan2_tf.training import TrainingError, TrainingOptions
-from stylegan2_tf.training.loop import Trainer
+from stylegan2_tf.training.loop import Trainer, kimg_label
 
 # One accumulation round unless a test asks for more (tracing dominates these tests' time).
 TINY = dict(fmap_base=128, fmap_max=64, latent_dim=32, mapping_layers=2, batch=4, batch_gpu=4, tick_kimg=0.032,
@@ -61,7 +61,9 @@ def test_resume_continues_exactly(data_dir, tmp_path):
 
     # Run directory contents.
     files = set(os.listdir(run_a))
-    assert {"reals.png", "fakes_init.png", "fakes000000.png", "network-snapshot-000000.pkl", "network-final.pkl",
+    # Ticks of 64 images: every snapshot keeps its own name (kimg plus images).
+    assert {"reals.png", "fakes_init.png", "fakes000000.064.png", "fakes000000.128.png",
+            "network-snapshot-000000.064.pkl", "network-snapshot-000000.128.pkl", "network-final.pkl",
             "log.txt", "stats.jsonl", "training_options.json", "checkpoints"} <= files
     assert any(f.startswith("events.out.tfevents") for f in files)
     assert os.path.basename(run_a) == "00000-shapes16-config-f-1gpu"
@@ -86,6 +88,18 @@ def test_resume_continues_exactly(data_dir, tmp_path):
     G_state = read_network_pickle(os.path.join(run_a, "network-final.pkl"))[0]
     assert G_state.build_func_name == "G_main"
     assert G_state.components["synthesis"].build_func_name == "G_synthesis_stylegan2"
+
+
+def test_snapshot_labels_never_collide(tmp_path):
+    # Ticks of >= 1 kimg: NVIDIA's whole-kimg names.
+    assert kimg_label(4032, 4000) == "000004" and kimg_label(123456, 2000) == "000123"
+    # Shorter ticks: the images are part of the label.
+    assert [kimg_label(n, 256) for n in (256, 512, 1024, 1280)] == \
+        ["000000.256", "000000.512", "000001.024", "000001.280"]
+    # A short last tick landing on a whole kimg that already has a file gets the longer label.
+    (tmp_path / "network-snapshot-000010.pkl").write_bytes(b"")
+    assert kimg_label(10528, 2000, str(tmp_path), "network-snapshot-{}.pkl") == "000010.528"
+    assert kimg_label(12032, 2000, str(tmp_path), "network-snapshot-{}.pkl") == "000012"
 
 
 def test_tensorboard_scalars_written(data_dir, tmp_path):
@@ -168,6 +182,21 @@ def test_bad_input_is_refused_before_training(data_dir, tmp_path):
     assert r.returncode != 0 and "error: --config 'config-q' is unknown" in r.stderr
     r = run_python([ROOT / "run_training.py", "--resume", "latest", "--result-dir", tmp_path / "empty"])
     assert r.returncode != 0 and "no run with a checkpoint" in r.stderr
+
+
+def test_forced_fused_modconv_without_gradient_kernel_is_refused_before_anything_is_written(
+        data_dir, tmp_path, monkeypatch):
+    import stylegan2_tf.training.loop as loop_module
+    monkeypatch.setattr(loop_module, "cpu_grouped_conv_gradient", lambda dtype: False)
+    with pytest.raises(TrainingError, match=r"--fused-modconv: .*cannot differentiate grouped convolutions .* "
+                                            r"float32 .*automatic: non-fused on CPUs"):
+        Trainer(_opts(data_dir, tmp_path / "r", fused_modconv=True), echo=False)
+    assert not (tmp_path / "r").exists()
+    # Only float16 missing (oneDNN on, no AVX-512): refused only with --fp16-res.
+    monkeypatch.setattr(loop_module, "cpu_grouped_conv_gradient", lambda dtype: dtype != "float16")
+    with pytest.raises(TrainingError, match=r"in float16 \("):
+        Trainer(_opts(data_dir, tmp_path / "r", fused_modconv=True, fp16_res=1), echo=False)
+    assert not (tmp_path / "r").exists()
 
 
 def _image_stats(x):

@@ -36,6 +36,7 @@ import glob
 import os
 import shutil
 import struct
+import sys
 import tempfile
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -306,7 +307,9 @@ class MultiResolutionWriter:
             writer.write(encode_image(level))
         self.num_images += 1
         if self.progress_interval and self.num_images % self.progress_interval == 0:
-            print("%d images\r" % self.num_images, end="", flush=True)
+            # A counter rewritten in place on a terminal; one line per step in a log or pipe.
+            end = "\r" if sys.stdout.isatty() else "\n"
+            print("%d images" % self.num_images, end=end, flush=True)
 
     def set_labels(self, labels: np.ndarray, source: Optional[str] = None) -> None:
         """Labels, one row per image in the order the images were added."""

@@ -11,6 +11,9 @@ Two equivalent implementations:
              groups) -- what NVIDIA's TF1 code does by default;
   non-fused  scale the activations by s, convolve with the shared kernel, scale the
              outputs by 1/sigma -- the same arithmetic, reordered.
+Which one runs is decided in one place, `use_fused_form`: by default (None) fused on
+GPUs and non-fused on CPUs, where it is both faster and always differentiable (TF's CPU
+kernels have grouped-convolution gradients only with oneDNN on; see ops/capabilities.py).
 
 Float16 activations (mixed precision): styles, modulation and demodulation stay in
 float32 and are cast only where they meet the activations. With demodulation the
@@ -24,11 +27,18 @@ import keras
 import tensorflow as tf
 
 from ..ops import fused_bias_act, upsample_conv_2d
+from ..ops.capabilities import cpu_grouped_conv_gradient
 from .equalized import EqualizedDense
 
 DEMODULATION_EPS = 1e-8
 
 _CPU_ONLY = None
+
+
+class ModulatedConvFormError(RuntimeError):
+    """The fused modulated convolution was forced where its gradient cannot be computed."""
+
+    ag_pass_through = True  # raised as it is from tf.function tracing (not wrapped by AutoGraph)
 
 
 def _runs_on_cpu(x):
@@ -41,7 +51,38 @@ def _runs_on_cpu(x):
     return _CPU_ONLY
 
 
-def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, resample_kernel=(1, 3, 3, 1)):
+def use_fused_form(fused, x):
+    """The one place that picks the modulated-convolution form for activations `x`.
+
+    fused: None (automatic) = fused on a GPU, non-fused on a CPU; True / False forces it.
+    The grouped (fused) form needs a static batch and float32/16, so it is never used
+    for float64 or an unknown batch size, whatever is asked."""
+    if x.dtype == tf.float64 or x.shape[0] is None:
+        return False
+    if fused is None:
+        return not _runs_on_cpu(x)
+    return bool(fused)
+
+
+def _no_gradient_guard(y, dtype):
+    """Identity on the fused conv's output `y` whose gradient is one clear error, raised before
+    backpropagation reaches a grouped-convolution kernel that cannot run: used when the fused
+    form is forced on a CPU whose kernels cannot differentiate it."""
+
+    @tf.custom_gradient
+    def guard(y):
+        def grad(dy):
+            raise ModulatedConvFormError(
+                f"fused_modconv=True: this TensorFlow cannot differentiate the fused (grouped) modulated "
+                f"convolution on the CPU in {dtype.name} (grouped-convolution gradients exist only with oneDNN "
+                f"on: by default on AVX-512-class CPUs, or with TF_ENABLE_ONEDNN_OPTS=1 for float32). "
+                f"Leave fused_modconv at None (automatic: non-fused on CPUs) or set it to False; both forms "
+                f"give the same numbers.")
+        return tf.identity(y), grad
+    return guard(y)
+
+
+def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=None, resample_kernel=(1, 3, 3, 1)):
     """Modulated 'SAME' convolution of NHWC `x`.
 
     Args:
@@ -49,9 +90,11 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
       weight:  [k, k, I, O] kernel, already multiplied by its equalized-lr gain.
       styles:  [N, I] per-sample input-channel scales s.
       up:      2x upsampling through `upsample_conv_2d` (FIR `resample_kernel`).
-      fused:   grouped-convolution form; needs a static batch size and float32/16
-               (else the non-fused form is used). Float16 on CPU always uses the
-               non-fused form: TF's CPU kernels have no float16 grouped-conv gradient.
+      fused:   None = automatic (fused on GPUs, non-fused on CPUs), True / False
+               forces the grouped-convolution form or the shared-kernel one; see
+               `use_fused_form`. Forced on a CPU that cannot differentiate grouped
+               convolutions, the forward pass works and a gradient raises
+               `ModulatedConvFormError`.
     Returns:
       [N, H', W', O] in x's dtype.
     """
@@ -68,8 +111,7 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
         weight = weight * (1.0 / math.sqrt(in_ch * ksize * ksize) /
                            tf.reduce_max(tf.abs(weight), axis=[0, 1, 2], keepdims=True))
         styles = styles / tf.reduce_max(tf.abs(styles), axis=1, keepdims=True)
-    if half and _runs_on_cpu(x):
-        fused = False
+    fused = use_fused_form(fused, x)
 
     if ksize == 1 and not up:
         # 1x1 (ToRGB): modulate the per-sample [I, O] matrices (tiny) and use one batched
@@ -81,8 +123,7 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
         y = tf.matmul(tf.reshape(x, [n, height * width, in_ch]), tf.cast(w, x.dtype))
         return tf.reshape(y, [n, height, width, out_ch])
 
-    # The grouped form needs a static batch; TF's grouped convolutions are float32/16 only.
-    if not fused or batch is None or x.dtype == tf.float64:
+    if not fused:
         if demodulate:
             # sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 * sum_k w_ijk^2
             sigma_sq = tf.matmul(tf.square(styles), tf.reduce_sum(tf.square(weight), axis=[0, 1]))
@@ -109,6 +150,8 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=True, r
         x = upsample_conv_2d(x, w, k=resample_kernel, groups=batch)
     else:
         x = tf.nn.conv2d(x, w, strides=1, padding="SAME")
+    if _runs_on_cpu(x) and not cpu_grouped_conv_gradient(x.dtype):
+        x = _no_gradient_guard(x, x.dtype)
     x = tf.reshape(x, [x.shape[1], x.shape[2], batch, out_ch])
     return tf.transpose(x, [2, 0, 1, 3])
 
@@ -120,7 +163,7 @@ class ModulatedConv2d(keras.layers.Layer):
     [w_dim, I], `mod_bias` [I] (the +1 is added at run time)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, w_dim, demodulate=True, up=False,
-                 resample_kernel=(1, 3, 3, 1), fused_modconv=True, **kwargs):
+                 resample_kernel=(1, 3, 3, 1), fused_modconv=None, **kwargs):
         super().__init__(autocast=False, **kwargs)  # float16 inputs stay float16 (see equalized.py)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
@@ -129,7 +172,7 @@ class ModulatedConv2d(keras.layers.Layer):
         self.demodulate = bool(demodulate)
         self.up = bool(up)
         self.resample_kernel = tuple(resample_kernel) if resample_kernel is not None else None
-        self.fused_modconv = bool(fused_modconv)
+        self.fused_modconv = None if fused_modconv is None else bool(fused_modconv)
         self.affine = EqualizedDense(self.w_dim, self.in_channels, name="affine")
         self.weight = self.add_weight(
             name="weight", shape=(self.kernel_size, self.kernel_size, self.in_channels, self.out_channels),
@@ -168,7 +211,7 @@ class SynthesisLayer(keras.layers.Layer):
     """
 
     def __init__(self, in_channels, out_channels, w_dim, resolution, kernel_size=3, up=False,
-                 use_noise=True, activation="lrelu", resample_kernel=(1, 3, 3, 1), fused_modconv=True,
+                 use_noise=True, activation="lrelu", resample_kernel=(1, 3, 3, 1), fused_modconv=None,
                  conv_clamp=None, **kwargs):
         super().__init__(autocast=False, **kwargs)  # float16 inputs stay float16 (see equalized.py)
         self.in_channels = int(in_channels)
@@ -180,7 +223,7 @@ class SynthesisLayer(keras.layers.Layer):
         self.use_noise = bool(use_noise)
         self.activation = activation
         self.resample_kernel = tuple(resample_kernel) if resample_kernel is not None else None
-        self.fused_modconv = bool(fused_modconv)
+        self.fused_modconv = None if fused_modconv is None else bool(fused_modconv)
         self.conv_clamp = conv_clamp
         self.conv = ModulatedConv2d(self.in_channels, self.out_channels, self.kernel_size, self.w_dim, up=self.up,
                                     resample_kernel=self.resample_kernel, fused_modconv=self.fused_modconv,
@@ -222,12 +265,12 @@ class SynthesisLayer(keras.layers.Layer):
 class ToRGB(keras.layers.Layer):
     """1x1 modulated conv without demodulation, + bias (linear)."""
 
-    def __init__(self, in_channels, out_channels, w_dim, fused_modconv=True, conv_clamp=None, **kwargs):
+    def __init__(self, in_channels, out_channels, w_dim, fused_modconv=None, conv_clamp=None, **kwargs):
         super().__init__(autocast=False, **kwargs)  # float16 inputs stay float16 (see equalized.py)
         self.in_channels = int(in_channels)
         self.out_channels = int(out_channels)
         self.w_dim = int(w_dim)
-        self.fused_modconv = bool(fused_modconv)
+        self.fused_modconv = None if fused_modconv is None else bool(fused_modconv)
         self.conv_clamp = conv_clamp
         self.conv = ModulatedConv2d(self.in_channels, self.out_channels, 1, self.w_dim, demodulate=False,
                                     fused_modconv=self.fused_modconv, name="conv")

@@ -94,7 +94,9 @@ class GeneratorConfig(_Config):
     activation: str = "lrelu"
     resample_kernel: Tuple[int, ...] = (1, 3, 3, 1)
     use_noise: bool = True
-    fused_modconv: bool = True
+    # Modulated-conv form: None = automatic (fused on GPUs, non-fused on CPUs), True/False forces it
+    # (stylegan2_tf.layers.modulated.use_fused_form). Same numbers either way.
+    fused_modconv: Optional[bool] = None
     # Mixed precision (NVlabs/stylegan2-ada): float16 activations in the `num_fp16_res`
     # highest-resolution blocks; conv/ToRGB outputs clamped to +-conv_clamp (None = off).
     conv_clamp: Optional[float] = None

@@ -14,7 +14,8 @@ class Generator(ConfigSerializable, keras.Model):
 
     Call keywords: `c` (one-hot labels for conditional nets), `truncation_psi`,
     `truncation_cutoff`, `noise_mode` ('random' | 'const' | 'none'),
-    `fused_modconv` (None = the config's choice), `return_ws`, `noise_seed` ([2] int32:
+    `fused_modconv` (None = the config's choice, automatic by default: fused on GPUs,
+    non-fused on CPUs), `return_ws`, `noise_seed` ([2] int32:
     reproducible 'random' noise).
     """
 

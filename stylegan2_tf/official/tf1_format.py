@@ -105,7 +105,8 @@ def generator_config(net: NetworkState, where="G") -> GeneratorConfig:
             fmap_const=(None if kw.get("fmap_const") is None else int(kw["fmap_const"])),
             architecture=kw["architecture"], activation=kw["nonlinearity"],
             resample_kernel=_kernel(kw["resample_kernel"]), use_noise=bool(kw.get("use_noise", True)),
-            fused_modconv=bool(kw["fused_modconv"]),
+            # NVIDIA's fused_modconv only picks an implementation (same numbers); ours is chosen per device.
+            fused_modconv=None,
             conv_clamp=(None if kw.get("conv_clamp") is None else float(kw["conv_clamp"])),
             num_fp16_res=int(kw.get("num_fp16_res", 0) or 0))
     except (ValueError, TypeError, KeyError) as e:

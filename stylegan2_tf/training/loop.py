@@ -32,6 +32,7 @@ from ..data.errors import DatasetError
 from ..generate import image_grid, save_image, to_uint8
 from ..networks import Discriminator, Generator
 from ..official.writer import save_network_pkl
+from ..ops.capabilities import cpu_grouped_conv_gradient
 from .loss_scaling import DynamicLossScale, apply_gradients_if
 from .losses import StyleGAN2Loss, path_length_surrogate
 from .options import RESUME_INVARIANTS, TICK_KIMG, TrainingError, TrainingOptions, ema_beta, lazy_adam_params
@@ -91,6 +92,18 @@ def new_run_dir(result_dir, desc):
     path = os.path.join(result_dir, f"{max(ids, default=-1) + 1:05d}-{desc}")
     os.makedirs(path)
     return path
+
+
+def kimg_label(nimg, tick_nimg, run_dir=None, pattern=None):
+    """The NNNNNN in `network-snapshot-NNNNNN.pkl` / `fakesNNNNNN.png`: whole kimg, as NVIDIA's
+    names. Ticks shorter than 1 kimg would give several files one name, so then (and whenever
+    the whole-kimg file of `pattern` already exists in `run_dir`, as after a short final tick)
+    the label carries the images too: 000000.256 = 256 images."""
+    label = f"{nimg // 1000:06d}"
+    taken = run_dir is not None and os.path.exists(os.path.join(run_dir, pattern.format(label)))
+    if tick_nimg < 1000 or taken:
+        label = f"{nimg // 1000:06d}.{nimg % 1000:03d}"
+    return label
 
 
 def find_resume_dir(resume, result_dir):
@@ -156,6 +169,7 @@ class Trainer:
             raise TrainingError(f"--num-gpus {self.opts.num_gpus}{per} but the strategy has {self.replicas} "
                                 f"replica(s) on {workers} worker(s)")
         self.echo = echo
+        self._check_modconv_form()
         self._resume_checkpoint = None
         if self.cluster is None:
             self._open_dataset()
@@ -170,6 +184,19 @@ class Trainer:
         self._ckpt_nimg = None
         if resume:
             self._restore()
+
+    def _check_modconv_form(self):
+        """--fused-modconv forced on CPUs whose kernels cannot differentiate grouped convolutions
+        is refused here, before anything is written (automatic never picks it there)."""
+        if not self.opts.fused_modconv or tf.config.list_logical_devices("GPU"):
+            return
+        dtypes = [tf.float32] + ([tf.float16] if self.opts.fp16_res > 0 else [])
+        missing = [d.name for d in dtypes if not cpu_grouped_conv_gradient(d)]
+        if missing:
+            raise TrainingError(
+                f"--fused-modconv: this TensorFlow cannot differentiate grouped convolutions on the CPU in "
+                f"{' and '.join(missing)} (oneDNN is off, or has no float16 on this CPU); leave the option out "
+                f"(automatic: non-fused on CPUs) or pass --nofused-modconv. Both forms give the same numbers.")
 
     def _open_dataset(self):
         opts = self.opts
@@ -505,7 +532,11 @@ class Trainer:
         may take part in collectives) into a temporary directory that it deletes."""
         self._check_finite_weights()
         nimg = int(self.cur_nimg.numpy())
-        name = "network-final.pkl" if final else f"network-snapshot-{nimg // 1000:06d}.pkl"
+        if final:
+            name = "network-final.pkl"
+        else:
+            pattern = "network-snapshot-{}.pkl"
+            name = pattern.format(kimg_label(nimg, self._tick_nimg(), self.run_dir if self.is_chief else None, pattern))
         if self.is_chief:
             save_network_pkl(os.path.join(self.run_dir, name), self.G, self.D, self.Gs, module_src=self.module_src)
         if self._ckpt_nimg != nimg:
@@ -544,6 +575,9 @@ class Trainer:
             return float(self.opts.tick_kimg)
         return float(TICK_KIMG.get(self.data_info.resolution, 4))
 
+    def _tick_nimg(self):
+        return int(self._tick_kimg() * 1000)
+
     def train(self, stop_after_ticks=None):
         """Train until total_kimg (or `stop_after_ticks` more ticks). Returns the run directory."""
         opts = self.opts
@@ -560,7 +594,7 @@ class Trainer:
                 save_image(self._fakes(), os.path.join(self.run_dir, "fakes_init.png"))
         data = self._dataset(start_nimg)
         rounds_n = opts.rounds
-        tick_nimg = int(self._tick_kimg() * 1000)
+        tick_nimg = self._tick_nimg()
         image_ticks = opts.image_snapshot_ticks if opts.image_snapshot_ticks is not None else opts.snapshot_ticks
         start_time = time.time()
         tick_start_nimg = int(self.cur_nimg.numpy())
@@ -624,7 +658,7 @@ class Trainer:
                         tf.summary.scalar(k if "/" in k else f"Progress/{k}", v, step=cur_nimg)
             stop = done or (stop_after_ticks is not None and ticks_done >= stop_after_ticks)
             if image_ticks and (done or tick % image_ticks == 0) and self.is_chief:
-                self._save_fakes(f"fakes{cur_nimg // 1000:06d}.png")
+                self._save_fakes("fakes{}.png".format(kimg_label(cur_nimg, tick_nimg, self.run_dir, "fakes{}.png")))
             if opts.snapshot_ticks and (done or tick % opts.snapshot_ticks == 0):
                 name = self._save_snapshot()
                 self.log(f"Saved {name}")

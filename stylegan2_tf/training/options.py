@@ -67,6 +67,8 @@ class TrainingOptions:
     # G and D; conv_clamp None = 256 when fp16_res > 0 (ADA's value), else no clamp.
     fp16_res: int = 0
     conv_clamp: Optional[float] = None
+    # Modulated-conv form: None = automatic (fused on GPUs, non-fused on CPUs); True/False forces it.
+    fused_modconv: Optional[bool] = None
     # Misc.
     seed: int = 1000
     metrics: str = "none"
@@ -125,7 +127,7 @@ class TrainingOptions:
             parts = self.config.split("-")
             g_arch, d_arch = parts[2][1:], parts[3][1:]
         g_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
-                    architecture=g_arch, label_mode="concat")
+                    architecture=g_arch, label_mode="concat", fused_modconv=self.fused_modconv)
         d_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
                     architecture=d_arch, label_mode="project", mbstd_group_size=4)
         if self.fmap_max:

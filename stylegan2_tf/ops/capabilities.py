@@ -1,0 +1,61 @@
+"""What this TensorFlow build can do on this machine, probed once per process.
+
+TensorFlow's CPU kernels compute grouped-convolution gradients only through oneDNN,
+which TensorFlow turns on by default only on CPUs with AVX-512-class features (and
+which `TF_ENABLE_ONEDNN_OPTS=0` turns off everywhere); without it the forward pass
+works but the gradient fails inside the kernel. oneDNN has no float16 convolutions
+below AVX-512, so float16 can lack the gradient even where float32 has it. Rather
+than guess from CPU names or flags, the probe differentiates one tiny grouped
+convolution per dtype and remembers the answer.
+"""
+
+import threading
+
+import tensorflow as tf
+
+_lock = threading.Lock()
+_grouped_conv_grad = {}
+
+
+def cpu_grouped_conv_gradient(dtype=tf.float32):
+    """Whether the CPU kernels can differentiate a grouped `tf.nn.conv2d` in `dtype`.
+
+    Safe to call while a `tf.function` is traced or a tape records: the probe runs eagerly
+    in a thread of its own (graph contexts and tapes are per thread)."""
+    dtype = tf.as_dtype(dtype)
+    with _lock:
+        if dtype not in _grouped_conv_grad:
+            result = []
+            thread = threading.Thread(target=lambda: result.append(_probe_grouped_conv_gradient(dtype)))
+            thread.start()
+            thread.join()
+            if not result:
+                raise RuntimeError(f"the grouped-convolution gradient probe ({dtype.name}) failed; see the "
+                                   f"traceback above")
+            _grouped_conv_grad[dtype] = result[0]
+        return _grouped_conv_grad[dtype]
+
+
+def _probe_grouped_conv_gradient(dtype):
+    with tf.device("/CPU:0"):
+        x = tf.ones([1, 3, 3, 4], dtype)
+        w = tf.ones([3, 3, 2, 4], dtype)  # 2 groups of 2 input channels
+        try:
+            with tf.GradientTape() as tape:
+                tape.watch([x, w])
+                y = tf.nn.conv2d(x, w, strides=1, padding="SAME")
+            dx, dw = tape.gradient(y, [x, w])
+            # Every input pixel of the all-ones image feeds 1-4 x 1-4 taps of 2 outputs: finite, > 0.
+            return bool(tf.reduce_all(dx > 0).numpy()) and bool(tf.reduce_all(dw > 0).numpy())
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError, tf.errors.NotFoundError):
+            return False
+
+
+def onednn_enabled():
+    """Whether TensorFlow's oneDNN CPU kernels are on in this process (TF's own switch:
+    default by CPU features, overridden by TF_ENABLE_ONEDNN_OPTS)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None
