@@ -3,6 +3,7 @@
   python benchmarks/train.py --res 64 --fmap-base 16384 --batch 32 --batch-gpu 4 --steps 8
   python benchmarks/train.py --replicas 2 ...     # + scaling efficiency against 1 replica
   python benchmarks/train.py --fp16-res 2 ...     # float16 in the 2 highest resolutions
+  python benchmarks/train.py --modconv fused ...  # force a modulated-conv form (default: automatic)
 
 Runs the training loop's own step functions (G main, path length every 4, D main, R1
 every 16, EMA) on a synthetic dataset written to a temporary directory, after a
@@ -40,7 +41,21 @@ flags.DEFINE_integer("steps", 8, "Timed minibatches (after one warm-up minibatch
 flags.DEFINE_string("config", "config-f", "config-e / config-f / config-e-G*-D*.")
 flags.DEFINE_integer("replicas", 1, "Replicas (GPUs, else logical CPU devices); > 1 adds the scaling figures.")
 flags.DEFINE_integer("fp16-res", 0, "float16 in the N highest resolutions (with loss scaling, conv clamp 256).")
+flags.DEFINE_enum("modconv", "auto", ["auto", "fused", "nonfused"],
+                  "Modulated-conv form: automatic (fused on GPUs, non-fused on CPUs) or forced.")
 FLAGS = flags.FLAGS
+
+
+def _cpu_flags():
+    """The vector extensions that decide TF's CPU kernels (oneDNN is on by default with AVX-512)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags_line = next(line for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return "flags unknown"
+    have = set(flags_line.split(":", 1)[1].split())
+    shown = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in have]
+    return " ".join(shown) or "no AVX2"
 
 
 def _peak_memory_mib(tf):
@@ -60,12 +75,14 @@ def time_training(tmp, replicas, batch, label):
     opts = TrainingOptions(data_dir=tmp, dataset="shapes", result_dir=os.path.join(tmp, "results"),
                            config=FLAGS.config, fmap_base=FLAGS["fmap-base"].value, batch=batch,
                            batch_gpu=FLAGS["batch-gpu"].value, num_gpus=replicas, snapshot_ticks=0,
-                           fp16_res=FLAGS["fp16-res"].value)
+                           fp16_res=FLAGS["fp16-res"].value,
+                           fused_modconv={"auto": None, "fused": True, "nonfused": False}[FLAGS.modconv])
     t = Trainer(opts, strategy=make_strategy(replicas), echo=False)
     devices = t.strategy.extended.worker_devices if replicas > 1 else ["default device"]
     print(f"## {label}: {FLAGS.config} {FLAGS.res}x{FLAGS.res}, fmap_base {opts.fmap_base}, "
           f"G {num_trainable_params(t.G):,} D {num_trainable_params(t.D):,} params, batch {opts.batch} = "
           f"{opts.rounds} round(s) x {replicas} replica(s) x {opts.batch_gpu}, fp16_res {opts.fp16_res}, "
+          f"modconv {FLAGS.modconv}, "
           f"devices {', '.join(d.split('/')[-1] for d in devices)}")
     data = t._dataset(0)
     times = []
@@ -104,8 +121,9 @@ def main(argv):
 
     from stylegan2_tf.data.synthetic import create_shapes_dataset
 
-    print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} cpus, TF {tf.__version__}, "
-          f"{len(tf.config.list_physical_devices('GPU'))} GPU(s)")
+    from stylegan2_tf.ops.capabilities import onednn_enabled
+    print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} cpus ({_cpu_flags()}), TF {tf.__version__}, "
+          f"oneDNN {'on' if onednn_enabled() else 'off'}, {len(tf.config.list_physical_devices('GPU'))} GPU(s)")
     tmp = tempfile.mkdtemp(prefix="bench-train-")
     try:
         create_shapes_dataset(os.path.join(tmp, "shapes"), num_images=64, resolution=FLAGS.res)

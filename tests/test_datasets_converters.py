@@ -19,10 +19,12 @@ from stylegan2_tf.data import (
     create_cifar10,
     create_cifar100,
     create_lsun,
+    create_digits,
     create_lsun_wide,
     create_mnist,
     read_dataset_info,
 )
+from stylegan2_tf.data.tfrecord_format import MultiResolutionWriter
 
 from _dataset_reference import records_of, official_shuffle  # noqa: E402
 
@@ -172,6 +174,78 @@ def test_mnist_bad_inputs(tmp_path):
     with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte\.gz: cannot read idx file"):
         create_mnist(str(tmp_path / "out"), str(d))
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------
+# scikit-learn's digits.
+
+
+def _keys_cubic(t, a=-0.5):
+    t = np.abs(t)
+    return np.where(t < 1, (a + 2) * t ** 3 - (a + 3) * t ** 2 + 1,
+                    np.where(t < 2, a * t ** 3 - 5 * a * t ** 2 + 8 * a * t - 4 * a, 0.0))
+
+
+def _bicubic_upscale_matrix(n_in, n_out):
+    """Rows: output pixels; Keys cubic (a = -0.5) at pixel centres, taps outside the image
+    dropped and the rest renormalized (how Pillow treats the borders)."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        centre = (i + 0.5) * n_in / n_out
+        lo, hi = max(int(centre - 2 + 0.5), 0), min(int(centre + 2 + 0.5), n_in)
+        taps = np.arange(lo, hi)
+        w = _keys_cubic(taps - centre + 0.5)
+        m[i, lo:hi] = w / w.sum()
+    return m
+
+
+def test_digits_are_sklearns_scans_upscaled(tmp_path):
+    datasets = pytest.importorskip("sklearn.datasets")
+    scans = datasets.load_digits().images.astype(np.float64)
+    classes = datasets.load_digits().target
+    assert scans.shape == (1797, 8, 8)
+    out = str(tmp_path / "digits32")
+    assert create_digits(out, 32) == 1797
+    m = _bicubic_upscale_matrix(8, 32)
+    want = np.clip(np.round(np.einsum("yi,nij,xj->nyx", m, scans * 255 / 16, m)), 0, 255)
+    order = official_shuffle(1797)
+    got = records_of(top(out))
+    assert got.shape == (1797, 1, 32, 32)
+    diff = np.abs(got[:, 0].astype(np.int64) - want[order])
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.99  # float32 resampling: rounding ties only
+    np.testing.assert_array_equal(labels_of(out), one_hot_ref(classes[order], 10))
+    info = read_dataset_info(out)
+    assert (info.resolution, info.channels, info.label_size) == (32, 1, 10)
+    # No labels: an unconditional dataset; other resolutions.
+    assert create_digits(str(tmp_path / "d16"), 16, labels=False) == 1797
+    assert read_dataset_info(str(tmp_path / "d16")).label_size == 0
+    m16 = _bicubic_upscale_matrix(8, 16)
+    want16 = np.clip(np.round(np.einsum("yi,nij,xj->nyx", m16, scans * 255 / 16, m16)), 0, 255)
+    assert np.abs(records_of(top(str(tmp_path / "d16")))[:, 0] - want16[order]).max() <= 1
+
+
+def test_digits_bad_input(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="power of two"):
+        create_digits(str(tmp_path / "x"), 24)
+    with pytest.raises(DatasetError, match="below the scans' 8 x 8"):
+        create_digits(str(tmp_path / "x"), 4)
+    monkeypatch.setitem(__import__("sys").modules, "sklearn.datasets", None)  # not installed
+    with pytest.raises(DatasetError, match=r"sklearn.datasets.load_digits: scikit-learn is not installed"):
+        create_digits(str(tmp_path / "x"), 32)
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_progress_is_a_line_per_step_unless_on_a_terminal(tmp_path, capsys, monkeypatch, tty):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: tty)
+    with MultiResolutionWriter(str(tmp_path / "p"), progress_interval=2) as writer:
+        for _ in range(5):
+            writer.add_image(np.zeros((1, 4, 4), np.uint8))
+    out = capsys.readouterr().out
+    if tty:
+        assert out.startswith("2 images\r4 images\r")
+    else:
+        assert out.splitlines()[:2] == ["2 images", "4 images"] and "\r" not in out
 
 
 # ---------------------------------------------------------------------------
