@@ -48,3 +48,31 @@ def seeded_images(seed, n, size, channels=3):
         img = 128 + 60 * base + rng.normal(0, 25, size=(size, size, channels))
         out.append(np.clip(img, 0, 255).astype(np.uint8))
     return np.stack(out)
+
+
+def tiny_shapes(keys_and_shapes, divisor=8, fc_width=32):
+    """The same networks with channel counts divided by `divisor` (RGB input and the 1008
+    Inception classes kept; VGG's fc layers `fc_width` wide) -- for fast end-to-end tests."""
+    out = []
+    for name, shape in keys_and_shapes:
+        shape = list(shape)
+        if name.startswith("classifier."):
+            layer = int(name.split(".")[1])
+            if layer == 0:
+                shape = [fc_width, shape[1] // divisor] if len(shape) == 2 else [fc_width]
+            elif layer == 3:
+                shape = [fc_width, fc_width] if len(shape) == 2 else [fc_width]
+            else:
+                shape = [shape[0], fc_width] if len(shape) == 2 else shape
+        elif name == "fc.weight":
+            shape = [shape[0], shape[1] // divisor]
+        elif name == "fc.bias" or name.endswith("num_batches_tracked"):
+            pass
+        elif name.startswith("lin"):
+            shape = [1, shape[1] // divisor, 1, 1]
+        elif len(shape) == 4:
+            shape = [shape[0] // divisor, shape[1] if shape[1] == 3 else shape[1] // divisor] + shape[2:]
+        else:
+            shape = [shape[0] // divisor]
+        out.append((name, shape))
+    return out

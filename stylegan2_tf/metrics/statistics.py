@@ -38,7 +38,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
         raise ValueError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
     m = np.square(mu1 - mu2).sum()
-    s, _ = scipy.linalg.sqrtm(np.dot(sigma1, sigma2), disp=False)
+    s = scipy.linalg.sqrtm(np.dot(sigma1, sigma2))
+    if isinstance(s, tuple):  # scipy < 1.12 with disp=False semantics
+        s = s[0]
     return float(np.real(m + np.trace(sigma1 + sigma2 - 2.0 * s)))
 
 
