@@ -56,6 +56,8 @@ class LPIPSDistance:
         if img0.shape != img1.shape or img0.shape.rank != 4 or img0.shape[-1] not in (1, 3):
             raise ValueError(f"LPIPS needs two NHWC batches of equal shape with 1 or 3 channels, "
                              f"got {img0.shape} and {img1.shape}")
+        if img0.shape[1] is not None and min(img0.shape[1], img0.shape[2]) < 16:
+            raise ValueError(f"LPIPS needs images of at least 16x16 (VGG16 pools four times), got {img0.shape}")
         if img0.shape[-1] == 1:
             img0, img1 = tf.tile(img0, [1, 1, 1, 3]), tf.tile(img1, [1, 1, 1, 3])
         return self._fn(img0, img1)

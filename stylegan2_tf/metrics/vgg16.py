@@ -61,7 +61,9 @@ class VGG16Convs(keras.layers.Layer):
             x = next(convs)(x)
             if item[0] in taps:
                 outputs.append(x)
-        return outputs if taps else x
+                if len(outputs) == len(taps):
+                    return outputs          # the pool after the last tap is not needed
+        return x
 
 
 class VGG16FC2(keras.Model):
