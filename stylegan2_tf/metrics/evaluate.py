@@ -118,7 +118,11 @@ class _Context:
             if res not in info.resolutions:
                 raise MetricError(f"{self.opts.tfrecord_dir}: dataset resolution {info.resolution} does not match the "
                                   f"network's {res}x{res}")
-            self._info = read_dataset_info(self.opts.tfrecord_dir, res)
+            info = read_dataset_info(self.opts.tfrecord_dir, res)
+            if info.channels != self.opts.G.config.img_channels:
+                raise MetricError(f"{self.opts.tfrecord_dir}: dataset images have {info.channels} channel(s), the "
+                                  f"network's {self.opts.G.config.img_channels}")
+            self._info = info
         return self._info
 
     def random_labels(self, rng, n):

@@ -70,7 +70,9 @@ def _refuse_dnnlib(path, what):
         raise FeatureNetworkError(f"{path}: {e}") from None
     except Exception as e:
         raise FeatureNetworkError(f"{path}: not a readable pickle ({type(e).__name__})") from None
-    name = getattr(net, "build_func_name", None)
+    if not hasattr(net, "build_func_name"):
+        raise FeatureNetworkError(f"{path}: a pickle but not a dnnlib network ({type(net).__name__})")
+    name = net.build_func_name
     raise FeatureNetworkError(
         f"{path}: NVIDIA dnnlib pickle ({name or 'unknown network'}) -- its variable layout is not supported "
         f"yet for {what}; use the files listed in stylegan2_tf/metrics/README.md")
@@ -178,7 +180,7 @@ def load_inception(path, batch_size=64):
         net = _inception_from_graphdef(path)
     elif kind == "torch":
         net = _inception_from_torch(path)
-    elif kind == "dnnlib":
+    elif kind in ("dnnlib", "pickle"):
         _refuse_dnnlib(path, "the Inception")
     else:
         raise FeatureNetworkError(f"{path}: not an Inception file (expected a .pb GraphDef or a pytorch-fid .pth)")
@@ -220,7 +222,7 @@ def load_lpips(path_or_paths):
     paths = _split_paths(path_or_paths)
     kinds = {p: file_kind(p) for p in paths}
     for p, kind in kinds.items():
-        if kind == "dnnlib":
+        if kind in ("dnnlib", "pickle"):
             _refuse_dnnlib(p, "LPIPS")
         if kind != "torch":
             raise FeatureNetworkError(f"{p}: not a PyTorch .pth file (LPIPS needs torchvision's VGG16 + lpips' vgg.pth)")
@@ -253,7 +255,7 @@ def load_vgg16(path, batch_size=64):
     from stylegan2_tf.metrics.vgg16 import VGG16Features
     (path,) = _split_paths(path)
     kind = file_kind(path)
-    if kind == "dnnlib":
+    if kind in ("dnnlib", "pickle"):
         _refuse_dnnlib(path, "VGG16")
     if kind != "torch":
         raise FeatureNetworkError(f"{path}: not a PyTorch .pth file (expected torchvision's vgg16-397923af.pth)")

@@ -6,6 +6,8 @@ metric is named after (NVlabs/stylegan2 `metrics/` for fid50k, is50k, pr50k3;
 NVlabs/stylegan2-ada-pytorch `metrics/` for the `_full` variants and KID).
 """
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -38,9 +40,11 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
         raise ValueError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
     m = np.square(mu1 - mu2).sum()
-    s = scipy.linalg.sqrtm(np.dot(sigma1, sigma2))
-    if isinstance(s, tuple):  # scipy < 1.12 with disp=False semantics
-        s = s[0]
+    with warnings.catch_warnings():
+        # Singular products (fewer samples than features) are expected in short runs; the
+        # official code silences scipy the same way (disp=False).
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        s = scipy.linalg.sqrtm(np.dot(sigma1, sigma2))
     return float(np.real(m + np.trace(sigma1 + sigma2 - 2.0 * s)))
 
 

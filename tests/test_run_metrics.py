@@ -1,0 +1,85 @@
+"""run_metrics.py end to end on a fixture network, a tiny dataset and tiny feature networks."""
+
+import json
+import os
+import pathlib
+import pickle
+
+import pytest
+
+from conftest import ROOT, run_python
+from feature_net_weights import state_dict_for, tiny_shapes
+from torch_pth_writer import write_pth
+
+NETWORK = ROOT / "tests" / "fixtures" / "stylegan2_pkl" / "sg2-tiny16.pkl"
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from stylegan2_tf.data.synthetic import create_shapes_dataset
+    root = tmp_path_factory.mktemp("run_metrics")
+    create_shapes_dataset(str(root / "shapes16"), num_images=24, resolution=16)
+    create_shapes_dataset(str(root / "shapes8"), num_images=8, resolution=8)
+    with open(HERE / "fixtures" / "metrics" / "shapes.json") as f:
+        shapes = json.load(f)
+    write_pth(root / "pt_inception.pth", state_dict_for(tiny_shapes(shapes["inception"])), legacy=True)
+    write_pth(root / "vgg16.pth", state_dict_for(tiny_shapes(shapes["vgg16"])))
+    write_pth(root / "vgg.pth", state_dict_for(tiny_shapes(shapes["lpips_lin"])))
+    return root
+
+
+def _run(setup, *args):
+    base = ["--network", NETWORK, "--data-dir", setup, "--result-dir", setup / "results", "--cache-dir",
+            setup / "cache", "--inception", setup / "pt_inception.pth", "--vgg16", setup / "vgg16.pth",
+            "--lpips", f"{setup / 'vgg16.pth'},{setup / 'vgg.pth'}"]
+    return run_python([ROOT / "run_metrics.py", *base, *args], timeout=600)
+
+
+def test_run_metrics_writes_results(setup):
+    r = _run(setup, "--dataset", "shapes16", "--metrics", "fid50k_full,kid50k_full,pr50k3_full,ppl2_wend",
+             "--num-images", "8")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "a shortened run, not the paper's protocol" in r.stdout
+    assert "ETA" in r.stdout
+    for name, keys in [("fid50k_full", ["fid50k_full"]), ("kid50k_full", ["kid50k_full"]),
+                       ("pr50k3_full", ["pr50k3_full_precision", "pr50k3_full_recall"]), ("ppl2_wend", ["ppl2_wend"])]:
+        line = (setup / "results" / f"metric-{name}.txt").read_text().strip().splitlines()[-1]
+        assert line.startswith("sg2-tiny16 time ") and "[shortened: 8 fakes" in line, line
+        record = json.loads((setup / "results" / f"metric-{name}.jsonl").read_text().splitlines()[-1])
+        assert sorted(record["results"]) == sorted(keys) and record["protocol"] == "shortened"
+        assert record["num_fakes"] == 8 and record["settings"]["num_images"] == 8 and record["timestamp"]
+    # Real statistics were cached, keyed by dataset, resolution, count, mirroring, network and file digest.
+    cached = sorted(p.name for p in (setup / "cache").iterdir())
+    assert any(n.startswith("shapes16-16-8-nomirror-inception-") and n.endswith("-meancov.npz") for n in cached)
+    assert any(n.startswith("shapes16-16-8-nomirror-vgg16-") for n in cached)
+
+
+def _evil_pickle(path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+    path.write_bytes(pickle.dumps(Evil(), protocol=2))
+
+
+@pytest.mark.parametrize("case,args,message", [
+    ("unknown", ["--metrics", "fid5k"], "error: unknown metric 'fid5k'"),
+    ("missing", ["--metrics", "fid50k_full", "--inception", "/no/such/inception.pb"],
+     "error: /no/such/inception.pb: no such file"),
+    ("resolution", ["--metrics", "fid50k_full", "--dataset", "shapes8"],
+     "dataset resolution 8 does not match the network's 16x16"),
+    ("fewer", ["--metrics", "fid50k"], "shapes16: 24 images but 50000 reals are needed"),
+    ("code", ["--metrics", "fid50k_full"], "evil.pkl: refusing to load global"),
+])
+def test_bad_input_is_a_one_line_error(setup, case, args, message):
+    extra = []
+    if case == "code":
+        _evil_pickle(setup / "evil.pkl")
+        extra = ["--inception", setup / "evil.pkl"]
+    if "--dataset" not in args:
+        extra += ["--dataset", "shapes16"]
+    r = _run(setup, *args, *extra)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last, r.stderr[-2000:]
+    assert "pwned" not in r.stdout
