@@ -27,7 +27,10 @@ flags.DEFINE_integer("num-gpus", 0, "Replicas (GPUs) per worker; 0 = every visib
 flags.DEFINE_float("total-kimg", 25000, "Training length in thousands of real images.")
 flags.DEFINE_float("gamma", None, "R1 regularization weight (default: 10 for config F, 100 for config E).")
 flags.DEFINE_bool("mirror-augment", False, "Mirror images left-right at random.")
-flags.DEFINE_string("metrics", "none", "Metrics to compute at snapshots (none).")
+flags.DEFINE_string("metrics", "none", "Metrics computed at every snapshot, e.g. fid50k,ppl_wend (none). Feature-network "
+                    "files come from STYLEGAN2_TF_INCEPTION / _LPIPS / _VGG16 or the metrics config file.")
+flags.DEFINE_integer("metrics-num-images", None, "Shorten the snapshot metrics to N fakes/reals (not the paper's "
+                     "protocol).")
 flags.DEFINE_string("resume", None, "Continue a run: 'latest', a run directory or a checkpoint in one.")
 flags.DEFINE_integer("batch", 32, "Global minibatch size.")
 flags.DEFINE_integer("batch-gpu", 4, "Minibatch per replica and round; smaller than batch/replicas accumulates.")
@@ -66,7 +69,7 @@ def main(argv):
     fields = {"data-dir": "data_dir", "dataset": "dataset", "result-dir": "result_dir", "config": "config",
               "num-gpus": "num_gpus", "total-kimg": "total_kimg", "gamma": "r1_gamma",
               "collective-timeout": "collective_timeout",
-              "mirror-augment": "mirror_augment", "metrics": "metrics", "batch": "batch", "batch-gpu": "batch_gpu",
+              "mirror-augment": "mirror_augment", "metrics": "metrics", "metrics-num-images": "metrics_num_images", "batch": "batch", "batch-gpu": "batch_gpu",
               "seed": "seed", "snapshot-ticks": "snapshot_ticks", "tick-kimg": "tick_kimg", "fmap-base": "fmap_base",
               "fmap-max": "fmap_max", "mapping-layers": "mapping_layers", "latent-dim": "latent_dim",
               "grid-size": "grid_size", "embed-module-src": "embed_module_src", "fp16-res": "fp16_res",

@@ -173,15 +173,22 @@ def test_non_finite_loss_stops_with_step_and_term(data_dir, tmp_path):
     assert not [f for f in os.listdir(trainer.run_dir) if f.endswith(".pkl")]
 
 
-def test_bad_input_is_refused_before_training(data_dir, tmp_path, resumed_run):
+def test_bad_input_is_refused_before_training(data_dir, tmp_path, resumed_run, monkeypatch):
     with pytest.raises(TrainingError, match="not found"):
         Trainer(_opts(data_dir, tmp_path, dataset="nope"), echo=False)
     with pytest.raises(TrainingError, match="unknown"):
         Trainer(_opts(data_dir, tmp_path, config="config-z"), echo=False)
     with pytest.raises(TrainingError, match="not divisible"):
         Trainer(_opts(data_dir, tmp_path, batch=10, batch_gpu=4), echo=False)
-    with pytest.raises(TrainingError, match="metrics"):
+    with pytest.raises(TrainingError, match="--metrics: unknown metric 'fid10k'"):
+        Trainer(_opts(data_dir, tmp_path, metrics="fid10k"), echo=False)
+    for var in ("STYLEGAN2_TF_INCEPTION", "STYLEGAN2_TF_LPIPS", "STYLEGAN2_TF_VGG16"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("STYLEGAN2_TF_METRICS_CONFIG", str(tmp_path / "no-such-config.json"))
+    before = set(os.listdir(tmp_path))
+    with pytest.raises(TrainingError, match="--metrics fid50k: no inception file"):
         Trainer(_opts(data_dir, tmp_path, metrics="fid50k"), echo=False)
+    assert set(os.listdir(tmp_path)) == before          # refused before a run directory exists
     run = resumed_run[3]
     kw = dict(batch=8, tick_kimg=0.064)
     with pytest.raises(TrainingError, match=r"different settings: config='config-f' \(now 'config-e'\)"):

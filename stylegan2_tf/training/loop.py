@@ -170,6 +170,7 @@ class Trainer:
                                 f"replica(s) on {workers} worker(s)")
         self.echo = echo
         self._check_modconv_form()
+        self._metrics_setup()
         self._resume_checkpoint = None
         if self.cluster is None:
             self._open_dataset()
@@ -197,6 +198,61 @@ class Trainer:
                 f"--fused-modconv: this TensorFlow cannot differentiate grouped convolutions on the CPU in "
                 f"{' and '.join(missing)} (oneDNN is off, or has no float16 on this CPU); leave the option out "
                 f"(automatic: non-fused on CPUs) or pass --nofused-modconv. Both forms give the same numbers.")
+
+    def _metrics_setup(self):
+        """--metrics: names parsed and feature-network files (environment / config file) loaded
+        now, so that a missing or bad file stops the run before anything is written."""
+        from stylegan2_tf.metrics.definitions import MetricError, parse_metric_list
+        from stylegan2_tf.metrics.evaluate import MetricOptions, _Context, resolve_feature_files
+        from stylegan2_tf.metrics.inception import FeatureNetworkError
+        self.metrics = parse_metric_list(self.opts.metrics)
+        self._metric_ctx = None
+        if not self.metrics or not self.is_chief:
+            return
+        files = resolve_feature_files()
+        # One worker computes them; several replicas of one worker share the sampling.
+        strategy = self.strategy if self.cluster is None and self.replicas > 1 else None
+        mopts = MetricOptions(G=None, tfrecord_dir=os.path.join(self.opts.data_dir, self.opts.dataset or ""),
+                              mirror_augment=self.opts.mirror_augment, feature_files=files,
+                              cache_dir=os.path.join(self.opts.result_dir, ".metrics-cache"),
+                              num_images=self.opts.metrics_num_images, batch_size=self.opts.batch_gpu,
+                              strategy=strategy, seed=self.opts.seed)
+        ctx = _Context(mopts)
+        try:
+            for kind in dict.fromkeys(m.network for m in self.metrics):
+                ctx.network(kind)
+        except (MetricError, FeatureNetworkError) as e:
+            raise TrainingError(f"--metrics {self.opts.metrics}: {e} (training reads the files from "
+                                f"STYLEGAN2_TF_INCEPTION / _LPIPS / _VGG16 or the metrics config file)") from None
+        self._metric_ctx = ctx
+
+    def _evaluate_metrics(self, snapshot_name):
+        """Every --metrics metric for the EMA generator of this snapshot: log line,
+        metric-<name>.txt / .jsonl in the run directory, TensorBoard `Metrics/<name>`, stats.jsonl."""
+        if self._metric_ctx is None:
+            return
+        from stylegan2_tf.metrics.evaluate import compute_metric
+        ctx = self._metric_ctx
+        ctx.opts.G = self.Gs
+        cur_nimg = int(self.cur_nimg.numpy())
+        record = {"tick": int(self.cur_tick.numpy()), "kimg": cur_nimg / 1000, "snapshot_pkl": snapshot_name,
+                  "timestamp": time.time()}
+        for metric in self.metrics:
+            result = compute_metric(metric, ctx.opts, _ctx=ctx)
+            values = " ".join(f"{k} {v:.4f}" for k, v in result["results"].items())
+            shortened = "" if result["protocol"] == "paper" else " (shortened)"
+            self.log(f"{snapshot_name}: {values}{shortened}, {result['seconds']:.1f} s")
+            stem = os.path.splitext(snapshot_name)[0]
+            with open(os.path.join(self.run_dir, f"metric-{metric.name}.txt"), "a") as f:
+                f.write(f"{stem} time {_format_time(result['seconds'])} {values}{shortened}\n")
+            with open(os.path.join(self.run_dir, f"metric-{metric.name}.jsonl"), "a") as f:
+                f.write(json.dumps(dict(result, snapshot_pkl=snapshot_name, kimg=cur_nimg / 1000)) + "\n")
+            with self.summary.as_default():
+                for k, v in result["results"].items():
+                    tf.summary.scalar(f"Metrics/{k}", v, step=cur_nimg)
+            record.update({f"Metrics/{k}": v for k, v in result["results"].items()})
+        with open(os.path.join(self.run_dir, "stats.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")
 
     def _open_dataset(self):
         opts = self.opts
@@ -662,6 +718,8 @@ class Trainer:
             if opts.snapshot_ticks and (done or tick % opts.snapshot_ticks == 0):
                 name = self._save_snapshot()
                 self.log(f"Saved {name}")
+                if self.is_chief:
+                    self._evaluate_metrics(name)
             self.summary.flush()
             sums, counts = {}, {}
             maintenance = time.time() - maint_start

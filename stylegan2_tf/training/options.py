@@ -71,7 +71,8 @@ class TrainingOptions:
     fused_modconv: Optional[bool] = None
     # Misc.
     seed: int = 1000
-    metrics: str = "none"
+    metrics: str = "none"                  # metric names computed at every snapshot (stylegan2_tf.metrics)
+    metrics_num_images: Optional[int] = None  # shorten those metrics (not the paper's protocol)
     grid_size: Optional[int] = None        # snapshot grid is grid_size x grid_size (default by resolution)
     embed_module_src: Optional[str] = None  # file whose text goes into snapshots' build_module_src
     collective_timeout: float = 600.0      # multi-worker: seconds without progress before giving up (0 = never)
@@ -100,8 +101,13 @@ class TrainingOptions:
             raise TrainingError("--fp16-res must be >= 0")
         if self.conv_clamp is not None and not self.conv_clamp > 0:
             raise TrainingError("--conv-clamp must be > 0")
-        if self.metrics not in ("none", ""):
-            raise TrainingError(f"--metrics {self.metrics!r}: no metrics are available yet (use 'none')")
+        from stylegan2_tf.metrics.definitions import MetricError, parse_metric_list
+        try:
+            parse_metric_list(self.metrics)
+        except MetricError as e:
+            raise TrainingError(f"--metrics: {e}") from None
+        if self.metrics_num_images is not None and self.metrics_num_images < 2:
+            raise TrainingError("--metrics-num-images must be at least 2")
         return self
 
     @property
