@@ -357,3 +357,38 @@ def test_dnnlib_pickle_that_asks_for_code_is_refused(tmp_path, capsys):
     with pytest.raises(FeatureNetworkError, match=r"inception_v3_features\.pkl: .*refusing to load global '__builtin__\.print'"):
         load_inception(tmp_path / "inception_v3_features.pkl")
     assert "pwned" not in capsys.readouterr().out
+
+
+def _write_nvidia_lpips_pkl(path, vgg_sd, lin_sd, build_func_name="lpips_network"):
+    """vgg16_zhang_perceptual.pkl's layout: one dnnlib Network, TF1 variables conv<i>/conv<i>
+    [3, 3, in, out], conv<i>/bias<i>, perceptual_weight_<k> [1, 1, C, 1]."""
+    import io
+    from stylegan2_tf.official.writer import _NetworkRecord, _Pickler
+    indices = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+    variables = []
+    for i, idx in enumerate(indices, 1):
+        variables.append((f"conv{i}/conv{i}", vgg_sd[f"features.{idx}.weight"].transpose(2, 3, 1, 0)))
+        variables.append((f"conv{i}/bias{i}", vgg_sd[f"features.{idx}.bias"]))
+    for k in range(5):
+        variables.append((f"perceptual_weight_{k}", lin_sd[f"lin{k}.model.1.weight"].transpose(2, 3, 1, 0)))
+    state = dict(version=4, name="vgg16_perceptual_distance", static_kwargs={}, components={},
+                 build_module_src="# module source (not executed)\n", build_func_name=build_func_name,
+                 variables=variables)
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=3).dump(_NetworkRecord(state))
+    path.write_bytes(buf.getvalue())
+
+
+def test_lpips_from_nvidia_pickle_matches_the_lpips_package(tmp_path, shapes, reference):
+    vgg_sd = state_dict_for(shapes["vgg16"], seed=0)
+    lin_sd = state_dict_for(shapes["lpips_lin"], seed=0)
+    path = tmp_path / "vgg16_zhang_perceptual.pkl"
+    _write_nvidia_lpips_pkl(path, vgg_sd, lin_sd)
+    lpips = load_lpips(path)
+    d = lpips(reference["lpips_img0"], reference["lpips_img1"]).numpy()
+    np.testing.assert_allclose(d, reference["lpips_distance"], rtol=2e-4, atol=1e-7)
+    _write_nvidia_lpips_pkl(tmp_path / "other.pkl", vgg_sd, lin_sd, build_func_name="G_main")
+    with pytest.raises(FeatureNetworkError, match=r"other\.pkl: dnnlib network 'G_main', expected NVIDIA's LPIPS"):
+        load_lpips(tmp_path / "other.pkl")
+    with pytest.raises(FeatureNetworkError, match=r"the PyTorch files as a pair"):
+        load_lpips([path, tmp_path / "other.pkl"])

@@ -61,8 +61,9 @@ def _set(variable, value, where, path):
     variable.assign(value)
 
 
-def _refuse_dnnlib(path, what):
-    from stylegan2_tf.official.unpickler import NetworkPickleError, RestrictedUnpickler
+def _read_dnnlib_network(path):
+    """A single `dnnlib.tflib.network.Network` pickle -> NetworkState, read without running code."""
+    from stylegan2_tf.official.unpickler import NetworkPickleError, NetworkState, RestrictedUnpickler
     try:
         with open(path, "rb") as f:
             net = RestrictedUnpickler(f).load()
@@ -70,12 +71,16 @@ def _refuse_dnnlib(path, what):
         raise FeatureNetworkError(f"{path}: {e}") from None
     except Exception as e:
         raise FeatureNetworkError(f"{path}: not a readable pickle ({type(e).__name__})") from None
-    if not hasattr(net, "build_func_name"):
+    if not isinstance(net, NetworkState):
         raise FeatureNetworkError(f"{path}: a pickle but not a dnnlib network ({type(net).__name__})")
-    name = net.build_func_name
+    return net
+
+
+def _refuse_dnnlib(path, what):
+    net = _read_dnnlib_network(path)
     raise FeatureNetworkError(
-        f"{path}: NVIDIA dnnlib pickle ({name or 'unknown network'}) -- its variable layout is not supported "
-        f"yet for {what}; use the files listed in stylegan2_tf/metrics/README.md")
+        f"{path}: NVIDIA dnnlib pickle ({net.build_func_name or 'unknown network'}) -- not supported for {what}; "
+        f"use the files listed in stylegan2_tf/metrics/README.md")
 
 
 # --------------------------------------------------------------------------- Inception
@@ -214,16 +219,20 @@ def _vgg_divisor(sd, path):
 
 
 def load_lpips(path_or_paths):
-    """LPIPS v0.1 (VGG16) from torchvision's VGG16 `.pth` + the lpips package's `vgg.pth`
-    (a list, or one string with the two paths comma-separated, in either order).
+    """LPIPS v0.1 (VGG16) from NVIDIA's `vgg16_zhang_perceptual.pkl`, or from torchvision's
+    VGG16 `.pth` + the lpips package's `vgg.pth` (a list, or one string with the two paths
+    comma-separated, in either order).
 
     Returns a callable `(img0, img1) -> [N]` on NHWC float images in [-1, 1].
     """
     paths = _split_paths(path_or_paths)
     kinds = {p: file_kind(p) for p in paths}
+    if len(paths) == 1 and kinds[paths[0]] in ("dnnlib", "pickle"):
+        return LPIPSDistance(_lpips_from_dnnlib(paths[0]), source=paths[0])
     for p, kind in kinds.items():
         if kind in ("dnnlib", "pickle"):
-            _refuse_dnnlib(p, "LPIPS")
+            raise FeatureNetworkError(f"{p}: a pickle; NVIDIA's vgg16_zhang_perceptual.pkl is given alone, "
+                                      f"the PyTorch files as a pair")
         if kind != "torch":
             raise FeatureNetworkError(f"{p}: not a PyTorch .pth file (LPIPS needs torchvision's VGG16 + lpips' vgg.pth)")
     if len(paths) != 2:
@@ -245,6 +254,41 @@ def load_lpips(path_or_paths):
         _set(w, lin_sd[key].reshape(-1), f"'{key}'", lin_path[0])
     assert len(net.lin) == len(LPIPS_TAPS)
     return LPIPSDistance(net, source=",".join(paths))
+
+
+def _lpips_from_dnnlib(path):
+    """NVIDIA's `vgg16_zhang_perceptual.pkl` (build function `lpips_network`): variables
+    `conv<i>` [3, 3, in, out] and `bias<i>` for the 13 VGG16 convolutions, and
+    `perceptual_weight_<k>` [1, 1, C, 1]. Its input convention ([0, 255], ImageNet mean/std)
+    is the lpips package's ([-1, 1], shift/scale) written differently: (2u - 1 - shift) / scale
+    = (u - mean) / std for the published constants; its 2x2 max pools pad ('SAME'), which
+    only matters for odd sizes."""
+    import re
+    net = _read_dnnlib_network(path)
+    if net.build_func_name != "lpips_network":
+        raise FeatureNetworkError(f"{path}: dnnlib network '{net.build_func_name}', expected NVIDIA's LPIPS "
+                                  f"(lpips_network, vgg16_zhang_perceptual.pkl)")
+    found = {}
+    for name, value in net.variables.items():
+        leaf = name.rsplit("/", 1)[-1]
+        m = re.fullmatch(r"(conv|bias)(\d+)|perceptual_weight_(\d+)", leaf)
+        if m:
+            key = (m.group(1), int(m.group(2))) if m.group(1) else ("lin", int(m.group(3)))
+            found[key] = np.asarray(value)
+    first = found.get(("conv", 1))
+    if first is None or first.ndim != 4 or first.shape[2] != 3 or 64 % first.shape[3]:
+        raise FeatureNetworkError(f"{path}: no VGG16 variable 'conv1' of shape [3, 3, 3, 64]")
+    model = LPIPS(width_divisor=64 // first.shape[3])
+    for i, conv in enumerate(model.vgg.convs, 1):
+        for kind, var in (("conv", conv.kernel), ("bias", conv.bias)):
+            if (kind, i) not in found:
+                raise FeatureNetworkError(f"{path}: missing variable '{kind}{i}'")
+            _set(var, found[(kind, i)], f"'{kind}{i}'", path)
+    for k, w in enumerate(model.lin):
+        if ("lin", k) not in found:
+            raise FeatureNetworkError(f"{path}: missing variable 'perceptual_weight_{k}'")
+        _set(w, found[("lin", k)].reshape(-1), f"'perceptual_weight_{k}'", path)
+    return model
 
 
 def load_vgg16(path, batch_size=64):
