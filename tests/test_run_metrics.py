@@ -20,7 +20,6 @@ def setup(tmp_path_factory):
     from stylegan2_tf.data.synthetic import create_shapes_dataset
     root = tmp_path_factory.mktemp("run_metrics")
     create_shapes_dataset(str(root / "shapes16"), num_images=24, resolution=16)
-    create_shapes_dataset(str(root / "shapes8"), num_images=8, resolution=8)
     with open(HERE / "fixtures" / "metrics" / "shapes.json") as f:
         shapes = json.load(f)
     write_pth(root / "pt_inception.pth", state_dict_for(tiny_shapes(shapes["inception"])), legacy=True)
@@ -62,12 +61,10 @@ def _evil_pickle(path):
     path.write_bytes(pickle.dumps(Evil(), protocol=2))
 
 
+# (Missing files, another resolution and the other refusals are tested in-process in
+# test_metrics_evaluate.py / test_metrics_feature_networks.py; here the CLI's one-line form.)
 @pytest.mark.parametrize("case,args,message", [
     ("unknown", ["--metrics", "fid5k"], "error: unknown metric 'fid5k'"),
-    ("missing", ["--metrics", "fid50k_full", "--inception", "/no/such/inception.pb"],
-     "error: /no/such/inception.pb: no such file"),
-    ("resolution", ["--metrics", "fid50k_full", "--dataset", "shapes8"],
-     "dataset resolution 8 does not match the network's 16x16"),
     ("fewer", ["--metrics", "fid50k"], "shapes16: 24 images but 50000 reals are needed"),
     ("code", ["--metrics", "fid50k_full"], "evil.pkl: refusing to load global"),
 ])

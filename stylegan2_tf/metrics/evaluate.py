@@ -75,6 +75,7 @@ class _Context:
     def __init__(self, opts: MetricOptions):
         self.opts = opts
         self._networks = {}
+        self._steps = {}        # traced sampling functions, reused by later calls (training snapshots)
         self._info = None
         self._labels = None
 
@@ -172,16 +173,21 @@ def _micro_rng(seed, stream, index):
 
 # --------------------------------------------------------------------------- fakes
 
-def _fake_features(ctx, num, feature_fn, stream):
-    """Features of `num` generated images, [num, D]."""
+def _fake_features(ctx, num, feature_fn, stream, key=None):
+    """Features of `num` generated images, [num, D]. `key` names `feature_fn` so that its
+    traced sampling step is reused by later calls with the same generator."""
     opts, G = ctx.opts, ctx.opts.G
     b = opts.batch_size
     num_micro = -(-num // b)
-
-    @tf.function(reduce_retracing=True)
-    def step(z, c, noise_seed):
-        img = G(z, c=c, truncation_psi=1.0, noise_mode="random", noise_seed=noise_seed)
-        return feature_fn(quantize_to_uint8(img))
+    cache_key = None if key is None else ("fakes", key, id(G))
+    step = ctx._steps.get(cache_key)
+    if step is None:
+        @tf.function(reduce_retracing=True)
+        def step(z, c, noise_seed):
+            img = G(z, c=c, truncation_psi=1.0, noise_mode="random", noise_seed=noise_seed)
+            return feature_fn(quantize_to_uint8(img))
+        if cache_key is not None:
+            ctx._steps[cache_key] = step
 
     def inputs(i):
         rng = _micro_rng(opts.seed, stream, i)
@@ -274,12 +280,15 @@ def _slerp(a, b, t):
     return d / tf.norm(d, axis=-1, keepdims=True)
 
 
-def float32_generator(G):
-    """G itself, or a float32 copy when some of its layers compute in float16 (PPL runs in float32)."""
+def float32_generator(G, previous=None):
+    """G itself, or a float32 copy holding G's current weights when some of its layers
+    compute in float16 (PPL runs in float32). `previous`: a copy to refresh instead."""
     if getattr(G.config, "num_fp16_res", 0) == 0:
         return G
-    G32 = type(G)(dataclasses.replace(G.config, num_fp16_res=0))
-    G32.build_weights()
+    G32 = previous
+    if G32 is None:
+        G32 = type(G)(dataclasses.replace(G.config, num_fp16_res=0))
+        G32.build_weights()
     for dst, src in zip(G32.weights, G.weights):
         dst.assign(src)
     return G32
@@ -289,13 +298,12 @@ def path_length_distances(ctx, metric, num):
     """`num` samples of LPIPS(G(t), G(t + eps)) / eps^2, before outlier rejection."""
     opts = ctx.opts
     o = metric.options
-    G = float32_generator(opts.G)
+    G = ctx._steps[("ppl-G32", id(opts.G))] = float32_generator(opts.G, ctx._steps.get(("ppl-G32", id(opts.G))))
     lpips = ctx.network("lpips")
     eps, space, crop = float(o["epsilon"]), o["space"], bool(o["crop"])
     b = opts.batch_size
 
-    @tf.function(reduce_retracing=True)
-    def step(z0, z1, c, t, noise_seed):
+    def step_impl(z0, z1, c, t, noise_seed):
         t = t[:, tf.newaxis]
         if space == "w":
             w0 = G.mapping(z0, c)
@@ -317,6 +325,11 @@ def path_length_distances(ctx, metric, num):
             imgs = tf.tile(imgs, [1, 1, 1, 3])
         n = tf.shape(z0)[0]
         return lpips.network(imgs[:n], imgs[n:]) / (eps * eps)
+
+    cache_key = ("ppl", metric.name, id(opts.G))
+    step = ctx._steps.get(cache_key)
+    if step is None:
+        step = ctx._steps[cache_key] = tf.function(step_impl, reduce_retracing=True)
 
     def inputs(i):
         rng = _micro_rng(opts.seed, 3, i)
@@ -372,21 +385,21 @@ def compute_metric(metric, opts: MetricOptions, _ctx=None):
 
     if metric.kind == "fid":
         real = _real_features(ctx, metric, max_reals, host_features, "meancov")
-        fake = _fake_features(ctx, num_fakes, feature_fn, stream=1)
+        fake = _fake_features(ctx, num_fakes, feature_fn, stream=1, key="inception")
         mu, sigma = statistics.feature_mean_cov(fake, o["ddof"])
         results = {metric.name: statistics.frechet_distance(mu, sigma, real["mu"], real["sigma"])}
     elif metric.kind == "kid":
         real = _real_features(ctx, metric, max_reals, host_features, "features")["features"]
-        fake = _fake_features(ctx, num_fakes, feature_fn, stream=1)
+        fake = _fake_features(ctx, num_fakes, feature_fn, stream=1, key="inception")
         results = {metric.name: statistics.kernel_inception_distance(
             real, fake, o["num_subsets"], o["max_subset_size"], seed=opts.seed)}
     elif metric.kind == "is":
-        logits = _fake_features(ctx, num_fakes, feature_fn, stream=1)
+        logits = _fake_features(ctx, num_fakes, feature_fn, stream=1, key="inception-logits")
         mean, std = statistics.inception_score(statistics.softmax(logits), min(o["num_splits"], num_fakes))
         results = {metric.name: mean, metric.name + "_std": std}
     elif metric.kind == "pr":
         real = _real_features(ctx, metric, max_reals, host_features, "features")["features"]
-        fake = _fake_features(ctx, num_fakes, feature_fn, stream=2)
+        fake = _fake_features(ctx, num_fakes, feature_fn, stream=2, key="vgg16")
         k = o["nhood_size"]
         precision, recall = statistics.precision_recall(real, fake, k, o["row_batch_size"], o["col_batch_size"])
         results = {metric.name + "_precision": precision, metric.name + "_recall": recall}
