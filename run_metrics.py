@@ -24,6 +24,8 @@ import time
 
 from absl import app, flags
 
+from stylegan2_tf.training.loop import format_time
+
 flags.DEFINE_string("network", None, "Network pickle (official NVIDIA TF1 format or our snapshot).")
 flags.DEFINE_string("metrics", "fid50k", "Comma-separated metric names.")
 flags.DEFINE_string("data-dir", None, "Directory holding datasets (for metrics that use reals).")
@@ -43,15 +45,6 @@ FLAGS = flags.FLAGS
 
 def flag(name):
     return FLAGS[name].value
-
-
-def format_time(seconds):
-    s = int(round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
 class ProgressPrinter:

@@ -76,3 +76,21 @@ def tiny_shapes(keys_and_shapes, divisor=8, fc_width=32):
             shape = [shape[0] // divisor]
         out.append((name, shape))
     return out
+
+
+def write_tiny_feature_files(directory):
+    """Tiny Inception (pytorch-fid layout, legacy format), VGG16 and LPIPS files in `directory`
+    -> {"inception", "vgg16", "lpips"} paths as the metrics take them."""
+    import json
+    import os
+    from torch_pth_writer import write_pth
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "fixtures", "metrics", "shapes.json")) as f:
+        shapes = json.load(f)
+    d = str(directory)
+    files = {"inception": os.path.join(d, "pt_inception-tiny.pth"), "vgg16": os.path.join(d, "vgg16-tiny.pth")}
+    write_pth(files["inception"], state_dict_for(tiny_shapes(shapes["inception"])), legacy=True)
+    write_pth(files["vgg16"], state_dict_for(tiny_shapes(shapes["vgg16"])))
+    write_pth(os.path.join(d, "vgg.pth"), state_dict_for(tiny_shapes(shapes["lpips_lin"])))
+    files["lpips"] = f"{files['vgg16']},{os.path.join(d, 'vgg.pth')}"
+    return files

@@ -12,8 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from feature_net_weights import state_dict_for, tiny_shapes  # noqa: E402
-from torch_pth_writer import write_pth  # noqa: E402
+from feature_net_weights import write_tiny_feature_files  # noqa: E402
 from stylegan2_tf.metrics import statistics  # noqa: E402
 from stylegan2_tf.metrics.definitions import METRICS, MetricDef, MetricError, parse_metric_list  # noqa: E402
 from stylegan2_tf.metrics.evaluate import MetricOptions, _Context, compute_metric, resolve_feature_files  # noqa: E402
@@ -23,14 +22,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 @pytest.fixture(scope="module")
 def feature_files(tmp_path_factory):
-    with open(HERE / "fixtures" / "metrics" / "shapes.json") as f:
-        shapes = json.load(f)
-    d = tmp_path_factory.mktemp("features")
-    write_pth(d / "pt_inception-tiny.pth", state_dict_for(tiny_shapes(shapes["inception"])), legacy=True)
-    write_pth(d / "vgg16-tiny.pth", state_dict_for(tiny_shapes(shapes["vgg16"])))
-    write_pth(d / "vgg.pth", state_dict_for(tiny_shapes(shapes["lpips_lin"])))
-    return {"inception": str(d / "pt_inception-tiny.pth"), "vgg16": str(d / "vgg16-tiny.pth"),
-            "lpips": f"{d / 'vgg16-tiny.pth'},{d / 'vgg.pth'}"}
+    return write_tiny_feature_files(tmp_path_factory.mktemp("features"))
 
 
 @pytest.fixture(scope="module")

@@ -1,27 +1,19 @@
 """Metrics during training: run_training.py --metrics at every snapshot, files from the environment."""
 
 import json
-import os
-import pathlib
 
 from conftest import ROOT, run_python
-from feature_net_weights import state_dict_for, tiny_shapes
-from torch_pth_writer import write_pth
+from feature_net_weights import write_tiny_feature_files
 
-HERE = pathlib.Path(__file__).resolve().parent
 
 
 def test_training_computes_metrics_at_snapshots(tmp_path):
     from stylegan2_tf.data.synthetic import create_shapes_dataset
     create_shapes_dataset(str(tmp_path / "shapes16"), num_images=32, resolution=16)
-    with open(HERE / "fixtures" / "metrics" / "shapes.json") as f:
-        shapes = json.load(f)
-    write_pth(tmp_path / "pt_inception.pth", state_dict_for(tiny_shapes(shapes["inception"])), legacy=True)
-    write_pth(tmp_path / "vgg16.pth", state_dict_for(tiny_shapes(shapes["vgg16"])))
-    write_pth(tmp_path / "vgg.pth", state_dict_for(tiny_shapes(shapes["lpips_lin"])))
+    files = write_tiny_feature_files(tmp_path)
     config = tmp_path / "metrics.json"   # one file from the config, one from the environment
-    config.write_text(json.dumps({"lpips": [str(tmp_path / "vgg16.pth"), str(tmp_path / "vgg.pth")]}))
-    env = {"STYLEGAN2_TF_INCEPTION": str(tmp_path / "pt_inception.pth"), "STYLEGAN2_TF_METRICS_CONFIG": str(config)}
+    config.write_text(json.dumps({"lpips": files["lpips"].split(",")}))
+    env = {"STYLEGAN2_TF_INCEPTION": files["inception"], "STYLEGAN2_TF_METRICS_CONFIG": str(config)}
     r = run_python([ROOT / "run_training.py", "--data-dir", tmp_path, "--dataset", "shapes16", "--result-dir",
                     tmp_path / "results", "--config", "config-f", "--fmap-base", "64", "--fmap-max", "16",
                     "--latent-dim", "16", "--mapping-layers", "2", "--batch", "8", "--batch-gpu", "8",

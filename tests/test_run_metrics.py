@@ -2,17 +2,15 @@
 
 import json
 import os
-import pathlib
 import pickle
+import types
 
 import pytest
 
 from conftest import ROOT, run_python
-from feature_net_weights import state_dict_for, tiny_shapes
-from torch_pth_writer import write_pth
+from feature_net_weights import write_tiny_feature_files
 
 NETWORK = ROOT / "tests" / "fixtures" / "stylegan2_pkl" / "sg2-tiny16.pkl"
-HERE = pathlib.Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
@@ -20,18 +18,14 @@ def setup(tmp_path_factory):
     from stylegan2_tf.data.synthetic import create_shapes_dataset
     root = tmp_path_factory.mktemp("run_metrics")
     create_shapes_dataset(str(root / "shapes16"), num_images=24, resolution=16)
-    with open(HERE / "fixtures" / "metrics" / "shapes.json") as f:
-        shapes = json.load(f)
-    write_pth(root / "pt_inception.pth", state_dict_for(tiny_shapes(shapes["inception"])), legacy=True)
-    write_pth(root / "vgg16.pth", state_dict_for(tiny_shapes(shapes["vgg16"])))
-    write_pth(root / "vgg.pth", state_dict_for(tiny_shapes(shapes["lpips_lin"])))
-    return root
+    return types.SimpleNamespace(root=root, files=write_tiny_feature_files(root))
 
 
 def _run(setup, *args):
-    base = ["--network", NETWORK, "--data-dir", setup, "--result-dir", setup / "results", "--cache-dir",
-            setup / "cache", "--inception", setup / "pt_inception.pth", "--vgg16", setup / "vgg16.pth",
-            "--lpips", f"{setup / 'vgg16.pth'},{setup / 'vgg.pth'}"]
+    root = setup.root
+    base = ["--network", NETWORK, "--data-dir", root, "--result-dir", root / "results", "--cache-dir",
+            root / "cache", "--inception", setup.files["inception"], "--vgg16", setup.files["vgg16"],
+            "--lpips", setup.files["lpips"]]
     return run_python([ROOT / "run_metrics.py", *base, *args], timeout=600)
 
 
@@ -43,13 +37,13 @@ def test_run_metrics_writes_results(setup):
     assert "ETA" in r.stdout
     for name, keys in [("fid50k_full", ["fid50k_full"]), ("kid50k_full", ["kid50k_full"]),
                        ("pr50k3_full", ["pr50k3_full_precision", "pr50k3_full_recall"]), ("ppl2_wend", ["ppl2_wend"])]:
-        line = (setup / "results" / f"metric-{name}.txt").read_text().strip().splitlines()[-1]
+        line = (setup.root / "results" / f"metric-{name}.txt").read_text().strip().splitlines()[-1]
         assert line.startswith("sg2-tiny16 time ") and "[shortened: 8 fakes" in line, line
-        record = json.loads((setup / "results" / f"metric-{name}.jsonl").read_text().splitlines()[-1])
+        record = json.loads((setup.root / "results" / f"metric-{name}.jsonl").read_text().splitlines()[-1])
         assert sorted(record["results"]) == sorted(keys) and record["protocol"] == "shortened"
         assert record["num_fakes"] == 8 and record["settings"]["num_images"] == 8 and record["timestamp"]
     # Real statistics were cached, keyed by dataset, resolution, count, mirroring, network and file digest.
-    cached = sorted(p.name for p in (setup / "cache").iterdir())
+    cached = sorted(p.name for p in (setup.root / "cache").iterdir())
     assert any(n.startswith("shapes16-16-8-nomirror-inception-") and n.endswith("-meancov.npz") for n in cached)
     assert any(n.startswith("shapes16-16-8-nomirror-vgg16-") for n in cached)
 
@@ -71,8 +65,8 @@ def _evil_pickle(path):
 def test_bad_input_is_a_one_line_error(setup, case, args, message):
     extra = []
     if case == "code":
-        _evil_pickle(setup / "evil.pkl")
-        extra = ["--inception", setup / "evil.pkl"]
+        _evil_pickle(setup.root / "evil.pkl")
+        extra = ["--inception", setup.root / "evil.pkl"]
     if "--dataset" not in args:
         extra += ["--dataset", "shapes16"]
     r = _run(setup, *args, *extra)

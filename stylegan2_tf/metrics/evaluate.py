@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from stylegan2_tf.metrics import statistics
-from stylegan2_tf.metrics.definitions import METRICS, MetricDef, MetricError
+from stylegan2_tf.metrics.definitions import METRICS, MetricError
 from stylegan2_tf.metrics.image_prep import box_downsample_to, ppl_crop, quantize_to_uint8
 
 FEATURE_ENV = {"inception": "STYLEGAN2_TF_INCEPTION", "lpips": "STYLEGAN2_TF_LPIPS", "vgg16": "STYLEGAN2_TF_VGG16"}
@@ -209,7 +209,6 @@ def _real_images(ctx, max_reals, batch):
     """uint8 NHWC batches of the first `max_reals` reals (None = all); mirrored copies after."""
     from stylegan2_tf.data.pipeline import parse_records
     info = ctx.info
-    available = info.num_images * (2 if ctx.opts.mirror_augment else 1)
     count = _real_count(ctx, max_reals)
     ds = tf.data.TFRecordDataset(list(info.files)).batch(batch).map(lambda r: parse_records(r, info.shape))
     done = 0

@@ -57,7 +57,8 @@ class Logger:
                 f.write(msg + "\n")
 
 
-def _format_time(seconds):
+def format_time(seconds):
+    """'42s', '3m 07s', '2h 05m 09s', '1d 02h 03m'."""
     s = int(round(seconds))
     if s < 60:
         return f"{s}s"
@@ -244,7 +245,7 @@ class Trainer:
             self.log(f"{snapshot_name}: {values}{shortened}, {result['seconds']:.1f} s")
             stem = os.path.splitext(snapshot_name)[0]
             with open(os.path.join(self.run_dir, f"metric-{metric.name}.txt"), "a") as f:
-                f.write(f"{stem} time {_format_time(result['seconds'])} {values}{shortened}\n")
+                f.write(f"{stem} time {format_time(result['seconds'])} {values}{shortened}\n")
             with open(os.path.join(self.run_dir, f"metric-{metric.name}.jsonl"), "a") as f:
                 f.write(json.dumps(dict(result, snapshot_pkl=snapshot_name, kimg=cur_nimg / 1000)) + "\n")
             with self.summary.as_default():
@@ -701,7 +702,7 @@ class Trainer:
                       "cpumem_gb": _cpu_mem_gb(), "gpumem_gb": _gpu_mem_gb(), "timestamp": now, **means}
             kimg_text = f"{cur_nimg / 1000:.1f}" if cur_nimg >= 10000 else f"{cur_nimg / 1000:.3f}"
             self.log(f"tick {tick:<5d} kimg {kimg_text:<8s} minibatch {opts.batch:<5d} "
-                     f"time {_format_time(now - start_time):<12s} sec/tick {tick_time:<7.1f} "
+                     f"time {format_time(now - start_time):<12s} sec/tick {tick_time:<7.1f} "
                      f"sec/kimg {tick_time / tick_kimg:<7.2f} maintenance {maintenance:<6.1f} "
                      f"cpumem {record['cpumem_gb']:<5.2f} gpumem {record['gpumem_gb']:<5.2f}")
             maint_start = time.time()
