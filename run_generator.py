@@ -2,6 +2,7 @@
 
   python run_generator.py generate-images --network NET.pkl --seeds 0-9,42 \
       [--truncation-psi 0.5] [--noise-mode const|random|none] [--class IDX] [--outdir out]
+  python run_generator.py generate-images --network NET.pkl --projected-w out/target/projected_w.npz
   python run_generator.py style-mixing-example --network NET.pkl --row-seeds 85,100,75 \
       --col-seeds 55,821,1789 [--col-styles 0-6] [--truncation-psi 0.5]
   python run_generator.py interpolate --network NET.pkl --seeds 0,1,2 [--frames 24] [--fps 12]
@@ -24,6 +25,8 @@ flags.DEFINE_integer("truncation-cutoff", None, "Truncate only the first N layer
 flags.DEFINE_enum("noise-mode", "const", ["const", "random", "none"], "Noise inputs.")
 flags.DEFINE_integer("class", None, "Class index for conditional networks.")
 flags.DEFINE_string("outdir", "out", "Output directory.")
+flags.DEFINE_string("projected-w", None, "generate-images: the image of a run_projector.py projected_w.npz (its w and "
+                    "noise maps) instead of seeds.")
 flags.DEFINE_integer("batch-size", 8, "Images per forward pass.")
 flags.DEFINE_string("row-seeds", None, "style-mixing-example: seeds of the rows (coarse styles kept).")
 flags.DEFINE_string("col-seeds", None, "style-mixing-example: seeds of the columns (their styles mixed in).")
@@ -54,6 +57,8 @@ def _load(path):
 
 def generate_images(G, synth):
     from stylegan2_tf.generate import class_labels, ensure_outdir, parse_range, save_image, seed_to_z
+    if flag("projected-w"):
+        return generate_from_projection(G)
     seeds = parse_range(flag("seeds"), "--seeds")
     psi = flag("truncation-psi")
     c = class_labels(G, flag("class"), len(seeds))
@@ -64,6 +69,20 @@ def generate_images(G, synth):
     for seed, img in zip(seeds, images):
         save_image(img, os.path.join(outdir, f"seed{seed:04d}.png"))
     print(f"Wrote {len(seeds)} images to {outdir}")
+
+
+def generate_from_projection(G):
+    from stylegan2_tf.generate import GenerationError, ensure_outdir, save_image, to_uint8
+    from stylegan2_tf.projector import ProjectionError, load_projection
+    try:
+        ws = load_projection(flag("projected-w"), G)
+    except ProjectionError as e:
+        raise GenerationError(str(e)) from None
+    outdir = ensure_outdir(flag("outdir"))
+    image = to_uint8(G.synthesis(ws, noise_mode="const")).numpy()[0]
+    path = os.path.join(outdir, "projected.png")
+    save_image(image, path)
+    print(f"Wrote {path}")
 
 
 def style_mixing_example(G, synth):
