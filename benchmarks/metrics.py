@@ -15,7 +15,6 @@ at the official sizes on random features.
 """
 
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,6 +27,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from cpu_info import cpu_description  # noqa: E402  (benchmarks/, the script's directory)
+
 flags.DEFINE_integer("res", 256, "Generator resolution.")
 flags.DEFINE_integer("fmap-base", 16384, "Generator feature-map base (16384 = config F).")
 flags.DEFINE_integer("num", 32, "Images (path samples) timed per metric.")
@@ -35,22 +36,6 @@ flags.DEFINE_integer("batch", 8, "Micro-batch.")
 flags.DEFINE_string("metrics", "fid50k_full,is50k,pr50k3_full,ppl_wend,ppl2_wend", "Metrics to time.")
 flags.DEFINE_integer("inter-op-threads", 1, "TF inter-op threads (0 = default).")
 FLAGS = flags.FLAGS
-
-
-def cpu_description():
-    flags_line = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and not flags_line:
-                    name = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    flags_line = " ".join(x for x in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if x in have)
-                    break
-    except OSError:
-        name = platform.processor()
-    return f"{name} ({os.cpu_count()} logical CPUs; {flags_line or 'no AVX2'})"
 
 
 def write_feature_files(directory):

@@ -33,6 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags, logging  # noqa: E402
 
+from cpu_info import cpu_flags  # noqa: E402  (benchmarks/, the script's directory)
+
 flags.DEFINE_integer("res", 64, "Resolution.")
 flags.DEFINE_integer("fmap-base", 16384, "Feature-map base (16384 = config F, 8192 = config E).")
 flags.DEFINE_integer("batch", 32, "Global minibatch.")
@@ -44,18 +46,6 @@ flags.DEFINE_integer("fp16-res", 0, "float16 in the N highest resolutions (with 
 flags.DEFINE_enum("modconv", "auto", ["auto", "fused", "nonfused"],
                   "Modulated-conv form: automatic (fused on GPUs, non-fused on CPUs) or forced.")
 FLAGS = flags.FLAGS
-
-
-def _cpu_flags():
-    """The vector extensions that decide TF's CPU kernels (oneDNN is on by default with AVX-512)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags_line = next(line for line in f if line.startswith("flags"))
-    except (OSError, StopIteration):
-        return "flags unknown"
-    have = set(flags_line.split(":", 1)[1].split())
-    shown = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in have]
-    return " ".join(shown) or "no AVX2"
 
 
 def _peak_memory_mib(tf):
@@ -122,7 +112,7 @@ def main(argv):
     from stylegan2_tf.data.synthetic import create_shapes_dataset
 
     from stylegan2_tf.ops.capabilities import onednn_enabled
-    print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} cpus ({_cpu_flags()}), TF {tf.__version__}, "
+    print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} cpus ({cpu_flags()}), TF {tf.__version__}, "
           f"oneDNN {'on' if onednn_enabled() else 'off'}, {len(tf.config.list_physical_devices('GPU'))} GPU(s)")
     tmp = tempfile.mkdtemp(prefix="bench-train-")
     try:
