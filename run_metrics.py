@@ -24,8 +24,6 @@ import time
 
 from absl import app, flags
 
-from stylegan2_tf.training.loop import format_time
-
 flags.DEFINE_string("network", None, "Network pickle (official NVIDIA TF1 format or our snapshot).")
 flags.DEFINE_string("metrics", "fid50k", "Comma-separated metric names.")
 flags.DEFINE_string("data-dir", None, "Directory holding datasets (for metrics that use reals).")
@@ -55,6 +53,7 @@ class ProgressPrinter:
         self.start, self.last, self.phase = time.time(), 0.0, None
 
     def __call__(self, what, done, total):
+        from stylegan2_tf.training.loop import format_time
         now = time.time()
         if what != self.phase:
             self.phase, self.phase_start = what, now
@@ -68,6 +67,7 @@ class ProgressPrinter:
 
 
 def write_result(result_dir, network, result, settings):
+    from stylegan2_tf.training.loop import format_time
     os.makedirs(result_dir, exist_ok=True)
     name = result["metric"]
     values = " ".join(f"{k} {v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{k} {v:.6g}"
