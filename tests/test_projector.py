@@ -12,8 +12,9 @@ import tensorflow as tf  # noqa: E402
 
 from conftest import ROOT, run_python  # noqa: E402
 from feature_net_weights import write_tiny_feature_files  # noqa: E402
-from stylegan2_tf.projector import (ProjectionError, Projector, ProjectorConfig, learning_rate_at,  # noqa: E402
-                                    load_projection, noise_regularization, save_projection, w_noise_scale_at)
+from stylegan2_tf.projector import (ProjectionError, Projector, ProjectorConfig, choose_threshold,  # noqa: E402
+                                    learning_rate_at, load_projection, noise_regularization, save_projection,
+                                    w_noise_scale_at)
 
 NETWORK = ROOT / "tests" / "fixtures" / "stylegan2_pkl" / "sg2-tiny16.pkl"
 DIGITS = ROOT / "pretrained" / "stylegan2-digits32.pkl"
@@ -64,6 +65,37 @@ def test_noise_regularizer_small_for_white_noise_large_for_smooth_maps():
     assert w == pytest.approx(_noise_reg_numpy(white), rel=1e-4)
     assert s == pytest.approx(_noise_reg_numpy(smooth), rel=1e-4)
     assert w < 0.05 and s > 1.0 and s > 100 * w   # white: only sampling noise of the estimates
+
+
+def test_choose_threshold_known_answers():
+    # Separable: the midpoint between the largest generated and the smallest real distance.
+    t = choose_threshold([0.01, 0.03, 0.02], [0.11, 0.09, 0.2])
+    assert t == dict(threshold=pytest.approx(0.06), generated_accepted=1.0, real_rejected=1.0, balanced_accuracy=1.0)
+    # Overlap: generated 0.1 0.2 0.3 0.5, real 0.45 0.6 0.7 0.8. Splits at 0.375 and 0.55 both reach
+    # (3/4 + 1) / 2 = (1 + 3/4) / 2 = 0.875 (0.475 gives 3/4); the wider gap (0.15 vs 0.1) decides.
+    t = choose_threshold([0.1, 0.2, 0.3, 0.5], [0.45, 0.6, 0.7, 0.8])
+    assert t["balanced_accuracy"] == pytest.approx(0.875) and t["threshold"] == pytest.approx(0.375)
+    assert (t["generated_accepted"], t["real_rejected"]) == (0.75, 1.0)
+    # The other way round: 0.8 sits in a gap of 0.2, 0.35 in one of 0.1.
+    t = choose_threshold([0.1, 0.2, 0.3, 0.7], [0.4, 0.9, 1.0, 1.1])
+    assert t["threshold"] == pytest.approx(0.8) and t["balanced_accuracy"] == pytest.approx(0.875)
+    # Unequal counts weigh each class equally: 1 generated vs 3 real.
+    t = choose_threshold([0.5], [0.1, 0.9, 1.0])
+    assert t["threshold"] == pytest.approx(0.7) and t["balanced_accuracy"] == pytest.approx(1 - 1 / 6)
+    # Identical distributions cannot be told apart.
+    assert choose_threshold([0.2, 0.2], [0.2])["balanced_accuracy"] == 0.5
+    with pytest.raises(ProjectionError, match="needs distances of generated and of real images"):
+        choose_threshold([], [0.1])
+    with pytest.raises(ProjectionError, match="not finite"):
+        choose_threshold([0.1, float("nan")], [0.2])
+
+
+def test_projector_refuses_a_network_too_small_for_lpips():
+    from stylegan2_tf.networks import Generator, GeneratorConfig
+    G = Generator(GeneratorConfig(img_resolution=8, z_dim=16, w_dim=16, mapping_layers=2, fmap_base=64,
+                                  fmap_max=16))
+    with pytest.raises(ProjectionError, match="8x8 images are too small for LPIPS"):
+        Projector(G, lpips=None)
 
 
 @pytest.fixture(scope="module")
@@ -157,11 +189,68 @@ def test_run_projector_writes_outputs_and_attributes(lpips_files, tmp_path):
     assert Image.open(tmp_path / "attr" / "distances.png").size == (640, 360)
 
 
+def test_run_projector_real_images_calibrate_and_attribute(lpips_files, tmp_path):
+    import ast
+    import json
+    from PIL import Image
+    from feature_net_weights import seeded_images
+    from stylegan2_tf.data import create_from_images
+    src = tmp_path / "src"
+    src.mkdir()
+    reals = seeded_images(3, 3, 16)
+    for i, img in enumerate(reals):
+        Image.fromarray(img).save(src / f"{i}.png")
+    create_from_images(str(tmp_path / "data" / "toy"), str(src), shuffle=False)
+    common = ["--lpips", lpips_files, "--num-steps", "10", "--num-snapshots", "1"]
+    data = ["--data-dir", tmp_path / "data", "--dataset", "toy"]
+    r = _cli("project-real-images", *data, "--num-images", "2", "--outdir", tmp_path / "real", *common)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path / "real")) == ["image0000", "image0001"]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "real" / "image0001" / "target.png")), reals[1])
+    real_distances = []
+    for name in ("image0000", "image0001"):
+        with np.load(tmp_path / "real" / name / "projected_w.npz") as f:
+            real_distances.append(ast.literal_eval(str(f["meta"]))["distance"])
+    # calibrate: the network's own images and the real ones, and the threshold between them.
+    r = _cli("calibrate", "--seeds", "0-1", *data, "--num-images", "2", "--outdir", tmp_path / "cal", *common)
+    assert r.returncode == 0, r.stderr[-3000:]
+    cal = json.loads((tmp_path / "cal" / "calibration.json").read_text())
+    assert sorted(cal["generated"]) == ["seed0000", "seed0001"] and sorted(cal["real"]) == ["image0000", "image0001"]
+    np.testing.assert_allclose([cal["real"]["image0000"], cal["real"]["image0001"]], real_distances, rtol=1e-4)
+    expected = choose_threshold(list(cal["generated"].values()), list(cal["real"].values()))
+    assert cal["threshold"] == expected["threshold"] and cal["measured_with"]["projection"]["num_steps"] == 10
+    assert os.path.isfile(tmp_path / "cal" / "generated" / "seed0001" / "projected_w.npz")
+    assert Image.open(tmp_path / "cal" / "distances.png").size == (640, 360)
+    # attribute takes the calibrated threshold ...
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.open(tmp_path / "cal" / "generated" / "seed0000" / "target.png").save(images / "a.png")
+    Image.fromarray(reals[2]).save(images / "b.png")
+    r = _cli("attribute", "--images", images, "--calibration", tmp_path / "cal" / "calibration.json",
+             "--outdir", tmp_path / "attr", *common)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"verdict (threshold {cal['threshold']:g})" in r.stdout
+    for line in (tmp_path / "attr" / "attribution.txt").read_text().splitlines():
+        name, dist, verdict = line.split(None, 2)
+        assert verdict == ("made by this network" if float(dist) <= cal["threshold"] else "not made by this network")
+    # ... and refuses one measured otherwise, before projecting anything.
+    r = _cli("attribute", "--images", images, "--calibration", tmp_path / "cal" / "calibration.json",
+             "--outdir", tmp_path / "attr2", *common[:-4], "--num-steps", "11", "--num-snapshots", "1")
+    assert r.returncode != 0 and "calibrated with other projection settings (num_steps differ)" in r.stderr
+    r = run_python([ROOT / "run_projector.py", "attribute", "--network", DIGITS, "--images", images,
+                    "--calibration", tmp_path / "cal" / "calibration.json", "--outdir", tmp_path / "attr3", *common])
+    assert r.returncode != 0 and "calibration.json: calibrated for another network file" in r.stderr
+    assert not os.path.exists(tmp_path / "attr2") and not os.path.exists(tmp_path / "attr3")
+
+
 @pytest.mark.parametrize("args,message", [
     (["project", "--target", "{tmp}/missing.png"], "missing.png: no such file"),
     (["project", "--target", "{tmp}/text.png"], "text.png: not a readable image"),
     (["project", "--target", "{tmp}/tiny.png"], "tiny.png: 4x4 is far smaller than the network's 16x16"),
     (["project", "--target", "{tmp}/tiny.png", "--lpips", "{tmp}/nope.pth"], "nope.pth: no such file"),
+    (["attribute", "--images", "{tmp}"], "attribute needs --calibration FILE (from run_projector.py calibrate)"),
+    (["attribute", "--images", "{tmp}", "--calibration", "{tmp}/text.png"], "text.png: not a calibration.json"),
+    (["calibrate", "--dataset", "x"], "calibrate needs --seeds (the network's own images)"),
 ])
 def test_run_projector_bad_input_is_one_line(lpips_files, tmp_path, args, message):
     from PIL import Image
