@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from .generate import to_uint8
 from .layers import check_noise_mode
+from .ops.custom_ops import use_implementation
 
 
 class GeneratorServing(tf.Module):
@@ -54,7 +55,9 @@ def export_saved_model(G, outdir, noise_mode="const"):
     module = GeneratorServing(G, noise_mode)
     tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
-        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
+        # Traced with the reference ops: the SavedModel never needs the custom op library.
+        with use_implementation("ref"):
+            tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
         if os.path.exists(outdir):
             os.rmdir(outdir)
         os.replace(tmp, outdir)

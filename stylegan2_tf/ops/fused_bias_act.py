@@ -43,7 +43,7 @@ def _lookup(act):
         raise ValueError(f"unknown activation {act!r}; choose from {sorted(ACTIVATIONS)}") from None
 
 
-def fused_bias_act(x, b=None, axis=-1, act="linear", alpha=None, gain=None, clamp=None):
+def fused_bias_act(x, b=None, axis=-1, act="linear", alpha=None, gain=None, clamp=None, impl=None):
     """act(x + b) * gain, optionally clamped to [-clamp, clamp].
 
     Args:
@@ -53,11 +53,37 @@ def fused_bias_act(x, b=None, axis=-1, act="linear", alpha=None, gain=None, clam
       alpha: negative slope for lrelu (default 0.2).
       gain: output scale (default: the activation's official gain).
       clamp: optional symmetric clamp of the output (fp16 training).
+      impl: 'auto' | 'ref' | 'custom' (default: $STYLEGAN2_TF_OPS, else custom_ops.DEFAULT_IMPL); see
+        stylegan2_tf/ops/custom_ops.py. The C++ kernel takes the bias on the last axis.
     """
     spec = _lookup(act)
     alpha = spec.def_alpha if alpha is None else float(alpha)
     gain = spec.def_gain if gain is None else float(gain)
     x = tf.convert_to_tensor(x)
+    if clamp is not None and float(clamp) < 0:
+        raise ValueError(f"fused_bias_act: clamp must be >= 0 or None, got {clamp}")
+    if not x.dtype.is_floating:
+        raise ValueError(f"fused_bias_act: x must be floating point, got {x.dtype.name}")
+    if x.shape.rank is None or x.shape.rank < 1:
+        raise ValueError(f"fused_bias_act: x must have a known rank >= 1, got shape {x.shape}")
+    if b is not None:
+        b = tf.convert_to_tensor(b)
+        if b.shape.rank != 1 or (b.shape[0] not in (None, 1) and x.shape[axis] is not None
+                                 and b.shape[0] != x.shape[axis]):
+            raise ValueError(f"fused_bias_act: b must be a vector of x.shape[{axis}] = {x.shape[axis]} "
+                             f"(or 1, broadcast), got shape {b.shape}")
+    kernel_fits = axis % x.shape.rank == x.shape.rank - 1 and (b is None or b.shape[0] == x.shape[-1])
+    if kernel_fits:
+        from . import custom_ops
+        if custom_ops.choose("FusedBiasAct", x.dtype, impl) == "custom":
+            return custom_ops.fused_bias_act(x, b, act, alpha, gain, clamp)
+    elif impl == "custom":
+        from .custom_ops import CustomOpsError
+        raise CustomOpsError("FusedBiasAct: the kernel takes one bias per channel of the last axis only")
+    return _reference(x, b, axis, spec, alpha, gain, clamp)
+
+
+def _reference(x, b, axis, spec, alpha, gain, clamp):
     if b is not None:
         b = tf.cast(b, x.dtype)
         rank = x.shape.rank

@@ -1,0 +1,257 @@
+"""The C++ kernels of `custom_ops/`: built on first use, loaded once, chosen per call.
+
+Build: the sources are compiled with the C++ compiler (`$STYLEGAN2_TF_CXX`, else `$CXX`, else
+`c++`) and TensorFlow's own flags (`tf.sysconfig`) into a cache directory
+(`$STYLEGAN2_TF_OPS_CACHE`, default `~/.cache/stylegan2_tf/custom_ops`), in a folder named by a
+hash of the sources, the TensorFlow version, the compiler's version, the flags and the CPU's
+instruction-set flags (the library is built for the CPU it runs on). Later processes load it from
+there; concurrent processes wait for one build (a file lock). A build that fails stops nothing:
+`auto` then uses the reference ops and says why, once per process.
+
+Selection (`impl` argument of the ops, else `$STYLEGAN2_TF_OPS`, else DEFAULT_IMPL):
+  ref     the pure-TensorFlow reference ops (stylegan2_tf/ops/*.py) -- always available;
+  custom  the kernels; an error if they cannot be built or do not support the call;
+  auto    the kernels where they are built and support the device and dtype, else the reference.
+`use_implementation('ref')` forces a choice for a block of code (SavedModel export uses it, so
+that an exported model never needs the op library).
+"""
+
+import contextlib
+import hashlib
+import logging
+import os
+import platform
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import tensorflow as tf
+
+IMPL_ENV = "STYLEGAN2_TF_OPS"
+CACHE_ENV = "STYLEGAN2_TF_OPS_CACHE"
+CXX_ENV = "STYLEGAN2_TF_CXX"
+IMPLS = ("auto", "ref", "custom")
+SOURCES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "custom_ops")
+CPU_SOURCES = ("fused_bias_act.cc",)
+CPU_DTYPES = (tf.float32, tf.float64)
+LIBRARY_NAME = "stylegan2_tf_ops.so"
+PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
+
+log = logging.getLogger(__name__)
+
+
+class CustomOpsError(RuntimeError):
+    """The kernels were asked for (impl='custom') and cannot serve the call."""
+
+
+_lock = threading.Lock()
+_state = {"module": None, "error": None, "tried": False}
+_warned = set()
+_forced = threading.local()
+
+
+# --------------------------------------------------------------------------- build
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return " ".join(sorted(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def compiler():
+    return os.environ.get(CXX_ENV) or os.environ.get("CXX") or "c++"
+
+
+def compile_command(sources, output):
+    flags = ["-std=c++17", "-shared", "-fPIC", "-O3", "-march=native", "-Wno-deprecated-declarations",
+             "-Wno-interference-size"]
+    return ([compiler(), *flags, *sources, "-o", output]
+            + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags())
+
+
+def build_key():
+    """Hash of everything the built library depends on."""
+    h = hashlib.sha256()
+    for name in CPU_SOURCES:
+        with open(os.path.join(SOURCES_DIR, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read() + b"\0")
+    try:
+        version = subprocess.run([compiler(), "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        version = f"unavailable: {e}"
+    for part in (tf.__version__, version, " ".join(compile_command(["x"], "y")), _cpu_flags(), sys.platform):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()[:20]
+
+
+def cache_dir():
+    return os.path.expanduser(os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "stylegan2_tf", "custom_ops"))
+
+
+def build(verbose=False):
+    """Compile the kernels if the cache has no build for this key; -> the library's path.
+    Raises CustomOpsError with the compiler's message when the build fails."""
+    import fcntl
+    missing = [n for n in CPU_SOURCES if not os.path.isfile(os.path.join(SOURCES_DIR, n))]
+    if missing:
+        raise CustomOpsError(f"kernel sources not found ({SOURCES_DIR}: {', '.join(missing)} missing)")
+    folder = os.path.join(cache_dir(), build_key())
+    path = os.path.join(folder, LIBRARY_NAME)
+    if os.path.isfile(path):
+        return path
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "build.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)          # one build; the others wait and then load it
+        if os.path.isfile(path):
+            return path
+        tmp = f"{path}.{os.getpid()}.tmp"
+        cmd = compile_command([os.path.join(SOURCES_DIR, n) for n in CPU_SOURCES], tmp)
+        if verbose:
+            print(" ".join(cmd), flush=True)
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise CustomOpsError(f"could not run the compiler {compiler()!r}: {e}") from None
+        if r.returncode != 0:
+            errors = [line for line in r.stderr.splitlines() if "error" in line] or r.stderr.splitlines()[-3:]
+            with open(os.path.join(folder, "build.log"), "w") as f:
+                f.write(" ".join(cmd) + "\n" + r.stderr)
+            raise CustomOpsError(f"building the kernels failed ({compiler()} exit {r.returncode}: "
+                                 f"{errors[0].strip() if errors else 'no message'}; "
+                                 f"log: {os.path.join(folder, 'build.log')})")
+        os.replace(tmp, path)
+    return path
+
+
+def library():
+    """The loaded op module, or None (the reason is in `unavailable_reason()`). Builds once."""
+    with _lock:
+        if not _state["tried"]:
+            _state["tried"] = True
+            try:
+                _state["module"] = tf.load_op_library(build())
+            except CustomOpsError as e:
+                _state["error"] = str(e)
+            except (tf.errors.NotFoundError, OSError) as e:
+                _state["error"] = f"the built library does not load: {str(e).splitlines()[0]}"
+        return _state["module"]
+
+
+def unavailable_reason():
+    library()
+    return _state["error"]
+
+
+def _reset_for_tests():
+    with _lock:
+        _state.update(module=None, error=None, tried=False)
+        _warned.clear()
+
+
+# --------------------------------------------------------------------------- selection
+
+@contextlib.contextmanager
+def use_implementation(impl):
+    """Force `impl` for every op call in this thread within the block."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    previous = getattr(_forced, "impl", None)
+    _forced.impl = impl
+    try:
+        yield
+    finally:
+        _forced.impl = previous
+
+
+# The default while the kernels cover FusedBiasAct only: `auto` is opt-in (argument or
+# $STYLEGAN2_TF_OPS=auto) until UpFirDn2D has its kernel too and the whole test suite runs on them.
+DEFAULT_IMPL = "ref"
+
+
+def requested(impl=None):
+    impl = getattr(_forced, "impl", None) or impl or os.environ.get(IMPL_ENV) or DEFAULT_IMPL
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS} (argument or ${IMPL_ENV}), got {impl!r}")
+    return impl
+
+
+def _warn_once(reason):
+    if reason not in _warned:
+        _warned.add(reason)
+        log.warning("stylegan2_tf custom ops: using the reference ops (%s)", reason)
+
+
+def choose(op_name, dtype, impl=None):
+    """-> 'ref' or 'custom' for one call of `op_name` on `dtype` (a tf.DType)."""
+    impl = requested(impl)
+    if impl == "ref":
+        return "ref"
+    reason = None
+    if tf.config.list_logical_devices("GPU"):
+        reason = f"{op_name}: no GPU kernel is built"
+    elif dtype not in CPU_DTYPES:
+        reason = f"{op_name}: the CPU kernel supports float32 and float64, not {dtype.name}"
+    elif library() is None:
+        reason = unavailable_reason()
+    if reason is None:
+        return "custom"
+    if impl == "custom":
+        raise CustomOpsError(reason)
+    _warn_once(reason)
+    return "ref"
+
+
+# --------------------------------------------------------------------------- FusedBiasAct
+
+def fused_bias_act(x, b, act, alpha, gain, clamp):
+    """The kernel: act(x + b) * gain, clamped when clamp is not None. b: [C] on the last axis or None."""
+    b = tf.zeros([0], x.dtype) if b is None else tf.cast(b, x.dtype)
+    clamp = -1.0 if clamp is None else float(clamp)
+    # tf.nn.leaky_relu (the reference) holds alpha as a float32 attribute, in float64 too.
+    alpha = float(np.float32(alpha))
+    params = tf.constant([alpha, float(gain), clamp], tf.float64)
+    return _fused_bias_act(x, b, params, act)
+
+
+def _sum_to_bias(dx, b):
+    if b.shape[0] == 0:
+        return tf.zeros_like(b)
+    return tf.reduce_sum(tf.reshape(dx, [-1, tf.shape(dx)[-1]]), axis=0)
+
+
+def _fused_bias_act(x, b, params, act):
+    @tf.custom_gradient
+    def forward(x, b):
+        y = library().sg2_fused_bias_act(x, b, params, act=act)
+
+        def grad(dy):
+            dx = _deriv(dy, x, b, params, act, order=1)
+            return dx, _sum_to_bias(dx, b)
+        return y, grad
+    return forward(x, b)
+
+
+def _deriv(dy, x, b, params, act, order):
+    """dy * gain * act^(order)(x + b) * clamp mask; differentiable in dy, x and b."""
+    @tf.custom_gradient
+    def deriv(dy, x, b):
+        out = library().sg2_fused_bias_act_deriv(dy, x, b, params, act=act, order=order)
+
+        def grad(g):
+            d_dy = _deriv(g, x, b, params, act, order)
+            if act in PIECEWISE_LINEAR:   # act'' = 0: nothing to compute
+                return d_dy, tf.zeros_like(x), tf.zeros_like(b)
+            if order >= 3:      # the kernel stops at the third derivative
+                raise CustomOpsError("FusedBiasAct: derivatives beyond the third are not implemented in the "
+                                     "kernel; use impl='ref'")
+            d_x = _deriv(g * dy, x, b, params, act, order + 1)
+            return d_dy, d_x, _sum_to_bias(d_x, b)
+        return out, grad
+    return deriv(dy, x, b)

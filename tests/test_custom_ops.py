@@ -1,0 +1,179 @@
+"""The C++ kernels of custom_ops/ against the reference ops: values, first, second and third
+derivatives, the build-failure fallback, the same errors from both, and a network's loss and
+regularised gradients with either implementation."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from stylegan2_tf.ops import ACTIVATIONS, custom_ops, fused_bias_act  # noqa: E402
+from stylegan2_tf.ops.custom_ops import CustomOpsError, use_implementation  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    if custom_ops.library() is None:      # the build is part of what is tested: a failure is a failure here
+        pytest.fail(f"the kernels did not build: {custom_ops.unavailable_reason()}")
+    return custom_ops.library()
+
+
+def _value_and_derivatives(impl, x, b, act, clamp):
+    """y, and the first and second derivatives of scalar functions of it w.r.t. x and b."""
+    with tf.GradientTape(persistent=True) as outer:
+        outer.watch([x, b])
+        with tf.GradientTape() as inner:
+            inner.watch([x, b])
+            y = fused_bias_act(x, b, act=act, clamp=clamp, impl=impl)
+            loss = tf.reduce_sum(y * tf.cos(x))          # weights the outputs unevenly
+        gx, gb = inner.gradient(loss, [x, b])
+        second = tf.reduce_sum(gx * gx * tf.sin(x)) + tf.reduce_sum(gb * b)
+    hx, hb = outer.gradient(second, [x, b])
+    return [v.numpy() for v in (y, gx, gb, hx, hb)]
+
+
+@pytest.mark.parametrize("dtype,tol", [(tf.float64, 1e-13), (tf.float32, 2e-6)])
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_fused_bias_act_kernel_equals_reference(kernels, dtype, tol, act):
+    rng = np.random.default_rng(abs(hash(act)) % 1000)
+    for shape, clamp in [((2, 5, 7, 9), None), ((3, 11), 0.7), ((13,), None), ((1, 3, 3, 4), 0.3)]:
+        x = tf.constant(rng.normal(size=shape) * 2, dtype)
+        b = tf.constant(rng.normal(size=shape[-1]), dtype)
+        ref = _value_and_derivatives("ref", x, b, act, clamp)
+        got = _value_and_derivatives("custom", x, b, act, clamp)
+        for name, r, g in zip(("y", "dx", "db", "d2x", "d2b"), ref, got):
+            scale = max(np.max(np.abs(r)), 1e-30)
+            assert np.max(np.abs(r - g)) <= tol * scale, (act, shape, clamp, name, np.max(np.abs(r - g)) / scale)
+    # No bias.
+    x = tf.constant(rng.normal(size=(4, 6)), dtype)
+    np.testing.assert_allclose(fused_bias_act(x, act=act, impl="custom").numpy(),
+                               fused_bias_act(x, act=act, impl="ref").numpy(), rtol=tol, atol=tol)
+
+
+def test_third_derivative_equals_reference(kernels):
+    x = tf.constant(np.linspace(-3, 3, 25).reshape(5, 5) + 0.01, tf.float64)   # off the kinks
+    b = tf.constant(np.linspace(-0.5, 0.5, 5), tf.float64)
+    for act in ("tanh", "sigmoid", "softplus", "swish", "elu", "selu"):
+        third = []
+        for impl in ("ref", "custom"):
+            with tf.GradientTape() as t3:
+                t3.watch(x)
+                with tf.GradientTape() as t2:
+                    t2.watch(x)
+                    with tf.GradientTape() as t1:
+                        t1.watch(x)
+                        y = tf.reduce_sum(fused_bias_act(x, b, act=act, impl=impl))
+                    s1 = tf.reduce_sum(t1.gradient(y, x))
+                s2 = tf.reduce_sum(t2.gradient(s1, x))
+            third.append(t3.gradient(s2, x).numpy())
+        np.testing.assert_allclose(third[1], third[0], rtol=1e-12, atol=1e-12, err_msg=act)
+
+
+def test_the_same_errors_from_both_implementations(kernels):
+    x = tf.zeros([2, 3, 4])
+    for impl in ("ref", "custom"):
+        with pytest.raises(ValueError, match=r"b must be a vector of x.shape\[-1\] = 4 \(or 1, broadcast\), got"):
+            fused_bias_act(x, tf.zeros([3]), impl=impl)
+        with pytest.raises(ValueError, match="x must be floating point, got int32"):
+            fused_bias_act(tf.zeros([2, 3], tf.int32), impl=impl)
+        with pytest.raises(ValueError, match="clamp must be >= 0 or None, got -1"):
+            fused_bias_act(x, clamp=-1, impl=impl)
+        with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+            fused_bias_act(x, act="gelu", impl=impl)
+        with pytest.raises(ValueError, match="x must have a known rank >= 1"):
+            fused_bias_act(tf.constant(1.0), impl=impl)
+    with pytest.raises(CustomOpsError, match="supports float32 and float64, not float16"):
+        fused_bias_act(tf.zeros([2, 3], tf.float16), impl="custom")
+    with pytest.raises(ValueError, match="impl must be one of"):
+        fused_bias_act(x, impl="fast")
+
+
+def test_build_failure_falls_back_once_and_custom_says_why(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(custom_ops.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(custom_ops.CXX_ENV, "false")            # a compiler that always fails
+    custom_ops._reset_for_tests()
+    try:
+        x = tf.constant([[-1.0, 2.0]])
+        with caplog.at_level("WARNING"):
+            y1 = fused_bias_act(x, act="lrelu", impl="auto")
+            y2 = fused_bias_act(x, act="lrelu", impl="auto")
+        np.testing.assert_allclose(y1.numpy(), [[-0.2 * np.sqrt(2), 2 * np.sqrt(2)]], rtol=1e-6)
+        np.testing.assert_array_equal(y1.numpy(), y2.numpy())
+        warnings = [r.getMessage() for r in caplog.records if "custom ops" in r.getMessage()]
+        assert len(warnings) == 1 and "building the kernels failed (false exit 1" in warnings[0]
+        with pytest.raises(CustomOpsError, match="building the kernels failed"):
+            fused_bias_act(x, impl="custom")
+        assert os.path.isfile(next((tmp_path / "cache").iterdir()) / "build.log")
+        assert not list((tmp_path / "cache").glob("*/*.so"))     # nothing half-written
+    finally:
+        custom_ops._reset_for_tests()
+
+
+def test_missing_sources_fall_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(custom_ops, "SOURCES_DIR", str(tmp_path / "nowhere"))
+    custom_ops._reset_for_tests()
+    try:
+        assert custom_ops.choose("FusedBiasAct", tf.float32, "auto") == "ref"
+        assert "kernel sources not found" in custom_ops.unavailable_reason()
+    finally:
+        custom_ops._reset_for_tests()
+
+
+def test_selection_environment_and_forcing(kernels, monkeypatch):
+    monkeypatch.setenv(custom_ops.IMPL_ENV, "custom")
+    assert custom_ops.choose("FusedBiasAct", tf.float32) == "custom"
+    assert custom_ops.choose("FusedBiasAct", tf.float32, "ref") == "ref"    # the argument wins over the variable
+    with use_implementation("ref"):                                         # and the block over both
+        assert custom_ops.choose("FusedBiasAct", tf.float32, "custom") == "ref"
+    monkeypatch.setenv(custom_ops.IMPL_ENV, "quick")
+    with pytest.raises(ValueError, match=r"\$STYLEGAN2_TF_OPS"):
+        custom_ops.choose("FusedBiasAct", tf.float32)
+    monkeypatch.delenv(custom_ops.IMPL_ENV)
+    assert custom_ops.choose("FusedBiasAct", tf.float64, "auto") == "custom"
+    assert custom_ops.choose("FusedBiasAct", tf.float16, "auto") == "ref"
+
+
+def test_network_losses_and_regularised_gradients_match(kernels):
+    """G and D of a tiny config: the non-saturating losses, R1 and their gradients with respect to
+    every variable, computed on the kernels and on the reference ops."""
+    from stylegan2_tf.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+    G = Generator(GeneratorConfig(img_resolution=16, z_dim=16, w_dim=16, mapping_layers=2, fmap_base=64,
+                                  fmap_max=16, fused_modconv=False))
+    D = Discriminator(DiscriminatorConfig(img_resolution=16, fmap_base=64, fmap_max=16))
+    z = tf.constant(np.random.default_rng(0).normal(size=(4, 16)), tf.float32)
+    reals = tf.constant(np.random.default_rng(1).uniform(-1, 1, size=(4, 16, 16, 3)), tf.float32)
+    G(z), D(reals)
+    results = {}
+    for impl in ("ref", "custom"):
+        with use_implementation(impl):
+            with tf.GradientTape(persistent=True) as tape:
+                fakes = G(z, noise_mode="const")
+                g_loss = tf.reduce_mean(tf.nn.softplus(-D(fakes)))
+                with tf.GradientTape() as r1_tape:
+                    r1_tape.watch(reals)
+                    real_logits = D(reals)
+                    total = tf.reduce_sum(real_logits)
+                r1 = tf.reduce_sum(tf.square(r1_tape.gradient(total, reals)))
+                d_loss = tf.reduce_mean(tf.nn.softplus(real_logits)) + 5.0 * r1
+            grads = tape.gradient(g_loss, G.trainable_variables) + tape.gradient(d_loss, D.trainable_variables)
+            results[impl] = [g_loss.numpy(), d_loss.numpy()] + [g for g in grads if g is not None]
+    assert len(results["ref"]) == len(results["custom"]) > 20
+    for r, c in zip(results["ref"], results["custom"]):
+        r, c = np.asarray(r), np.asarray(c)
+        np.testing.assert_allclose(c, r, rtol=1e-4, atol=1e-5 * max(np.max(np.abs(r)), 1e-6))
+
+
+def test_saved_model_never_needs_the_op_library(kernels, tmp_path, monkeypatch):
+    from stylegan2_tf.export import export_saved_model
+    from stylegan2_tf.networks import Generator, GeneratorConfig
+    monkeypatch.setenv(custom_ops.IMPL_ENV, "custom")
+    G = Generator(GeneratorConfig(img_resolution=8, z_dim=8, w_dim=8, mapping_layers=1, fmap_base=32, fmap_max=8))
+    G(tf.zeros([1, 8]))
+    out = export_saved_model(G, str(tmp_path / "export"))
+    with open(os.path.join(out, "saved_model.pb"), "rb") as f:
+        graph = f.read()
+    assert b"Sg2FusedBiasAct" not in graph and b"FusedBiasAct" not in graph.replace(b"fused_bias_act", b"")
