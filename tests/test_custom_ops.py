@@ -1,6 +1,6 @@
-"""The C++ kernels of custom_ops/ against the reference ops: values, first, second and third
-derivatives, the build-failure fallback, the same errors from both, and a network's loss and
-regularised gradients with either implementation."""
+"""The C++ kernels of custom_ops/ against the reference ops: values, first, second (and for
+bias-act third) derivatives over random geometries, the build-failure fallback, the same errors
+from both, and a network's losses and regularised gradients with either implementation."""
 
 import os
 
@@ -11,7 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from stylegan2_tf.ops import ACTIVATIONS, custom_ops, fused_bias_act  # noqa: E402
+from stylegan2_tf.ops import (ACTIVATIONS, conv_downsample_2d, custom_ops, downsample_2d,  # noqa: E402
+                              filter_2d, fused_bias_act, upfirdn_2d, upsample_2d, upsample_conv_2d)
 from stylegan2_tf.ops.custom_ops import CustomOpsError, use_implementation  # noqa: E402
 
 
@@ -177,3 +178,75 @@ def test_saved_model_never_needs_the_op_library(kernels, tmp_path, monkeypatch):
     with open(os.path.join(out, "saved_model.pb"), "rb") as f:
         graph = f.read()
     assert b"Sg2FusedBiasAct" not in graph and b"FusedBiasAct" not in graph.replace(b"fused_bias_act", b"")
+
+
+# --------------------------------------------------------------------------- UpFirDn2D
+
+def _random_geometries(count, seed):
+    """(up, down, pad, (H, W), filter) over up/down 1-4 per axis, 1-8 taps per axis, pads -3..5
+    (negative crops), odd and even sizes; only geometries that leave something to filter."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < count:
+        up, down = tuple(int(v) for v in rng.integers(1, 5, 2)), tuple(int(v) for v in rng.integers(1, 5, 2))
+        kh, kw = (int(v) for v in rng.integers(1, 9, 2))
+        size = tuple(int(v) for v in rng.integers(1, 12, 2))
+        pad = tuple(int(v) for v in rng.integers(-3, 6, 4))
+        if size[0] * up[0] + pad[0] + pad[1] < kh or size[1] * up[1] + pad[2] + pad[3] < kw:
+            continue
+        out.append((up, down, pad, size, rng.normal(size=(kh, kw)).astype(np.float32)))
+    return out
+
+
+@pytest.mark.parametrize("dtype,tol", [(tf.float64, 1e-12), (tf.float32, 2e-6)])
+def test_upfirdn_kernel_equals_reference_over_random_geometries(kernels, dtype, tol):
+    rng = np.random.default_rng(5)
+    for up, down, pad, (h, w), k in _random_geometries(60, seed=11):
+        x = tf.constant(rng.normal(size=(2, h, w, 3)), dtype)
+        results = {}
+        for impl in ("ref", "custom"):
+            with tf.GradientTape() as outer:
+                outer.watch(x)
+                with tf.GradientTape() as inner:
+                    inner.watch(x)
+                    y = upfirdn_2d(x, k, up=up, down=down, pad=pad, impl=impl)
+                    loss = tf.reduce_sum(y * y * y)           # nonlinear: the second derivative is not 0
+                g = inner.gradient(loss, x)
+                second = tf.reduce_sum(g * tf.sin(x))
+            results[impl] = [y.numpy(), g.numpy(), outer.gradient(second, x).numpy()]
+        for name, r, c in zip(("y", "dx", "d2x"), results["ref"], results["custom"]):
+            assert r.shape == c.shape, (up, down, pad, (h, w), k.shape, name)
+            scale = max(np.max(np.abs(r)), 1e-30)
+            assert np.max(np.abs(r - c)) <= tol * scale, (up, down, pad, (h, w), k.shape, name)
+
+
+def test_upfirdn_helpers_and_flip_use_the_kernel(kernels):
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(size=(2, 9, 7, 5)), tf.float64)
+    w = tf.constant(rng.normal(size=(3, 3, 5, 4)), tf.float64)
+    k = [1, 3, 3, 1]
+    for fn in (lambda impl: upsample_2d(x, k, impl=impl), lambda impl: downsample_2d(x, k, impl=impl),
+               lambda impl: filter_2d(x, k, gain=2.0, impl=impl),
+               lambda impl: upsample_conv_2d(x, w, k, impl=impl), lambda impl: conv_downsample_2d(x, w, k, impl=impl),
+               lambda impl: upfirdn_2d(x, np.arange(6.0).reshape(2, 3), up=2, down=3, pad=(1, -1, 2, 0),
+                                       flip_kernel=True, impl=impl)):
+        np.testing.assert_allclose(fn("custom").numpy(), fn("ref").numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_upfirdn_same_errors_from_both_implementations(kernels):
+    x = tf.zeros([1, 4, 4, 2])
+    for impl in ("ref", "custom"):
+        with pytest.raises(ValueError, match=r"padding \(-3, -2\) leaves 3 rows for a 4-tap filter"):
+            upfirdn_2d(x, np.ones((4, 4)), up=2, pad=(-3, -2, 0, 0), impl=impl)
+        with pytest.raises(ValueError, match=r"x must be \[N, H, W, C\], got shape \(4, 4, 2\)"):
+            upfirdn_2d(tf.zeros([4, 4, 2]), np.ones((2, 2)), impl=impl)
+        with pytest.raises(ValueError, match="non-empty 2-D kernel, got shape"):
+            upfirdn_2d(x, np.ones((2, 2, 2)), impl=impl)
+        with pytest.raises(ValueError, match="FIR kernel must be 1-D or square 2-D"):
+            upsample_2d(x, np.ones((2, 2, 2)), impl=impl)
+        with pytest.raises(ValueError, match="up/down factors must be positive integers"):
+            upfirdn_2d(x, np.ones((2, 2)), up=0, impl=impl)
+        with pytest.raises(ValueError, match="x must be floating point, got int32"):
+            upfirdn_2d(tf.zeros([1, 4, 4, 2], tf.int32), np.ones((2, 2)), impl=impl)
+    with pytest.raises(CustomOpsError, match="UpFirDn2D: the CPU kernel supports float32 and float64, not float16"):
+        upfirdn_2d(tf.zeros([1, 4, 4, 2], tf.float16), np.ones((2, 2)), impl="custom")

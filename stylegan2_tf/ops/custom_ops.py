@@ -34,7 +34,7 @@ CXX_ENV = "STYLEGAN2_TF_CXX"
 IMPLS = ("auto", "ref", "custom")
 SOURCES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            "custom_ops")
-CPU_SOURCES = ("fused_bias_act.cc",)
+CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc")
 CPU_DTYPES = (tf.float32, tf.float64)
 LIBRARY_NAME = "stylegan2_tf_ops.so"
 PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
@@ -170,8 +170,8 @@ def use_implementation(impl):
         _forced.impl = previous
 
 
-# The default while the kernels cover FusedBiasAct only: `auto` is opt-in (argument or
-# $STYLEGAN2_TF_OPS=auto) until UpFirDn2D has its kernel too and the whole test suite runs on them.
+# `auto` is opt-in (argument or $STYLEGAN2_TF_OPS=auto) until the whole test suite and the
+# training benchmarks have run on the kernels.
 DEFAULT_IMPL = "ref"
 
 
@@ -255,3 +255,29 @@ def _deriv(dy, x, b, params, act, order):
             return d_dy, d_x, _sum_to_bias(d_x, b)
         return out, grad
     return deriv(dy, x, b)
+
+
+# --------------------------------------------------------------------------- UpFirDn2D
+
+def upfirdn_2d(x, k, up, down, pad):
+    """The kernel. x: [N, H, W, C] with static H, W; k: 2-D numpy filter (used as a true
+    convolution, as the reference); up, down: (y, x); pad: (y0, y1, x0, x1), negative crops."""
+    (upy, upx), (downy, downx), (py0, py1, px0, px1) = up, down, pad
+    kh, kw = k.shape
+    in_h, in_w = x.shape[1], x.shape[2]
+    f = tf.constant(k, x.dtype)
+
+    @tf.custom_gradient
+    def forward(x):
+        y = library().sg2_up_fir_dn2d(x, f, upx=upx, upy=upy, downx=downx, downy=downy,
+                                      padx0=px0, padx1=px1, pady0=py0, pady1=py1)
+
+        def grad(dy):
+            # The adjoint: the flipped filter, up and down swapped, the padding mirrored so that
+            # the result has x's size. Linear in dy, so every higher derivative is this op again.
+            out_h, out_w = y.shape[1], y.shape[2]
+            pad_t = (kh - 1 - py0, in_h * upy - out_h * downy + py0 - upy + 1,
+                     kw - 1 - px0, in_w * upx - out_w * downx + px0 - upx + 1)
+            return upfirdn_2d(dy, k[::-1, ::-1], (downy, downx), (upy, upx), pad_t)
+        return y, grad
+    return forward(x)

@@ -49,7 +49,7 @@ def _depthwise_filter(x, k, stride):
     return y[:, ::stride[0], ::stride[1], :]
 
 
-def upfirdn_2d(x, k, up=1, down=1, pad=(0, 0), flip_kernel=False):
+def upfirdn_2d(x, k, up=1, down=1, pad=(0, 0), flip_kernel=False, impl=None):
     """Upsample, pad, FIR-filter and downsample a batch of NHWC images.
 
     Args:
@@ -59,13 +59,19 @@ def upfirdn_2d(x, k, up=1, down=1, pad=(0, 0), flip_kernel=False):
       pad: (pad0, pad1) for both axes, or (pad_y0, pad_y1, pad_x0, pad_x1);
         negative values crop.
       flip_kernel: correlate instead of convolve.
+      impl: 'auto' | 'ref' | 'custom' (default: $STYLEGAN2_TF_OPS, else custom_ops.DEFAULT_IMPL);
+        see stylegan2_tf/ops/custom_ops.py.
     Returns:
       [N, (H*up_y + pad_y0 + pad_y1 - kh) // down_y + 1, (same for W), C].
     """
     x = tf.convert_to_tensor(x)
     k = np.asarray(k, dtype=np.float32)
-    if k.ndim != 2:
-        raise ValueError(f"upfirdn_2d expects a 2-D kernel, got shape {k.shape}")
+    if k.ndim != 2 or k.size == 0:
+        raise ValueError(f"upfirdn_2d expects a non-empty 2-D kernel, got shape {k.shape}")
+    if x.shape.rank != 4:
+        raise ValueError(f"upfirdn_2d: x must be [N, H, W, C], got shape {x.shape}")
+    if not x.dtype.is_floating:
+        raise ValueError(f"upfirdn_2d: x must be floating point, got {x.dtype.name}")
     if flip_kernel:
         k = k[::-1, ::-1]
     upy, upx = (up, up) if np.isscalar(up) else up
@@ -77,6 +83,21 @@ def upfirdn_2d(x, k, up=1, down=1, pad=(0, 0), flip_kernel=False):
     for v in (upy, upx, downy, downx):
         if int(v) != v or v < 1:
             raise ValueError(f"upfirdn_2d: up/down factors must be positive integers, got {up}, {down}")
+    upy, upx, downy, downx = int(upy), int(upx), int(downy), int(downx)
+    pady0, pady1, padx0, padx1 = int(pady0), int(pady1), int(padx0), int(padx1)
+    in_h, in_w = x.shape[1], x.shape[2]
+    for size, u, p0, p1, taps, axis in ((in_h, upy, pady0, pady1, k.shape[0], "rows"),
+                                        (in_w, upx, padx0, padx1, k.shape[1], "columns")):
+        if size is not None and size * u + p0 + p1 < taps:
+            raise ValueError(f"upfirdn_2d: padding ({p0}, {p1}) leaves {size * u + p0 + p1} {axis} for a "
+                             f"{taps}-tap filter (input {in_h}x{in_w}, up {u}): nothing to filter")
+    if in_h is not None and in_w is not None:
+        from . import custom_ops
+        if custom_ops.choose("UpFirDn2D", x.dtype, impl) == "custom":
+            return custom_ops.upfirdn_2d(x, k, (upy, upx), (downy, downx), (pady0, pady1, padx0, padx1))
+    elif impl == "custom":
+        from .custom_ops import CustomOpsError
+        raise CustomOpsError("UpFirDn2D: the kernel needs static image sizes")
 
     _, in_h, in_w, channels = x.shape
     # 1. Zero insertion: each pixel followed by (up - 1) zeros.
@@ -93,32 +114,32 @@ def upfirdn_2d(x, k, up=1, down=1, pad=(0, 0), flip_kernel=False):
     return _depthwise_filter(x, k, (downy, downx))
 
 
-def filter_2d(x, k, gain=1.0):
+def filter_2d(x, k, gain=1.0, impl=None):
     """Filter NHWC images with FIR taps `k`; constant input is scaled by `gain`."""
     k = setup_kernel(k) * gain
     p = k.shape[0] - 1
-    return upfirdn_2d(x, k, pad=((p + 1) // 2, p // 2))
+    return upfirdn_2d(x, k, pad=((p + 1) // 2, p // 2), impl=impl)
 
 
-def upsample_2d(x, k=None, factor=2, gain=1.0):
+def upsample_2d(x, k=None, factor=2, gain=1.0, impl=None):
     """Upsample NHWC images by `factor` with FIR taps `k` (default: nearest)."""
     if k is None:
         k = [1] * factor
     k = setup_kernel(k) * (gain * factor ** 2)
     p = k.shape[0] - factor
-    return upfirdn_2d(x, k, up=factor, pad=((p + 1) // 2 + factor - 1, p // 2))
+    return upfirdn_2d(x, k, up=factor, pad=((p + 1) // 2 + factor - 1, p // 2), impl=impl)
 
 
-def downsample_2d(x, k=None, factor=2, gain=1.0):
+def downsample_2d(x, k=None, factor=2, gain=1.0, impl=None):
     """Downsample NHWC images by `factor` with FIR taps `k` (default: box)."""
     if k is None:
         k = [1] * factor
     k = setup_kernel(k) * gain
     p = k.shape[0] - factor
-    return upfirdn_2d(x, k, down=factor, pad=((p + 1) // 2, p // 2))
+    return upfirdn_2d(x, k, down=factor, pad=((p + 1) // 2, p // 2), impl=impl)
 
 
-def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1):
+def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1, impl=None):
     """`upsample_2d` followed by a 'SAME' convolution with `w`, padding once.
 
     Args:
@@ -152,7 +173,7 @@ def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1):
     # rows otherwise; the general form keeps factor 2 bit-identical.
     pad0 = (p + 1) // 2 + factor - 1
     pad1 = p // 2 + factor - 1
-    return upfirdn_2d(_transposed_conv_padded(x, w, factor, pad0, pad1), k)
+    return upfirdn_2d(_transposed_conv_padded(x, w, factor, pad0, pad1), k, impl=impl)
 
 
 def _taps(w, sy, sx, step):
@@ -220,7 +241,7 @@ def _transposed_conv_padded(x, w, factor, pad0, pad1):
     return t
 
 
-def conv_downsample_2d(x, w, k=None, factor=2, gain=1.0):
+def conv_downsample_2d(x, w, k=None, factor=2, gain=1.0, impl=None):
     """FIR filter then a strided 'VALID' conv with `w`: conv then `downsample_2d`,
     with the padding of both done once up front."""
     x = tf.convert_to_tensor(x)
@@ -232,5 +253,5 @@ def conv_downsample_2d(x, w, k=None, factor=2, gain=1.0):
         k = [1] * factor
     k = setup_kernel(k) * gain
     p = (k.shape[0] - factor) + (kw - 1)
-    x = upfirdn_2d(x, k, pad=((p + 1) // 2, p // 2))
+    x = upfirdn_2d(x, k, pad=((p + 1) // 2, p // 2), impl=impl)
     return tf.nn.conv2d(x, w, strides=[1, factor, factor, 1], padding="VALID")
