@@ -91,6 +91,9 @@ def test_the_same_errors_from_both_implementations(kernels):
         fused_bias_act(tf.zeros([2, 3], tf.float16), impl="custom")
     with pytest.raises(ValueError, match="impl must be one of"):
         fused_bias_act(x, impl="fast")
+    with use_implementation("custom"):       # a forced block refuses what the kernel cannot do
+        with pytest.raises(CustomOpsError, match="one bias per channel of the last axis"):
+            fused_bias_act(x, tf.zeros([3]), axis=1)
 
 
 def test_build_failure_falls_back_once_and_custom_says_why(tmp_path, monkeypatch, caplog):

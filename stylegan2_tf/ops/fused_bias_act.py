@@ -77,9 +77,10 @@ def fused_bias_act(x, b=None, axis=-1, act="linear", alpha=None, gain=None, clam
         from . import custom_ops
         if custom_ops.choose("FusedBiasAct", x.dtype, impl) == "custom":
             return custom_ops.fused_bias_act(x, b, act, alpha, gain, clamp)
-    elif impl == "custom":
-        from .custom_ops import CustomOpsError
-        raise CustomOpsError("FusedBiasAct: the kernel takes one bias per channel of the last axis only")
+    else:
+        from .custom_ops import CustomOpsError, requested
+        if requested(impl) == "custom":     # the argument, $STYLEGAN2_TF_OPS or a forced block
+            raise CustomOpsError("FusedBiasAct: the kernel takes one bias per channel of the last axis only")
     return _reference(x, b, axis, spec, alpha, gain, clamp)
 
 

@@ -95,9 +95,10 @@ def upfirdn_2d(x, k, up=1, down=1, pad=(0, 0), flip_kernel=False, impl=None):
         from . import custom_ops
         if custom_ops.choose("UpFirDn2D", x.dtype, impl) == "custom":
             return custom_ops.upfirdn_2d(x, k, (upy, upx), (downy, downx), (pady0, pady1, padx0, padx1))
-    elif impl == "custom":
-        from .custom_ops import CustomOpsError
-        raise CustomOpsError("UpFirDn2D: the kernel needs static image sizes")
+    else:
+        from .custom_ops import CustomOpsError, requested
+        if requested(impl) == "custom":     # the argument, $STYLEGAN2_TF_OPS or a forced block
+            raise CustomOpsError("UpFirDn2D: the kernel needs static image sizes")
 
     _, in_h, in_w, channels = x.shape
     # 1. Zero insertion: each pixel followed by (up - 1) zeros.
