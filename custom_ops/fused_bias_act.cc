@@ -12,10 +12,15 @@
 #include <string>
 #include <vector>
 
+#include "bias_act_math.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/util/work_sharder.h"
+
+#ifdef SG2_WITH_CUDA
+#include "cuda/tf_gpu.h"
+#endif
 
 namespace sg2 {
 
@@ -24,8 +29,6 @@ using tensorflow::OpKernelConstruction;
 using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
 using tensorflow::errors::InvalidArgument;
-
-enum class Act { kLinear, kRelu, kLrelu, kTanh, kSigmoid, kElu, kSelu, kSoftplus, kSwish };
 
 bool ParseAct(const std::string& name, Act* act) {
   static const struct { const char* name; Act act; } kTable[] = {
@@ -36,58 +39,6 @@ bool ParseAct(const std::string& name, Act* act) {
     if (name == e.name) { *act = e.act; return true; }
   }
   return false;
-}
-
-constexpr double kSeluScale = 1.0507009873554804934193349852946;
-constexpr double kSeluAlpha = 1.6732632423543772848170429916717;
-
-template <typename T> inline T Sigmoid(T z) { return T(1) / (T(1) + std::exp(-z)); }
-
-// act(z), the value the clamp mask is taken on.
-template <Act A, typename T> inline T Value(T z, T alpha) {
-  switch (A) {
-    case Act::kLinear: return z;
-    // Branch-free forms (vectorise); equal to z > 0 ? z : alpha * z, NaN included.
-    case Act::kRelu: return std::max(z, T(0));
-    case Act::kLrelu: return std::max(z, T(0)) + alpha * std::min(z, T(0));
-    case Act::kTanh: return std::tanh(z);
-    case Act::kSigmoid: return Sigmoid(z);
-    case Act::kElu: return z > T(0) ? z : std::expm1(z);
-    case Act::kSelu: return z > T(0) ? T(kSeluScale) * z : T(kSeluScale * kSeluAlpha) * std::expm1(z);
-    case Act::kSoftplus: return z > T(0) ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
-    case Act::kSwish: return z * Sigmoid(z);
-  }
-  return z;
-}
-
-// The k-th derivative of act at z (k = 1, 2, 3). At the kinks of relu / lrelu / elu / selu the
-// left derivative is used, as TensorFlow's own gradients do (z > 0 is the positive branch).
-template <Act A, typename T> inline T Derivative(T z, T alpha, int k) {
-  switch (A) {
-    case Act::kLinear: return k == 1 ? T(1) : T(0);
-    case Act::kRelu: return k == 1 ? T(z > T(0)) : T(0);
-    case Act::kLrelu: return k == 1 ? (z > T(0) ? T(1) : alpha) : T(0);
-    case Act::kTanh: {
-      const T t = std::tanh(z), d = T(1) - t * t;
-      return k == 1 ? d : k == 2 ? T(-2) * t * d : d * (T(6) * t * t - T(2));
-    }
-    case Act::kSigmoid:
-    case Act::kSoftplus: {  // softplus' = sigmoid: shift the order by one
-      const int m = A == Act::kSoftplus ? k - 1 : k;
-      const T s = Sigmoid(z), d = s * (T(1) - s);
-      return m == 0 ? s : m == 1 ? d : m == 2 ? d * (T(1) - T(2) * s) : d * (T(1) - T(6) * s + T(6) * s * s);
-    }
-    case Act::kElu: return z > T(0) ? (k == 1 ? T(1) : T(0)) : std::exp(z);
-    case Act::kSelu:
-      return z > T(0) ? (k == 1 ? T(kSeluScale) : T(0)) : T(kSeluScale * kSeluAlpha) * std::exp(z);
-    case Act::kSwish: {
-      const T s = Sigmoid(z), p = s * (T(1) - s), q = T(1) - T(2) * s;
-      if (k == 1) return s + z * p;
-      if (k == 2) return p * (T(2) + z * q);
-      return p * (q * (T(3) + z * q) - T(2) * z * p);
-    }
-  }
-  return T(0);
 }
 
 struct Params {
@@ -177,15 +128,17 @@ class FusedBiasActBase : public OpKernel {
   }
 
  protected:
-  // alpha, gain, clamp arrive as a float64 [3] input: float attributes would round them to float32.
-  template <typename T>
-  void Compute(OpKernelContext* ctx, const Tensor* dy, const Tensor& x, const Tensor& b, const Tensor& scalars,
-               Params p) {
+  // Checks the inputs, reads the scalars into p and allocates *out (null on an error, which is
+  // then set on ctx). alpha, gain, clamp arrive as a float64 [3] input (in host memory on a GPU):
+  // float attributes would round them to float32.
+  void Prepare(OpKernelContext* ctx, const Tensor* dy, const Tensor& x, const Tensor& b, const Tensor& scalars,
+               Params* p, Tensor** out) {
+    *out = nullptr;
     OP_REQUIRES(ctx, scalars.dims() == 1 && scalars.dim_size(0) == 3,
                 InvalidArgument("FusedBiasAct: params must be [alpha, gain, clamp]"));
-    p.alpha = scalars.flat<double>()(0);
-    p.gain = scalars.flat<double>()(1);
-    p.clamp = scalars.flat<double>()(2);
+    p->alpha = scalars.flat<double>()(0);
+    p->gain = scalars.flat<double>()(1);
+    p->clamp = scalars.flat<double>()(2);
     OP_REQUIRES(ctx, x.dims() >= 1, InvalidArgument("FusedBiasAct: x must have rank >= 1, got a scalar"));
     const int64_t C = x.dim_size(x.dims() - 1);
     OP_REQUIRES(ctx, b.dims() == 1 && (b.dim_size(0) == C || b.dim_size(0) == 0),
@@ -196,38 +149,82 @@ class FusedBiasActBase : public OpKernel {
                   InvalidArgument("FusedBiasAct: dy ", dy->shape().DebugString(), " differs from x ",
                                   x.shape().DebugString()));
     }
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), out));
+  }
+
+  template <typename T>
+  void ComputeCpu(OpKernelContext* ctx, const Tensor* dy, const Tensor& x, const Tensor& b, const Tensor& scalars) {
+    Params p = params_;
     Tensor* out = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &out));
-    if (x.NumElements() == 0) return;
+    Prepare(ctx, dy, x, b, scalars, &p, &out);
+    if (!out || x.NumElements() == 0) return;
+    const int64_t C = x.dim_size(x.dims() - 1);
     std::vector<T> zeros(b.dim_size(0) ? 0 : C, T(0));  // no bias: add zeros, one code path
     Run<T>(ctx, act_, dy ? dy->flat<T>().data() : nullptr, x.flat<T>().data(),
            b.dim_size(0) ? b.flat<T>().data() : zeros.data(), out->flat<T>().data(), x.NumElements() / C, C, p);
   }
 
+#ifdef SG2_WITH_CUDA
+  // The plain CUDA function (cuda/fused_bias_act.cu) on the op's stream; K is the kernels'
+  // element type (half_t for Eigen::half, same bits).
+  template <typename T, typename K>
+  void ComputeGpu(OpKernelContext* ctx, const Tensor* dy, const Tensor& x, const Tensor& b, const Tensor& scalars) {
+    Params p = params_;
+    Tensor* out = nullptr;
+    Prepare(ctx, dy, x, b, scalars, &p, &out);
+    if (!out || x.NumElements() == 0) return;
+    FusedBiasActArgs<K> a{};
+    a.x = reinterpret_cast<const K*>(x.flat<T>().data());
+    a.b = b.dim_size(0) ? reinterpret_cast<const K*>(b.flat<T>().data()) : nullptr;
+    a.dy = dy ? reinterpret_cast<const K*>(dy->flat<T>().data()) : nullptr;
+    a.out = reinterpret_cast<K*>(out->flat<T>().data());
+    a.size = x.NumElements();
+    a.channels = x.dim_size(x.dims() - 1);
+    a.act = static_cast<int>(act_);
+    a.order = p.order;
+    a.alpha = static_cast<float>(p.alpha);
+    a.gain = p.gain;
+    a.clamp = p.clamp;
+    const char* error = LaunchFusedBiasAct<K>(a, GpuStream(ctx));
+    OP_REQUIRES(ctx, error == nullptr, tensorflow::errors::Internal("FusedBiasAct: CUDA launch failed: ", error));
+  }
+#endif  // SG2_WITH_CUDA
+
   Act act_;
   Params params_{};
 };
 
-template <typename T>
+// The forward op (order 0) and the derivative op (order 1-3), on the CPU or (kGpu) the GPU.
+template <typename T, typename K, bool kGpu>
 class FusedBiasActOp : public FusedBiasActBase {
  public:
   explicit FusedBiasActOp(OpKernelConstruction* ctx) : FusedBiasActBase(ctx) { params_.order = 0; }
-  void Compute(OpKernelContext* ctx) override {
-    FusedBiasActBase::Compute<T>(ctx, nullptr, ctx->input(0), ctx->input(1), ctx->input(2), params_);
+  void Compute(OpKernelContext* ctx) override { Dispatch(ctx, nullptr, 0); }
+
+ protected:
+  void Dispatch(OpKernelContext* ctx, const Tensor* dy, int first) {
+    const Tensor &x = ctx->input(first), &b = ctx->input(first + 1), &scalars = ctx->input(first + 2);
+    if constexpr (kGpu) {
+#ifdef SG2_WITH_CUDA
+      ComputeGpu<T, K>(ctx, dy, x, b, scalars);
+#endif
+    } else {
+      ComputeCpu<T>(ctx, dy, x, b, scalars);
+    }
   }
 };
 
-template <typename T>
-class FusedBiasActDerivOp : public FusedBiasActBase {
+template <typename T, typename K, bool kGpu>
+class FusedBiasActDerivOp : public FusedBiasActOp<T, K, kGpu> {
  public:
-  explicit FusedBiasActDerivOp(OpKernelConstruction* ctx) : FusedBiasActBase(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("order", &params_.order));
-    OP_REQUIRES(ctx, params_.order >= 1 && params_.order <= 3,
-                InvalidArgument("FusedBiasActDeriv: order must be 1, 2 or 3, got ", params_.order));
+  explicit FusedBiasActDerivOp(OpKernelConstruction* ctx) : FusedBiasActOp<T, K, kGpu>(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("order", &this->params_.order));
+    OP_REQUIRES(ctx, this->params_.order >= 1 && this->params_.order <= 3,
+                InvalidArgument("FusedBiasActDeriv: order must be 1, 2 or 3, got ", this->params_.order));
   }
   void Compute(OpKernelContext* ctx) override {
     const Tensor& dy = ctx->input(0);
-    FusedBiasActBase::Compute<T>(ctx, &dy, ctx->input(1), ctx->input(2), ctx->input(3), params_);
+    this->Dispatch(ctx, &dy, 1);
   }
 };
 
@@ -238,7 +235,7 @@ REGISTER_OP("Sg2FusedBiasAct")
     .Input("b: T")
     .Input("params: double")
     .Output("y: T")
-    .Attr("T: {float, double}")
+    .Attr("T: {half, float, double}")
     .Attr("act: string")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(0));
@@ -251,7 +248,7 @@ REGISTER_OP("Sg2FusedBiasActDeriv")
     .Input("b: T")
     .Input("params: double")
     .Output("dx: T")
-    .Attr("T: {float, double}")
+    .Attr("T: {half, float, double}")
     .Attr("act: string")
     .Attr("order: int")
     .SetShapeFn([](InferenceContext* c) {
@@ -259,13 +256,21 @@ REGISTER_OP("Sg2FusedBiasActDeriv")
       return absl::OkStatus();
     });
 
-#define SG2_REGISTER(T)                                                                                   \
-  REGISTER_KERNEL_BUILDER(                                                                                \
-      Name("Sg2FusedBiasAct").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), FusedBiasActOp<T>); \
-  REGISTER_KERNEL_BUILDER(Name("Sg2FusedBiasActDeriv").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
-                          FusedBiasActDerivOp<T>);
-SG2_REGISTER(float)
-SG2_REGISTER(double)
+#define SG2_REGISTER(DEVICE, T, K, GPU)                                                                   \
+  REGISTER_KERNEL_BUILDER(Name("Sg2FusedBiasAct").Device(DEVICE).TypeConstraint<T>("T").HostMemory("params"), \
+                          SG2_OP(FusedBiasActOp, T, K, GPU));                                           \
+  REGISTER_KERNEL_BUILDER(                                                                             \
+      Name("Sg2FusedBiasActDeriv").Device(DEVICE).TypeConstraint<T>("T").HostMemory("params"),         \
+      SG2_OP(FusedBiasActDerivOp, T, K, GPU));
+#define SG2_OP(NAME, T, K, GPU) NAME<T, K, GPU>
+SG2_REGISTER(tensorflow::DEVICE_CPU, float, float, false)
+SG2_REGISTER(tensorflow::DEVICE_CPU, double, double, false)
+#ifdef SG2_WITH_CUDA
+SG2_REGISTER(tensorflow::DEVICE_GPU, Eigen::half, half_t, true)
+SG2_REGISTER(tensorflow::DEVICE_GPU, float, float, true)
+SG2_REGISTER(tensorflow::DEVICE_GPU, double, double, true)
+#endif
+#undef SG2_OP
 #undef SG2_REGISTER
 
 }  // namespace sg2

@@ -18,6 +18,10 @@
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/util/work_sharder.h"
 
+#ifdef SG2_WITH_CUDA
+#include "cuda/tf_gpu.h"
+#endif
+
 namespace sg2 {
 
 using tensorflow::OpKernel;
@@ -51,10 +55,10 @@ std::vector<std::vector<Tap>> AxisTaps(int64_t in, int64_t out, int up, int down
   return plan;
 }
 
-template <typename T>
-class UpFirDn2DOp : public OpKernel {
+// The attributes, the checks and the output allocation, shared by the CPU and GPU kernels.
+class UpFirDn2DBase : public OpKernel {
  public:
-  explicit UpFirDn2DOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit UpFirDn2DBase(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("upx", &g_.upx));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("upy", &g_.upy));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("downx", &g_.downx));
@@ -67,23 +71,43 @@ class UpFirDn2DOp : public OpKernel {
                 InvalidArgument("UpFirDn2D: up and down factors must be >= 1"));
   }
 
-  void Compute(OpKernelContext* ctx) override {
+ protected:
+  // Checks x and f and allocates y (*y stays null on an error, which is then set on ctx).
+  void Prepare(OpKernelContext* ctx, Tensor** y) {
+    *y = nullptr;
     const Tensor& x = ctx->input(0);
     const Tensor& f = ctx->input(1);
     OP_REQUIRES(ctx, x.dims() == 4, InvalidArgument("UpFirDn2D: x must be [N, H, W, C], got ",
                                                     x.shape().DebugString()));
     OP_REQUIRES(ctx, f.dims() == 2 && f.dim_size(0) >= 1 && f.dim_size(1) >= 1,
                 InvalidArgument("UpFirDn2D: the filter must be 2-D [kh, kw], got ", f.shape().DebugString()));
-    const int64_t N = x.dim_size(0), H = x.dim_size(1), W = x.dim_size(2), C = x.dim_size(3);
+    const int64_t H = x.dim_size(1), W = x.dim_size(2);
     const int kh = static_cast<int>(f.dim_size(0)), kw = static_cast<int>(f.dim_size(1));
     const int64_t OH = OutputSize(H, g_.upy, g_.pady0, g_.pady1, kh, g_.downy);
     const int64_t OW = OutputSize(W, g_.upx, g_.padx0, g_.padx1, kw, g_.downx);
     OP_REQUIRES(ctx, OH >= 1 && OW >= 1 && H * g_.upy + g_.pady0 + g_.pady1 >= kh &&
                          W * g_.upx + g_.padx0 + g_.padx1 >= kw,
                 InvalidArgument("UpFirDn2D: the padding leaves nothing to filter (", H, "x", W, " input)"));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({x.dim_size(0), OH, OW, x.dim_size(3)}), y));
+  }
+
+  Geometry g_;
+};
+
+template <typename T>
+class UpFirDn2DOp : public UpFirDn2DBase {
+ public:
+  using UpFirDn2DBase::UpFirDn2DBase;
+
+  void Compute(OpKernelContext* ctx) override {
     Tensor* y = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({N, OH, OW, C}), &y));
-    if (y->NumElements() == 0) return;
+    Prepare(ctx, &y);
+    if (!y || y->NumElements() == 0) return;
+    const Tensor& x = ctx->input(0);
+    const Tensor& f = ctx->input(1);
+    const int64_t N = x.dim_size(0), H = x.dim_size(1), W = x.dim_size(2), C = x.dim_size(3);
+    const int64_t OH = y->dim_size(1), OW = y->dim_size(2);
+    const int kh = static_cast<int>(f.dim_size(0)), kw = static_cast<int>(f.dim_size(1));
 
     const auto rows = AxisTaps(H, OH, g_.upy, g_.downy, g_.pady0, kh);
     const auto cols = AxisTaps(W, OW, g_.upx, g_.downx, g_.padx0, kw);
@@ -117,15 +141,42 @@ class UpFirDn2DOp : public OpKernel {
     tensorflow::Shard(workers->num_threads, workers->workers, N * OH, cost, work);
   }
 
- private:
-  Geometry g_;
 };
+
+#ifdef SG2_WITH_CUDA
+// The GPU kernel: the same checks, then the plain CUDA function (cuda/upfirdn_2d.cu) on the
+// op's stream. K is the kernels' element type (half_t for Eigen::half, same bits).
+template <typename T, typename K>
+class UpFirDn2DGpuOp : public UpFirDn2DBase {
+ public:
+  using UpFirDn2DBase::UpFirDn2DBase;
+
+  void Compute(OpKernelContext* ctx) override {
+    Tensor* y = nullptr;
+    Prepare(ctx, &y);
+    if (!y || y->NumElements() == 0) return;
+    const Tensor& x = ctx->input(0);
+    const Tensor& f = ctx->input(1);
+    UpFirDn2DArgs<K> a{};
+    a.x = reinterpret_cast<const K*>(x.flat<T>().data());
+    a.f = reinterpret_cast<const K*>(f.flat<T>().data());
+    a.y = reinterpret_cast<K*>(y->flat<T>().data());
+    a.n = x.dim_size(0); a.in_h = x.dim_size(1); a.in_w = x.dim_size(2); a.c = x.dim_size(3);
+    a.out_h = y->dim_size(1); a.out_w = y->dim_size(2);
+    a.kh = static_cast<int>(f.dim_size(0)); a.kw = static_cast<int>(f.dim_size(1));
+    a.upx = g_.upx; a.upy = g_.upy; a.downx = g_.downx; a.downy = g_.downy;
+    a.padx0 = g_.padx0; a.pady0 = g_.pady0;
+    const char* error = LaunchUpFirDn2D<K>(a, GpuStream(ctx));
+    OP_REQUIRES(ctx, error == nullptr, tensorflow::errors::Internal("UpFirDn2D: CUDA launch failed: ", error));
+  }
+};
+#endif  // SG2_WITH_CUDA
 
 REGISTER_OP("Sg2UpFirDn2D")
     .Input("x: T")
     .Input("f: T")
     .Output("y: T")
-    .Attr("T: {float, double}")
+    .Attr("T: {half, float, double}")
     .Attr("upx: int")
     .Attr("upy: int")
     .Attr("downx: int")
@@ -161,5 +212,14 @@ REGISTER_KERNEL_BUILDER(Name("Sg2UpFirDn2D").Device(tensorflow::DEVICE_CPU).Type
                         UpFirDn2DOp<float>);
 REGISTER_KERNEL_BUILDER(Name("Sg2UpFirDn2D").Device(tensorflow::DEVICE_CPU).TypeConstraint<double>("T"),
                         UpFirDn2DOp<double>);
+#ifdef SG2_WITH_CUDA
+#define SG2_REGISTER_GPU(T, K)                                                                 \
+  REGISTER_KERNEL_BUILDER(Name("Sg2UpFirDn2D").Device(tensorflow::DEVICE_GPU).TypeConstraint<T>("T"), \
+                          UpFirDn2DGpuOp<T, K>);
+SG2_REGISTER_GPU(Eigen::half, half_t)
+SG2_REGISTER_GPU(float, float)
+SG2_REGISTER_GPU(double, double)
+#undef SG2_REGISTER_GPU
+#endif  // SG2_WITH_CUDA
 
 }  // namespace sg2

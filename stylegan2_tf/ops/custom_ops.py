@@ -21,8 +21,11 @@ import hashlib
 import logging
 import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 
 import numpy as np
@@ -31,11 +34,17 @@ import tensorflow as tf
 IMPL_ENV = "STYLEGAN2_TF_OPS"
 CACHE_ENV = "STYLEGAN2_TF_OPS_CACHE"
 CXX_ENV = "STYLEGAN2_TF_CXX"
+NVCC_ENV = "STYLEGAN2_TF_NVCC"
+CUDA_ARCHS_ENV = "STYLEGAN2_TF_CUDA_ARCHS"
 IMPLS = ("auto", "ref", "custom")
 SOURCES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            "custom_ops")
-CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc")
+CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc")      # the TF ops (CPU kernels; GPU wrappers)
+CUDA_SOURCES = ("cuda/fused_bias_act.cu", "cuda/upfirdn_2d.cu")   # plain CUDA, no TensorFlow
+HEADERS = ("bias_act_math.h", "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
+HARNESS_SOURCE = "cuda/harness.cu"
 CPU_DTYPES = (tf.float32, tf.float64)
+GPU_DTYPES = (tf.float16, tf.float32, tf.float64)
 LIBRARY_NAME = "stylegan2_tf_ops.so"
 PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
 
@@ -47,7 +56,7 @@ class CustomOpsError(RuntimeError):
 
 
 _lock = threading.Lock()
-_state = {"module": None, "error": None, "tried": False}
+_state = {"module": None, "error": None, "tried": False, "gpu_error": None, "gpu_archs": [], "gpus": None}
 _warned = set()
 _forced = threading.local()
 
@@ -69,24 +78,91 @@ def compiler():
     return os.environ.get(CXX_ENV) or os.environ.get("CXX") or "c++"
 
 
-def compile_command(sources, output):
+def nvcc():
+    """The CUDA compiler: $STYLEGAN2_TF_NVCC, else `nvcc` on PATH, else under $CUDA_HOME or
+    /usr/local/cuda; None when there is none."""
+    if os.environ.get(NVCC_ENV):
+        return os.environ[NVCC_ENV]
+    found = shutil.which("nvcc")
+    if found:
+        return found
+    for base in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if base and os.path.isfile(os.path.join(base, "bin", "nvcc")):
+            return os.path.join(base, "bin", "nvcc")
+    return None
+
+
+def cuda_archs():
+    """Compute capabilities to compile for, as strings like '80': $STYLEGAN2_TF_CUDA_ARCHS
+    (comma-separated), else those of the visible GPUs."""
+    if os.environ.get(CUDA_ARCHS_ENV):
+        return sorted({a.strip().replace(".", "") for a in os.environ[CUDA_ARCHS_ENV].split(",") if a.strip()})
+    archs = set()
+    for gpu in tf.config.list_physical_devices("GPU"):
+        cc = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if cc:
+            archs.add(f"{cc[0]}{cc[1]}")
+    return sorted(archs)
+
+
+def nvcc_command(source, output, archs):
+    """Compiles one plain CUDA source to an object: SASS for every arch, and PTX for the newest
+    (so that a newer GPU can still JIT it)."""
+    gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in archs]
+    if archs:
+        gencode.append(f"-gencode=arch=compute_{archs[-1]},code=compute_{archs[-1]}")
+    return [nvcc(), "-std=c++17", "-c", source, "-o", output, "-O3", "-DNDEBUG", "--expt-relaxed-constexpr",
+            "-Xcompiler", "-fPIC", *gencode]
+
+
+def cuda_link_flags():
+    """The CUDA runtime, linked statically: the library then needs no libcudart of its own
+    version at run time, only the driver that TensorFlow uses too. Its folder is the one nvcc
+    itself links from (nvcc --dryrun), so that wrappers and symlinks do not matter."""
+    dirs = []
+    try:
+        r = subprocess.run([nvcc(), "--dryrun", "-o", "x", "x.cu"], capture_output=True, text=True, timeout=60)
+        for line in (r.stdout + r.stderr).splitlines():
+            if "LIBRARIES=" in line:
+                dirs = [d for d in re.findall(r'-L"?([^"\s]+)', line) if not d.rstrip("/").endswith("stubs")]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if not dirs:
+        root = os.path.dirname(os.path.dirname(os.path.realpath(nvcc())))
+        dirs = [os.path.join(root, "lib64")]
+    return [f"-L{d}" for d in dirs] + ["-lcudart_static", "-ldl", "-lrt", "-lpthread"]
+
+
+def compile_command(sources, output, cuda_objects=()):
     flags = ["-std=c++17", "-shared", "-fPIC", "-O3", "-march=native", "-Wno-deprecated-declarations",
-             "-Wno-interference-size"]
+             "-Wno-interference-size", "-Wl,--no-undefined"]    # a missing symbol fails here, not at load
+    cuda = ["-DSG2_WITH_CUDA", *cuda_objects, *cuda_link_flags()] if cuda_objects else []
     return ([compiler(), *flags, *sources, "-o", output]
-            + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags())
+            + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags() + cuda)
 
 
-def build_key():
-    """Hash of everything the built library depends on."""
-    h = hashlib.sha256()
-    for name in CPU_SOURCES:
+def _hash_sources(h):
+    for name in CPU_SOURCES + CUDA_SOURCES + HEADERS:
         with open(os.path.join(SOURCES_DIR, name), "rb") as f:
             h.update(name.encode() + b"\0" + f.read() + b"\0")
+
+
+def _tool_version(tool):
     try:
-        version = subprocess.run([compiler(), "--version"], capture_output=True, text=True, timeout=60).stdout
+        return subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError) as e:
-        version = f"unavailable: {e}"
-    for part in (tf.__version__, version, " ".join(compile_command(["x"], "y")), _cpu_flags(), sys.platform):
+        return f"unavailable: {e}"
+
+
+def build_key(archs=()):
+    """Hash of everything the built library depends on (archs: the CUDA build's, else CPU only)."""
+    h = hashlib.sha256()
+    _hash_sources(h)
+    parts = [tf.__version__, _tool_version(compiler()), " ".join(compile_command(["x"], "y")), _cpu_flags(),
+             sys.platform]
+    if archs:
+        parts += [_tool_version(nvcc()), " ".join(nvcc_command("x", "y", list(archs)))]
+    for part in parts:
         h.update(part.encode() + b"\0")
     return h.hexdigest()[:20]
 
@@ -95,14 +171,54 @@ def cache_dir():
     return os.path.expanduser(os.environ.get(CACHE_ENV) or os.path.join("~", ".cache", "stylegan2_tf", "custom_ops"))
 
 
-def build(verbose=False):
-    """Compile the kernels if the cache has no build for this key; -> the library's path.
-    Raises CustomOpsError with the compiler's message when the build fails."""
-    import fcntl
-    missing = [n for n in CPU_SOURCES if not os.path.isfile(os.path.join(SOURCES_DIR, n))]
+def _run(cmd, what, log_path, verbose):
+    if verbose:
+        print(" ".join(cmd), flush=True)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise CustomOpsError(f"could not run {what} {cmd[0]!r}: {e}") from None
+    if r.returncode != 0:
+        errors = [line for line in r.stderr.splitlines() if "error" in line] or r.stderr.splitlines()[-3:]
+        with open(log_path, "w") as f:
+            f.write(" ".join(cmd) + "\n" + r.stdout + r.stderr)
+        raise CustomOpsError(f"building the kernels failed ({os.path.basename(cmd[0])} exit {r.returncode}: "
+                             f"{errors[0].strip() if errors else 'no message'}; log: {log_path})")
+
+
+def compile_library(output, archs=(), workdir=None, verbose=False):
+    """Compiles the op library to `output`: the CPU kernels, plus (archs given) the CUDA kernels
+    compiled by nvcc for those compute capabilities and their GPU op wrappers.
+    Raises CustomOpsError with the compiler's first error (the whole log beside `output`)."""
+    missing = [n for n in CPU_SOURCES + CUDA_SOURCES + HEADERS if not os.path.isfile(os.path.join(SOURCES_DIR, n))]
     if missing:
         raise CustomOpsError(f"kernel sources not found ({SOURCES_DIR}: {', '.join(missing)} missing)")
-    folder = os.path.join(cache_dir(), build_key())
+    log_path = os.path.join(os.path.dirname(os.path.abspath(output)), "build.log")
+    objects = []
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        if archs:
+            if nvcc() is None:
+                raise CustomOpsError("no CUDA compiler (nvcc) found: set $STYLEGAN2_TF_NVCC or put nvcc on PATH")
+            for source in CUDA_SOURCES:
+                obj = os.path.join(tmp, os.path.basename(source) + ".o")
+                _run(nvcc_command(os.path.join(SOURCES_DIR, source), obj, list(archs)), "nvcc", log_path, verbose)
+                objects.append(obj)
+        _run(compile_command([os.path.join(SOURCES_DIR, n) for n in CPU_SOURCES], output, objects),
+             "the compiler", log_path, verbose)
+    return output
+
+
+def build(verbose=False, archs=None):
+    """Compile the kernels if the cache has no build for this key; -> the library's path.
+    archs: CUDA compute capabilities (default: the visible GPUs', when TensorFlow is built with
+    CUDA and nvcc exists; none on a CPU-only machine). Raises CustomOpsError when the build fails."""
+    import fcntl
+    if archs is None:
+        archs = cuda_archs() if (tf.test.is_built_with_cuda() and nvcc()) else []
+    missing = [n for n in CPU_SOURCES + CUDA_SOURCES + HEADERS if not os.path.isfile(os.path.join(SOURCES_DIR, n))]
+    if missing:
+        raise CustomOpsError(f"kernel sources not found ({SOURCES_DIR}: {', '.join(missing)} missing)")
+    folder = os.path.join(cache_dir(), build_key(archs))
     path = os.path.join(folder, LIBRARY_NAME)
     if os.path.isfile(path):
         return path
@@ -112,31 +228,48 @@ def build(verbose=False):
         if os.path.isfile(path):
             return path
         tmp = f"{path}.{os.getpid()}.tmp"
-        cmd = compile_command([os.path.join(SOURCES_DIR, n) for n in CPU_SOURCES], tmp)
-        if verbose:
-            print(" ".join(cmd), flush=True)
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.SubprocessError) as e:
-            raise CustomOpsError(f"could not run the compiler {compiler()!r}: {e}") from None
-        if r.returncode != 0:
-            errors = [line for line in r.stderr.splitlines() if "error" in line] or r.stderr.splitlines()[-3:]
-            with open(os.path.join(folder, "build.log"), "w") as f:
-                f.write(" ".join(cmd) + "\n" + r.stderr)
-            raise CustomOpsError(f"building the kernels failed ({compiler()} exit {r.returncode}: "
-                                 f"{errors[0].strip() if errors else 'no message'}; "
-                                 f"log: {os.path.join(folder, 'build.log')})")
+            compile_library(tmp, archs, workdir=folder, verbose=verbose)
+        except CustomOpsError:
+            if os.path.exists(tmp):       # nothing half-written stays behind
+                os.remove(tmp)
+            raise
         os.replace(tmp, path)
     return path
 
 
+def _gpus_visible():
+    if _state["gpus"] is None:      # asked once: choose() runs for every op call in eager code
+        _state["gpus"] = bool(tf.config.list_logical_devices("GPU"))
+    return _state["gpus"]
+
+
 def library():
-    """The loaded op module, or None (the reason is in `unavailable_reason()`). Builds once."""
+    """The loaded op module, or None (the reason is in `unavailable_reason()`). Builds once:
+    with the CUDA kernels where TensorFlow is built with CUDA, a GPU is visible and nvcc exists;
+    a CUDA build that fails falls back to the CPU kernels (the reason: `gpu_unavailable_reason()`)."""
     with _lock:
         if not _state["tried"]:
             _state["tried"] = True
+            archs = []
+            if tf.test.is_built_with_cuda() and _gpus_visible():
+                if nvcc() is None:
+                    _state["gpu_error"] = "no CUDA compiler (nvcc) found to build the GPU kernels"
+                else:
+                    archs = cuda_archs()
             try:
-                _state["module"] = tf.load_op_library(build())
+                try:
+                    path = build(archs=archs)
+                except CustomOpsError as e:
+                    if not archs:
+                        raise
+                    _state["gpu_error"] = f"the GPU kernels did not build: {e}"
+                    archs = []
+                    path = build(archs=archs)
+                _state["module"] = tf.load_op_library(path)
+                _state["gpu_archs"] = archs
+                if not archs and not _state["gpu_error"]:
+                    _state["gpu_error"] = "the kernels were built without CUDA"
             except CustomOpsError as e:
                 _state["error"] = str(e)
             except (tf.errors.NotFoundError, OSError) as e:
@@ -149,9 +282,15 @@ def unavailable_reason():
     return _state["error"]
 
 
+def gpu_unavailable_reason():
+    """None when the loaded library has GPU kernels, else why not."""
+    library()
+    return _state["error"] or _state["gpu_error"]
+
+
 def _reset_for_tests():
     with _lock:
-        _state.update(module=None, error=None, tried=False)
+        _state.update(module=None, error=None, tried=False, gpu_error=None, gpu_archs=[], gpus=None)
         _warned.clear()
 
 
@@ -194,8 +333,12 @@ def choose(op_name, dtype, impl=None):
     if impl == "ref":
         return "ref"
     reason = None
-    if tf.config.list_logical_devices("GPU"):
-        reason = f"{op_name}: no GPU kernel is built"
+    if _gpus_visible():
+        # A GPU machine places the op on the GPU: the GPU kernel must exist.
+        if dtype not in GPU_DTYPES:
+            reason = f"{op_name}: the GPU kernel supports float16, float32 and float64, not {dtype.name}"
+        elif gpu_unavailable_reason():
+            reason = f"{op_name}: {gpu_unavailable_reason()}"
     elif dtype not in CPU_DTYPES:
         reason = f"{op_name}: the CPU kernel supports float32 and float64, not {dtype.name}"
     elif library() is None:
