@@ -1,15 +1,17 @@
-"""The custom kernels against the reference ops: ms per call and peak memory, config F shapes.
+"""The custom kernels against the reference ops: ms per call and peak memory, config F shapes,
+then the effect on a whole training step and on generation, side by side.
 
   python benchmarks/ops.py                    # 256² and 1024² shapes, batch 4, float32
-  python benchmarks/ops.py --res 256 --repeats 10
+  python benchmarks/ops.py --res 256 --repeats 10 --pairs 0      # the ops only
+  python benchmarks/ops.py --res '' --pairs 3 --train-args='--res 128 --fmap-base 8192 --batch 8 --batch-gpu 4 --steps 4'
 
-Each case (op x shape x impl) runs in its own process, so that its peak RSS is its own: a
+Each op case (op x shape x impl) runs in its own process, so that its peak RSS is its own: a
 forward pass, then forward + backward (the gradient of sum(y * dy)), each timed over --repeats
-calls inside a tf.function after one warm-up call. The training-step and generation effect is
-measured by the whole-step scripts with the implementation forced by the environment:
+calls inside a tf.function after one warm-up call.
 
-  STYLEGAN2_TF_OPS=ref    python benchmarks/train.py --res 64 --fmap-base 16384 --batch 8 --batch-gpu 4
-  STYLEGAN2_TF_OPS=custom python benchmarks/train.py --res 64 --fmap-base 16384 --batch 8 --batch-gpu 4
+The whole-step effect: benchmarks/train.py and benchmarks/generate.py are run --pairs times each
+way, alternating ref and custom ($STYLEGAN2_TF_OPS) so that the machine's drift hits both; each
+pair gives a ratio custom / ref of img/s, and the median ratio is printed beside the medians.
 """
 
 import json
@@ -30,6 +32,11 @@ from cpu_info import cpu_description  # noqa: E402  (benchmarks/, the script's d
 flags.DEFINE_list("res", ["256", "1024"], "Config-F resolutions whose top-block shapes are timed.")
 flags.DEFINE_integer("batch", 4, "Batch.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per measurement.")
+flags.DEFINE_integer("pairs", 3, "Alternating ref / custom runs of the whole-step scripts (0: none).")
+flags.DEFINE_string("train-args", "--res 128 --fmap-base 8192 --batch 8 --batch-gpu 4 --steps 4 --config config-e",
+                    "Arguments of benchmarks/train.py for the training-step comparison ('' to skip).")
+flags.DEFINE_string("generate-args", "--res 256 --fmap-base 16384 --batch 4 --reps 3 --modconv nonfused",
+                    "Arguments of benchmarks/generate.py for the generation comparison ('' to skip).")
 flags.DEFINE_string("case", None, "(internal) run one case and print its JSON.")
 FLAGS = flags.FLAGS
 
@@ -101,7 +108,7 @@ def main(argv):
     print(f"batch {FLAGS.batch}, float32, median of {FLAGS.repeats} calls; ms (peak RSS MiB of the process)")
     print(f"{'case':<40s} {'shape':<22s} {'impl':<7s} {'forward':>9s} {'fwd+bwd':>9s} {'peak MiB':>9s}")
     ratios = []
-    for res in (int(r) for r in FLAGS.res):
+    for res in (int(r) for r in FLAGS.res if r):
         for label, op, shape in cases(res, FLAGS.batch):
             row = {}
             for impl in ("ref", "custom"):
@@ -117,9 +124,37 @@ def main(argv):
                       f"{m['forward+backward']:9.1f} {m['peak_rss_mib']:9.0f}", flush=True)
             if len(row) == 2:
                 ratios.append((label, res, row["ref"]["forward+backward"] / row["custom"]["forward+backward"]))
-    print("\nref / custom, forward + backward:")
-    for label, res, ratio in ratios:
-        print(f"  {res:>4d}  {label:<40s} {ratio:5.2f}x")
+    if ratios:
+        print("\nref / custom, forward + backward:")
+        for label, res, ratio in ratios:
+            print(f"  {res:>4d}  {label:<40s} {ratio:5.2f}x")
+    for script, args in (("train.py", FLAGS["train-args"].value), ("generate.py", FLAGS["generate-args"].value)):
+        if FLAGS.pairs and args:
+            whole_step(script, args.split(), FLAGS.pairs)
+
+
+def img_per_s(script, args, impl):
+    env = dict(os.environ, STYLEGAN2_TF_OPS=impl)
+    r = subprocess.run([sys.executable, os.path.join(HERE, script), *args], capture_output=True, text=True, env=env)
+    lines = [line for line in r.stdout.splitlines() if line.startswith("img/s:")]
+    if r.returncode != 0 or not lines:
+        raise SystemExit(f"{script} {' '.join(args)} with {impl} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+    return float(lines[-1].split()[1])
+
+
+def whole_step(script, args, pairs):
+    """Alternating runs of a whole-step script with the reference ops and with the kernels."""
+    import statistics
+    print(f"\n{script} {' '.join(args)}: img/s, alternating ref and custom")
+    rows = []
+    for i in range(pairs):
+        ref = img_per_s(script, args, "ref")
+        custom = img_per_s(script, args, "custom")
+        rows.append((ref, custom, custom / ref))
+        print(f"  pair {i + 1}: ref {ref:8.3f}  custom {custom:8.3f}  custom/ref {custom / ref:5.3f}", flush=True)
+    print(f"  median: ref {statistics.median(r[0] for r in rows):8.3f}  custom "
+          f"{statistics.median(r[1] for r in rows):8.3f}  custom/ref {statistics.median(r[2] for r in rows):5.3f} "
+          f"(range {min(r[2] for r in rows):.3f}-{max(r[2] for r in rows):.3f})")
 
 
 if __name__ == "__main__":

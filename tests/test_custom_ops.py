@@ -107,7 +107,7 @@ def test_build_failure_falls_back_once_and_custom_says_why(tmp_path, monkeypatch
             y2 = fused_bias_act(x, act="lrelu", impl="auto")
         np.testing.assert_allclose(y1.numpy(), [[-0.2 * np.sqrt(2), 2 * np.sqrt(2)]], rtol=1e-6)
         np.testing.assert_array_equal(y1.numpy(), y2.numpy())
-        warnings = [r.getMessage() for r in caplog.records if "custom ops" in r.getMessage()]
+        warnings = [r.getMessage() for r in caplog.records if "using the reference ops" in r.getMessage()]
         assert len(warnings) == 1 and "building the kernels failed (false exit 1" in warnings[0]
         with pytest.raises(CustomOpsError, match="building the kernels failed"):
             fused_bias_act(x, impl="custom")
@@ -139,6 +139,27 @@ def test_selection_environment_and_forcing(kernels, monkeypatch):
     monkeypatch.delenv(custom_ops.IMPL_ENV)
     assert custom_ops.choose("FusedBiasAct", tf.float64, "auto") == "custom"
     assert custom_ops.choose("FusedBiasAct", tf.float16, "auto") == "ref"
+
+
+def test_default_is_the_kernels_on_a_cpu_and_the_reference_where_a_gpu_is(kernels, monkeypatch):
+    monkeypatch.delenv(custom_ops.IMPL_ENV, raising=False)
+    assert custom_ops.choose("UpFirDn2D", tf.float32) == "custom"
+    monkeypatch.setitem(custom_ops._state, "gpus", True)   # as on a machine with a visible GPU
+    assert custom_ops.choose("UpFirDn2D", tf.float32) == "ref"
+    monkeypatch.setitem(custom_ops._state, "gpu_error", "the kernels were built without CUDA")
+    with pytest.raises(CustomOpsError, match="UpFirDn2D: the kernels were built without CUDA"):
+        custom_ops.choose("UpFirDn2D", tf.float32, "custom")
+
+
+def test_xla_functions_use_the_reference(kernels):
+    x = tf.constant(np.random.default_rng(1).normal(size=[2, 6, 6, 3]), tf.float32)
+    k = [1, 3, 3, 1]
+    xla = tf.function(lambda x: upsample_2d(fused_bias_act(x, act="lrelu", impl="auto"), k, impl="auto"),
+                      jit_compile=True)
+    want = upsample_2d(fused_bias_act(x, act="lrelu", impl="ref"), k, impl="ref")
+    np.testing.assert_allclose(xla(x).numpy(), want.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(CustomOpsError, match="XLA"):
+        tf.function(lambda x: fused_bias_act(x, impl="custom"), jit_compile=True, autograph=False)(x)
 
 
 def test_network_losses_and_regularised_gradients_match(kernels):

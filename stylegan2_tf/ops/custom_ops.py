@@ -8,7 +8,8 @@ instruction-set flags (the library is built for the CPU it runs on). Later proce
 there; concurrent processes wait for one build (a file lock). A build that fails stops nothing:
 `auto` then uses the reference ops and says why, once per process.
 
-Selection (`impl` argument of the ops, else `$STYLEGAN2_TF_OPS`, else DEFAULT_IMPL):
+Selection (`impl` argument of the ops, else `$STYLEGAN2_TF_OPS`, else DEFAULT_IMPL -- `auto` --
+on a CPU-only machine and DEFAULT_IMPL_GPU -- `ref` -- where a GPU is visible):
   ref     the pure-TensorFlow reference ops (stylegan2_tf/ops/*.py) -- always available;
   custom  the kernels; an error if they cannot be built or do not support the call;
   auto    the kernels where they are built and support the device and dtype, else the reference.
@@ -228,6 +229,8 @@ def build(verbose=False, archs=None):
         if os.path.isfile(path):
             return path
         tmp = f"{path}.{os.getpid()}.tmp"
+        log.warning("stylegan2_tf custom ops: compiling the kernels%s into %s (once per machine; about a "
+                    "minute)", f" with CUDA for sm_{', sm_'.join(archs)}" if archs else "", folder)
         try:
             compile_library(tmp, archs, workdir=folder, verbose=verbose)
         except CustomOpsError:
@@ -309,16 +312,30 @@ def use_implementation(impl):
         _forced.impl = previous
 
 
-# `auto` is opt-in (argument or $STYLEGAN2_TF_OPS=auto) until the whole test suite and the
-# training benchmarks have run on the kernels.
-DEFAULT_IMPL = "ref"
+# The default on a CPU-only machine: the kernels, which the whole test suite runs on and which make
+# a training step faster there (benchmarks/README.md). With a GPU the CUDA kernels are opt-in
+# (impl=, or $STYLEGAN2_TF_OPS=auto) until they have been measured on one.
+DEFAULT_IMPL = "auto"
+DEFAULT_IMPL_GPU = "ref"
 
 
 def requested(impl=None):
-    impl = getattr(_forced, "impl", None) or impl or os.environ.get(IMPL_ENV) or DEFAULT_IMPL
+    impl = getattr(_forced, "impl", None) or impl or os.environ.get(IMPL_ENV)
+    if not impl:
+        impl = DEFAULT_IMPL_GPU if _gpus_visible() else DEFAULT_IMPL
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS} (argument or ${IMPL_ENV}), got {impl!r}")
     return impl
+
+
+def _in_xla_function():
+    """True while tracing a function compiled with XLA (jit_compile=True), which has no kernel
+    for these ops."""
+    try:
+        from tensorflow.python.ops import control_flow_util
+        return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
+    except (ImportError, AttributeError):
+        return False
 
 
 def _warn_once(reason):
@@ -333,7 +350,9 @@ def choose(op_name, dtype, impl=None):
     if impl == "ref":
         return "ref"
     reason = None
-    if _gpus_visible():
+    if _in_xla_function():
+        reason = f"{op_name}: XLA (jit_compile) has no kernel for the custom ops"
+    elif _gpus_visible():
         # A GPU machine places the op on the GPU: the GPU kernel must exist.
         if dtype not in GPU_DTYPES:
             reason = f"{op_name}: the GPU kernel supports float16, float32 and float64, not {dtype.name}"
