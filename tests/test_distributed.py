@@ -23,11 +23,13 @@ from conftest import ROOT, run_python
 # parameter updates (beyond one ulp of the stored weight), None = not compared.
 # Only the order of sums differs between the layouts. float64 (non-fused modulated conv)
 # shows the math is the same: measured gradients <= 1.5e-14, updates <= 5.9e-13 for 2 and 4
-# replicas. float32 (fused, the training default): gradients <= 1.1e-5; its updates are not
-# compared, because Adam's first steps, ~lr g / (|g| + eps), turn the float32 rounding of a
-# gradient that cancels to ~1e-7 into update differences of ~1e-3 (measured 2.4e-4).
+# replicas. float32 (fused, the training default): gradients <= 1.1e-5 with the reference ops,
+# 2.1e-5 with the C++ kernels (on D's conv0 bias, a sum that cancels: the order of its float32
+# sums differs); its updates are not compared, because Adam's first steps, ~lr g / (|g| + eps),
+# turn the float32 rounding of a gradient that cancels to ~1e-7 into update differences of ~1e-3
+# (measured 2.4e-4).
 TOLERANCES = {"float64": dict(loss=1e-12, grad=1e-10, update=1e-10),
-              "float32": dict(loss=1e-5, grad=2e-5, update=None)}
+              "float32": dict(loss=1e-5, grad=5e-5, update=None)}
 # (replicas, dtype); STYLEGAN2_TEST_REPLICAS=2,4,8 runs those counts in both dtypes instead.
 CASES = ((2, "float32"), (2, "float64"), (4, "float64"))
 if os.environ.get("STYLEGAN2_TEST_REPLICAS"):
