@@ -3,6 +3,7 @@ bias-act third) derivatives over random geometries, the build-failure fallback, 
 from both, and a network's losses and regularised gradients with either implementation."""
 
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -37,10 +38,12 @@ def _value_and_derivatives(impl, x, b, act, clamp):
     return [v.numpy() for v in (y, gx, gb, hx, hb)]
 
 
-@pytest.mark.parametrize("dtype,tol", [(tf.float64, 1e-13), (tf.float32, 2e-6)])
+# float32: the second derivatives of the exp-based activations differ by up to 2.6e-6 of their
+# largest value (selu, clamped, worst of 300 seeds): rounding of a chain of float32 products.
+@pytest.mark.parametrize("dtype,tol", [(tf.float64, 1e-13), (tf.float32, 5e-6)])
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS))
 def test_fused_bias_act_kernel_equals_reference(kernels, dtype, tol, act):
-    rng = np.random.default_rng(abs(hash(act)) % 1000)
+    rng = np.random.default_rng(zlib.crc32(act.encode()))    # the same inputs in every process
     for shape, clamp in [((2, 5, 7, 9), None), ((3, 11), 0.7), ((13,), None), ((1, 3, 3, 4), 0.3)]:
         x = tf.constant(rng.normal(size=shape) * 2, dtype)
         b = tf.constant(rng.normal(size=shape[-1]), dtype)
@@ -125,6 +128,18 @@ def test_missing_sources_fall_back(tmp_path, monkeypatch):
         assert "kernel sources not found" in custom_ops.unavailable_reason()
     finally:
         custom_ops._reset_for_tests()
+
+
+def test_sources_are_found_beside_the_package_or_under_the_prefix(tmp_path):
+    clone, prefix = tmp_path / "clone", tmp_path / "prefix"
+    installed = prefix / "share" / "stylegan2_tf" / "custom_ops"
+    installed.mkdir(parents=True)
+    (installed / "fused_bias_act.cc").write_text("")
+    assert custom_ops.find_sources(str(clone), [str(prefix)]) == str(installed)     # a wheel install
+    (clone / "custom_ops").mkdir(parents=True)
+    (clone / "custom_ops" / "fused_bias_act.cc").write_text("")
+    assert custom_ops.find_sources(str(clone), [str(prefix)]) == str(clone / "custom_ops")   # a clone first
+    assert custom_ops.find_sources(str(tmp_path / "none"), []) == str(tmp_path / "none" / "custom_ops")
 
 
 def test_selection_environment_and_forcing(kernels, monkeypatch):

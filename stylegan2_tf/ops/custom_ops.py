@@ -38,8 +38,23 @@ CXX_ENV = "STYLEGAN2_TF_CXX"
 NVCC_ENV = "STYLEGAN2_TF_NVCC"
 CUDA_ARCHS_ENV = "STYLEGAN2_TF_CUDA_ARCHS"
 IMPLS = ("auto", "ref", "custom")
-SOURCES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                           "custom_ops")
+def find_sources(package_root=None, prefixes=None):
+    """The folder of the kernel sources: custom_ops/ beside the package (a clone, an editable
+    install), else share/stylegan2_tf/custom_ops under the installation's prefix (a wheel puts
+    them there); the first if neither has them (the build then says they are missing)."""
+    import site
+    package_root = package_root or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if prefixes is None:
+        prefixes = [sys.prefix, sys.base_prefix, getattr(site, "USER_BASE", None) or ""]
+    candidates = [os.path.join(package_root, "custom_ops")]
+    candidates += [os.path.join(p, "share", "stylegan2_tf", "custom_ops") for p in prefixes if p]
+    for folder in candidates:
+        if os.path.isfile(os.path.join(folder, "fused_bias_act.cc")):
+            return folder
+    return candidates[0]
+
+
+SOURCES_DIR = find_sources()
 CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc")      # the TF ops (CPU kernels; GPU wrappers)
 CUDA_SOURCES = ("cuda/fused_bias_act.cu", "cuda/upfirdn_2d.cu")   # plain CUDA, no TensorFlow
 HEADERS = ("bias_act_math.h", "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
