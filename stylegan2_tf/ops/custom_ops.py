@@ -38,6 +38,8 @@ CXX_ENV = "STYLEGAN2_TF_CXX"
 NVCC_ENV = "STYLEGAN2_TF_NVCC"
 CUDA_ARCHS_ENV = "STYLEGAN2_TF_CUDA_ARCHS"
 IMPLS = ("auto", "ref", "custom")
+
+
 def find_sources(package_root=None, prefixes=None):
     """The folder of the kernel sources: custom_ops/ beside the package (a clone, an editable
     install), else share/stylegan2_tf/custom_ops under the installation's prefix (a wheel puts
@@ -58,7 +60,6 @@ SOURCES_DIR = find_sources()
 CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc")      # the TF ops (CPU kernels; GPU wrappers)
 CUDA_SOURCES = ("cuda/fused_bias_act.cu", "cuda/upfirdn_2d.cu")   # plain CUDA, no TensorFlow
 HEADERS = ("bias_act_math.h", "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
-HARNESS_SOURCE = "cuda/harness.cu"
 CPU_DTYPES = (tf.float32, tf.float64)
 GPU_DTYPES = (tf.float16, tf.float32, tf.float64)
 LIBRARY_NAME = "stylegan2_tf_ops.so"
@@ -72,7 +73,7 @@ class CustomOpsError(RuntimeError):
 
 
 _lock = threading.Lock()
-_state = {"module": None, "error": None, "tried": False, "gpu_error": None, "gpu_archs": [], "gpus": None}
+_state = {"module": None, "error": None, "tried": False, "gpu_error": None, "gpus": None}
 _warned = set()
 _forced = threading.local()
 
@@ -157,6 +158,12 @@ def compile_command(sources, output, cuda_objects=()):
             + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags() + cuda)
 
 
+def _check_sources():
+    missing = [n for n in CPU_SOURCES + CUDA_SOURCES + HEADERS if not os.path.isfile(os.path.join(SOURCES_DIR, n))]
+    if missing:
+        raise CustomOpsError(f"kernel sources not found ({SOURCES_DIR}: {', '.join(missing)} missing)")
+
+
 def _hash_sources(h):
     for name in CPU_SOURCES + CUDA_SOURCES + HEADERS:
         with open(os.path.join(SOURCES_DIR, name), "rb") as f:
@@ -206,9 +213,7 @@ def compile_library(output, archs=(), workdir=None, verbose=False):
     """Compiles the op library to `output`: the CPU kernels, plus (archs given) the CUDA kernels
     compiled by nvcc for those compute capabilities and their GPU op wrappers.
     Raises CustomOpsError with the compiler's first error (the whole log beside `output`)."""
-    missing = [n for n in CPU_SOURCES + CUDA_SOURCES + HEADERS if not os.path.isfile(os.path.join(SOURCES_DIR, n))]
-    if missing:
-        raise CustomOpsError(f"kernel sources not found ({SOURCES_DIR}: {', '.join(missing)} missing)")
+    _check_sources()
     log_path = os.path.join(os.path.dirname(os.path.abspath(output)), "build.log")
     objects = []
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -231,9 +236,7 @@ def build(verbose=False, archs=None):
     import fcntl
     if archs is None:
         archs = cuda_archs() if (tf.test.is_built_with_cuda() and nvcc()) else []
-    missing = [n for n in CPU_SOURCES + CUDA_SOURCES + HEADERS if not os.path.isfile(os.path.join(SOURCES_DIR, n))]
-    if missing:
-        raise CustomOpsError(f"kernel sources not found ({SOURCES_DIR}: {', '.join(missing)} missing)")
+    _check_sources()
     folder = os.path.join(cache_dir(), build_key(archs))
     path = os.path.join(folder, LIBRARY_NAME)
     if os.path.isfile(path):
@@ -285,7 +288,6 @@ def library():
                     archs = []
                     path = build(archs=archs)
                 _state["module"] = tf.load_op_library(path)
-                _state["gpu_archs"] = archs
                 if not archs and not _state["gpu_error"]:
                     _state["gpu_error"] = "the kernels were built without CUDA"
             except CustomOpsError as e:
@@ -308,7 +310,7 @@ def gpu_unavailable_reason():
 
 def _reset_for_tests():
     with _lock:
-        _state.update(module=None, error=None, tried=False, gpu_error=None, gpu_archs=[], gpus=None)
+        _state.update(module=None, error=None, tried=False, gpu_error=None, gpus=None)
         _warned.clear()
 
 
