@@ -150,8 +150,33 @@ def cuda_link_flags():
     return [f"-L{d}" for d in dirs] + ["-lcudart_static", "-ldl", "-lrt", "-lpthread"]
 
 
+_ACCEPTS = {}
+
+
+def _compiler_accepts(flag):
+    """Whether the C++ compiler knows `flag` (probed once per flag)."""
+    if flag not in _ACCEPTS:
+        try:
+            result = subprocess.run([compiler(), flag, "-x", "c++", "-fsyntax-only", "-"], input=b"",
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+            _ACCEPTS[flag] = result.returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            _ACCEPTS[flag] = False
+    return _ACCEPTS[flag]
+
+
+def _arch_flags():
+    flags = ["-march=native"]
+    # TF's bundled Eigen does not compile with AVX512-FP16 enabled (GCC 12: PacketMathFP16.h),
+    # which -march=native turns on for CPUs that have it (Sapphire Rapids and later); the kernels
+    # compute float16 in float32 anyway.
+    if "avx512_fp16" in _cpu_flags().split() and _compiler_accepts("-mno-avx512fp16"):
+        flags.append("-mno-avx512fp16")
+    return flags
+
+
 def compile_command(sources, output, cuda_objects=()):
-    flags = ["-std=c++17", "-shared", "-fPIC", "-O3", "-march=native", "-Wno-deprecated-declarations",
+    flags = ["-std=c++17", "-shared", "-fPIC", "-O3", *_arch_flags(), "-Wno-deprecated-declarations",
              "-Wno-interference-size", "-Wl,--no-undefined"]    # a missing symbol fails here, not at load
     cuda = ["-DSG2_WITH_CUDA", *cuda_objects, *cuda_link_flags()] if cuda_objects else []
     return ([compiler(), *flags, *sources, "-o", output]
