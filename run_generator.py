@@ -1,12 +1,15 @@
 """Generate images with a StyleGAN2 network (official NVIDIA .pkl or our snapshots).
 
   python run_generator.py generate-images --network NET.pkl --seeds 0-9,42 \
-      [--truncation-psi 0.5] [--noise-mode const|random|none] [--class IDX] [--outdir out]
+      [--truncation-psi PSI] [--noise-mode const|random|none] [--class IDX] [--outdir out]
   python run_generator.py generate-images --network NET.pkl --projected-w out/target/projected_w.npz
   python run_generator.py style-mixing-example --network NET.pkl --row-seeds 85,100,75 \
-      --col-seeds 55,821,1789 [--col-styles 0-6] [--truncation-psi 0.5]
+      --col-seeds 55,821,1789 [--col-styles 0-6] [--truncation-psi PSI]
   python run_generator.py interpolate --network NET.pkl --seeds 0,1,2 [--frames 24] [--fps 12]
   python run_generator.py export --network NET.pkl --outdir exported_generator
+
+Truncation defaults to the network's official one: psi 0.5 on every layer (configs B-F),
+psi 0.7 on the first 8 layers (config A, StyleGAN1's G_style).
 """
 
 import os
@@ -20,8 +23,10 @@ COMMANDS = ("generate-images", "style-mixing-example", "interpolate", "export")
 
 flags.DEFINE_string("network", None, "Network pickle (official NVIDIA TF1 format or our snapshot).")
 flags.DEFINE_string("seeds", None, "Seeds, e.g. 0-9,42 (generate-images, interpolate).")
-flags.DEFINE_float("truncation-psi", 0.5, "Truncation psi (1 = off).")
-flags.DEFINE_integer("truncation-cutoff", None, "Truncate only the first N layers of w (default: all).")
+flags.DEFINE_float("truncation-psi", None, "Truncation psi (1 = off; default: the network's official value, "
+                   "0.5, or 0.7 for config A).")
+flags.DEFINE_integer("truncation-cutoff", None, "Truncate only the first N layers of w (default: the network's "
+                     "official value: all layers, or 8 for config A).")
 flags.DEFINE_enum("noise-mode", "const", ["const", "random", "none"], "Noise inputs.")
 flags.DEFINE_integer("class", None, "Class index for conditional networks.")
 flags.DEFINE_string("outdir", "out", "Output directory.")
@@ -49,6 +54,16 @@ def _progress(prefix):
     return report
 
 
+def truncation(G):
+    """(psi, cutoff): the flags, else the network's official defaults."""
+    psi, cutoff = G.config.default_truncation
+    if flag("truncation-psi") is not None:
+        psi = flag("truncation-psi")
+    if flag("truncation-cutoff") is not None:
+        cutoff = flag("truncation-cutoff")
+    return psi, cutoff
+
+
 def _load(path):
     from stylegan2_tf.loading import load_generator
     print(f'Loading network from "{path}"...', flush=True)
@@ -60,11 +75,11 @@ def generate_images(G, synth):
     if flag("projected-w"):
         return generate_from_projection(G)
     seeds = parse_range(flag("seeds"), "--seeds")
-    psi = flag("truncation-psi")
+    psi, cutoff = truncation(G)
     c = class_labels(G, flag("class"), len(seeds))
     outdir = ensure_outdir(flag("outdir"))
     z = np.concatenate([seed_to_z(s, G.config.z_dim) for s in seeds])
-    images = synth.generate(z, c, psi=psi, cutoff=flag("truncation-cutoff"), batch_size=flag("batch-size"),
+    images = synth.generate(z, c, psi=psi, cutoff=cutoff, batch_size=flag("batch-size"),
                             progress=_progress("Generating"))
     for seed, img in zip(seeds, images):
         save_image(img, os.path.join(outdir, f"seed{seed:04d}.png"))
@@ -79,7 +94,7 @@ def generate_from_projection(G):
     except ProjectionError as e:
         raise GenerationError(str(e)) from None
     outdir = ensure_outdir(flag("outdir"))
-    image = to_uint8(G.synthesis(ws, noise_mode="const")).numpy()[0]
+    image = to_uint8(G.synthesize(ws, noise_mode="const")).numpy()[0]
     path = os.path.join(outdir, "projected.png")
     save_image(image, path)
     print(f"Wrote {path}")
@@ -98,8 +113,8 @@ def style_mixing_example(G, synth):
     outdir = ensure_outdir(flag("outdir"))
     seeds = list(dict.fromkeys(row_seeds + col_seeds))
     z = np.concatenate([seed_to_z(s, G.config.z_dim) for s in seeds])
-    ws = synth.map(z, class_labels(G, flag("class"), len(seeds)), psi=flag("truncation-psi"),
-                   cutoff=flag("truncation-cutoff")).numpy()
+    psi, cutoff = truncation(G)
+    ws = synth.map(z, class_labels(G, flag("class"), len(seeds)), psi=psi, cutoff=cutoff).numpy()
     w_of = dict(zip(seeds, ws))
     mixed = []
     for r in row_seeds:
@@ -133,8 +148,8 @@ def interpolate(G, synth):
         raise GenerationError("--frames must be >= 1")
     outdir = ensure_outdir(flag("outdir"))
     z = np.concatenate([seed_to_z(s, G.config.z_dim) for s in seeds])
-    ws = synth.map(z, class_labels(G, flag("class"), len(seeds)), psi=flag("truncation-psi"),
-                   cutoff=flag("truncation-cutoff")).numpy()
+    psi, cutoff = truncation(G)
+    ws = synth.map(z, class_labels(G, flag("class"), len(seeds)), psi=psi, cutoff=cutoff).numpy()
     # Linear walk in W (W is where the paper measures perceptual path length), looping back.
     walk = []
     for i in range(len(ws)):
@@ -165,7 +180,8 @@ def main(argv):
     from stylegan2_tf.generate import GenerationError, ImageSynthesizer, check_psi
     from stylegan2_tf.official import NetworkPickleError
     try:
-        check_psi(flag("truncation-psi"))
+        if flag("truncation-psi") is not None:
+            check_psi(flag("truncation-psi"))
         if flag("batch-size") < 1:
             raise GenerationError("--batch-size must be >= 1")
         G = _load(flag("network"))

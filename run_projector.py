@@ -123,7 +123,7 @@ def project_targets(G, projector, targets, outdir):
         def callback(step, dist, loss, w):
             if step in snapshot_steps:
                 ws = w[0] if cfg.w_plus else np.tile(w.numpy()[0], [G.num_ws, 1])
-                img = G.synthesis(np.asarray(ws, np.float32)[np.newaxis], noise_mode="const")[0].numpy()
+                img = G.synthesize(np.asarray(ws, np.float32)[np.newaxis], noise_mode="const")[0].numpy()
                 save_png(img, os.path.join(tdir, f"step{step:04d}.png"))
                 frames.append(np.concatenate([to_uint8(target), to_uint8(img)], axis=1))
             if step % 50 == 0 or step == cfg.num_steps:

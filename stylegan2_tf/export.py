@@ -35,7 +35,7 @@ class GeneratorServing(tf.Module):
 
     def _images(self, z, psi, c=None):
         ws = self.G.mapping(z, c, truncation_psi=psi)
-        img = self.G.synthesis(ws, noise_mode=self.noise_mode, fused_modconv=False)
+        img = self.G.synthesize(ws, noise_mode=self.noise_mode, fused_modconv=False)
         return {"images": to_uint8(img)}
 
     def _serve(self, z, psi):

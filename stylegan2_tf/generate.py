@@ -93,7 +93,7 @@ class ImageSynthesizer:
         return self.G.mapping(z, c, truncation_psi=psi, truncation_cutoff=cutoff)
 
     def _synth_impl(self, ws):
-        return to_uint8(self.G.synthesis(ws, noise_mode=self.noise_mode, fused_modconv=self.fused_modconv))
+        return to_uint8(self.G.synthesize(ws, noise_mode=self.noise_mode, fused_modconv=self.fused_modconv))
 
     def map(self, z, c=None, psi=1.0, cutoff=None):
         z = tf.convert_to_tensor(z, tf.float32)

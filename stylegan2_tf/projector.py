@@ -123,7 +123,7 @@ class Projector:
             tape.watch([w] + noise_values)
             w_in = w + tf.random.stateless_normal(tf.shape(w), seed=seed) * w_noise_scale
             ws = w_in if self.cfg.w_plus else tf.tile(w_in, [1, self.G.num_ws, 1])
-            img = self.G.synthesis(ws, noise_mode="const")
+            img = self.G.synthesize(ws, noise_mode="const")
             dist = self.lpips(self._prepare(img), target)
             reg = noise_regularization(noise_values)
             loss = tf.reduce_sum(dist) + reg * self.cfg.regularize_noise_weight
@@ -180,7 +180,7 @@ class Projector:
             if callback is not None:
                 callback(step, dist, loss, w)
         ws = w[0] if self.cfg.w_plus else tf.tile(w[0], [self.G.num_ws, 1])
-        image = self.G.synthesis(ws[tf.newaxis], noise_mode="const")[0].numpy()
+        image = self.G.synthesize(ws[tf.newaxis], noise_mode="const")[0].numpy()
         final = float(self.lpips(self._prepare(image[np.newaxis]), self._prepare(
             np.asarray(target, np.float32)[np.newaxis]))[0].numpy())
         return {"ws": ws.numpy(), "noise": [var.numpy().copy() for var in self.noise_vars],

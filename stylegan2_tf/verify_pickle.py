@@ -5,9 +5,14 @@
 Loads G, D and Gs from NET.pkl (safely), feeds the inputs stored in REF.npz (`z`, `c`,
 `rand_img`, `rand_img8`, `c8`; NCHW images) and writes, under the same keys and in
 NCHW layout, every main output: mapping (psi 1 and 0.7), synthesis with stored /
-no noise, the non-EMA G, and D logits incl. the minibatch-stddev channel. Compare
-with the fixtures' `compare_outputs.py --ref REF.npz --cand CAND.npz --require-all`.
+no noise, the non-EMA G, and D logits incl. the minibatch-stddev channel. For networks
+that grow progressively (configs A-D) the images and logits are computed at every lod
+of REF.npz's metadata (`meta['lods']`, keys `.../lod<L>`; default: the integer lods),
+with the lod-0 values also under the plain keys. Compare with the fixtures'
+`compare_outputs.py --ref REF.npz --cand CAND.npz --require-all`.
 """
+
+import json
 
 import sys
 
@@ -23,7 +28,8 @@ def _nchw(x):
 
 
 def _nhwc(x):
-    return np.transpose(np.asarray(x, np.float32), [0, 2, 3, 1])
+    x = np.asarray(x)
+    return np.transpose(x if x.dtype == np.float64 else x.astype(np.float32), [0, 2, 3, 1])
 
 
 def mbstd_channels(D, img, c=None):
@@ -31,37 +37,20 @@ def mbstd_channels(D, img, c=None):
     import tensorflow as tf
     from .layers import minibatch_stddev
     cfg = D.config
-    x, img = None, tf.convert_to_tensor(img)
-    for block in D.blocks:
-        x, img = block(x, img)
+    x, img = D.epilogue_input(tf.convert_to_tensor(img))
     if D.epilogue.fromrgb is not None:
         x = x + D.epilogue.fromrgb(img)
     f = cfg.mbstd_num_features
     return minibatch_stddev(x, cfg.mbstd_group_size, f)[..., -f:]
 
 
-def compute_reference_outputs(nets, inputs):
-    """nets: {'G', 'D', 'G_ema'}; inputs: mapping with z, c, rand_img, rand_img8, c8."""
-    G, D, Gs = nets["G"], nets["D"], nets["G_ema"]
-    z = np.asarray(inputs["z"], np.float32)
-    n = z.shape[0]
-    c = np.asarray(inputs["c"], np.float32) if "c" in inputs else np.zeros([n, 0], np.float32)
-    c = c if G.c_dim > 0 else None
+def _lod_outputs(G, D, Gs, inputs, z, c):
+    """The lod-dependent outputs at the networks' current lod."""
     out = {}
     for key, net in (("Gs", Gs), ("G", G)):
-        w = net.mapping(z, c)
-        out[f"{key}/w"] = w.numpy()
-        out[f"{key}/img_const"] = _nchw(net.synthesis(w, noise_mode="const"))
-        if key == "Gs":
-            w7 = net.mapping(z, c, truncation_psi=0.7)
-            out["Gs/w_psi0.7"] = w7.numpy()
-            out["Gs/img_const_psi0.7"] = _nchw(net.synthesis(w7, noise_mode="const"))
-            out["Gs/img_none"] = _nchw(net.synthesis(w, noise_mode="none"))
-    img = out["Gs/img_const"]
-    out["Gs/img_uint8"] = np.clip(np.transpose(img, [0, 2, 3, 1]) * 127.5 + 128, 0, 255).astype(np.uint8)
-
+        out[f"{key}/img_const"] = _nchw(net(z, c=c, noise_mode="const"))
     dc = c if D.config.c_dim > 0 else None
-    out["D/logits_Gs_img"] = D(_nhwc(img), c=dc).numpy()
+    out["D/logits_Gs_img"] = D(_nhwc(out["Gs/img_const"]), c=dc).numpy()
     out["D/logits_rand"] = D(_nhwc(inputs["rand_img"]), c=dc).numpy()
     c8 = np.asarray(inputs["c8"], np.float32) if D.config.c_dim > 0 else None
     out["D/logits_rand8"] = D(_nhwc(inputs["rand_img8"]), c=c8).numpy()
@@ -69,6 +58,61 @@ def compute_reference_outputs(nets, inputs):
         out["D/mbstd_rand8"] = _nchw(mbstd_channels(D, _nhwc(inputs["rand_img8"]), c8))
     return out
 
+
+def compute_reference_outputs(nets, inputs, lods=None):
+    """nets: {'G', 'D', 'G_ema'}; inputs: mapping with z, c, rand_img, rand_img8, c8.
+    lods: {key suffix: lod} for growing networks (default: the integer lods, 'lod<L>.0')."""
+    G, D, Gs = nets["G"], nets["D"], nets["G_ema"]
+    z = np.asarray(inputs["z"], np.float32)
+    n = z.shape[0]
+    c = np.asarray(inputs["c"], np.float32) if "c" in inputs else np.zeros([n, 0], np.float32)
+    c = c if G.c_dim > 0 else None
+    out = {}
+    for key, net in (("Gs", Gs), ("G", G)):
+        out[f"{key}/w"] = net.mapping(z, c).numpy()
+    w7 = Gs.mapping(z, c, truncation_psi=0.7)
+    out["Gs/w_psi0.7"] = w7.numpy()
+
+    progressive = G.config.progressive
+    if progressive:
+        if lods is None:
+            lods = {f"lod{v:.1f}": float(v) for v in range(G.config.max_lod + 1)}
+        saved = float(G.lod.numpy()), float(D.lod.numpy()), float(Gs.lod.numpy())
+        try:
+            for suffix, lod in lods.items():
+                for net in (G, D, Gs):
+                    net.set_lod(lod)
+                for name, value in _lod_outputs(G, D, Gs, inputs, z, c).items():
+                    out[f"{name}/{suffix}"] = value
+            for net in (G, D, Gs):
+                net.set_lod(0.0)
+            out.update(_lod_outputs(G, D, Gs, inputs, z, c))
+            out["Gs/img_const_psi0.7"] = _nchw(Gs.synthesize(w7, noise_mode="const"))
+            out["Gs/img_none"] = _nchw(Gs.synthesize(out["Gs/w"], noise_mode="none"))
+        finally:
+            for net, value in zip((G, D, Gs), saved):
+                net.set_lod(value)
+    else:
+        out.update(_lod_outputs(G, D, Gs, inputs, z, c))
+        out["Gs/img_const_psi0.7"] = _nchw(Gs.synthesis(w7, noise_mode="const"))
+        out["Gs/img_none"] = _nchw(Gs.synthesis(out["Gs/w"], noise_mode="none"))
+    img = out["Gs/img_const"]
+    out["Gs/img_uint8"] = np.clip(np.transpose(img, [0, 2, 3, 1]) * 127.5 + 128, 0, 255).astype(np.uint8)
+    return out
+
+
+def reference_lods(npz):
+    """{key suffix: lod} from a reference .npz's metadata, or None."""
+    if "meta" not in npz.files:
+        return None
+    try:
+        meta = json.loads(str(npz["meta"]))
+    except ValueError:
+        return None
+    if "lods" not in meta:
+        return None
+    keys = meta.get("lod_keys") or [f"lod{v}" for v in meta["lods"]]
+    return {key: float(v) for key, v in zip(keys, meta["lods"])}
 
 
 def _define_flags():
@@ -94,12 +138,13 @@ def main(argv):
     try:
         ref = np.load(FLAGS.inputs)
         inputs = {k: ref[k] for k in ("z", "c", "rand_img", "rand_img8", "c8") if k in ref.files}
+        lods = reference_lods(ref)
     except Exception as e:  # noqa: BLE001 -- any unreadable file gets one line
         sys.exit(f"error: {FLAGS.inputs}: cannot read inputs ({e})")
     missing = {"z", "rand_img", "rand_img8"} - set(inputs)
     if missing:
         sys.exit(f"error: {FLAGS.inputs}: missing input arrays {sorted(missing)}")
-    out = compute_reference_outputs(nets, inputs)
+    out = compute_reference_outputs(nets, inputs, lods)
     np.savez(FLAGS.out, **out)
     print(f"wrote {len(out)} arrays to {FLAGS.out}")
 

@@ -64,6 +64,7 @@ _KWARGS = re.compile(r"^static_kwargs = (\{.*\})$")
 _VAR = re.compile(r"^(\S+): \[([0-9, ]*)\] (float32|numpy\.float32 scalar)$")
 _SECTION = re.compile(r"^--- (\w+) ---$")
 _SHA = re.compile(r"^sha256 of file: ([0-9a-f]{64})$")    # the spec's real pickle, if there is one
+_NOTE = re.compile(r"^(sha256 of the .*|build_module_src of the official pickle: .*)$")   # facts, not layout
 
 
 def parse_spec(text):
@@ -80,7 +81,7 @@ def parse_spec(text):
     for ln in lines[1:]:
         indent = len(ln) - len(ln.lstrip(" "))
         body = ln.strip()
-        if _SHA.match(body):
+        if _SHA.match(body) or _NOTE.match(body):
             continue
         sm = _SECTION.match(body)
         if sm:

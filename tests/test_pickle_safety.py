@@ -117,15 +117,20 @@ def test_bad_files_give_one_line_errors(tmp_path, content, message):
 
 
 @pytest.mark.parametrize("tamper, message", [
-    (lambda G, D, Gs: Gs.components["synthesis"].state.update(build_func_name="G_synthesis_stylegan_revised"),
-     "synthesis network 'G_synthesis_stylegan_revised' is not supported"),
-    (lambda G, D, Gs: Gs.state.update(build_func_name="G_style"), "'G_style' is not supported"),
-    (lambda G, D, Gs: D.state.update(build_func_name="D_basic"), "'D_basic' is not supported"),
+    (lambda G, D, Gs: Gs.components["synthesis"].state.update(build_func_name="G_synthesis_custom"),
+     "G_main with synthesis network 'G_synthesis_custom' is not supported"),
+    # G_style exists (config A), but only with StyleGAN1's G_synthesis.
+    (lambda G, D, Gs: Gs.state.update(build_func_name="G_style"),
+     "G_style with synthesis network 'G_synthesis_stylegan2' is not supported"),
+    (lambda G, D, Gs: D.state.update(build_func_name="D_custom"), "'D_custom' is not supported"),
+    # A supported build function whose variables are another network's.
+    (lambda G, D, Gs: D.state.update(build_func_name="D_basic"), "the variables do not match"),
     (lambda G, D, Gs: Gs.state["static_kwargs"].update(architecture="dense"), "unsupported generator configuration"),
     (lambda G, D, Gs: Gs.components["synthesis"].state["variables"].pop(), "missing variables"),
     (lambda G, D, Gs: D.state["variables"].append(("4x4/Extra/weight", np.zeros(3, np.float32))),
      "unexpected variables"),
-    (lambda G, D, Gs: Gs.state["variables"].__setitem__(0, ("lod", np.float32(1.0))), "lod=1.0"),
+    (lambda G, D, Gs: Gs.state["variables"].__setitem__(0, ("lod", np.float32(1.0))),
+     "Gs: lod=1 in a network that does not grow progressively"),
 ])
 def test_unsupported_networks_are_refused_with_reason(tmp_path, tamper, message):
     states = read_network_pickle(FIXTURES / "sg2-tiny16.pkl")

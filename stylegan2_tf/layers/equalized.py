@@ -5,6 +5,10 @@ biases are stored raw and scaled by lrmul. Storing parameters exactly as NVIDIA'
 code does keeps official pickles loadable as they are, and keeps Adam's per-variable
 dynamics (and every per-variable gradient) identical to theirs.
 
+StyleGAN1 convention (config A, `gain_in_weight=True`): the activation's gain (sqrt(2)
+for lrelu) multiplies the weight instead of the output, i.e. act(x @ W * sqrt(2) + b)
+instead of act(x @ W + b) * sqrt(2) -- the same function only while the bias is zero.
+
 Mixed precision: layers compute in the dtype of their input (float32 variables are
 cast to it), so a float16 block just feeds them float16 activations. They are built
 with `autocast=False` because Keras would otherwise cast float16 inputs back to the
@@ -17,10 +21,18 @@ import keras
 import tensorflow as tf
 
 from ..ops import conv_downsample_2d, fused_bias_act, upsample_conv_2d
+from ..ops.fused_bias_act import activation_gain
 
 
 def _normal(lrmul):
     return keras.initializers.RandomNormal(mean=0.0, stddev=1.0 / lrmul)
+
+
+def _gains(activation, gain_in_weight):
+    """-> (factor on the weight's runtime scale, gain passed to the activation)."""
+    if not gain_in_weight:
+        return 1.0, None
+    return activation_gain(activation), 1.0
 
 
 class EqualizedDense(keras.layers.Layer):
@@ -28,7 +40,7 @@ class EqualizedDense(keras.layers.Layer):
     flattened in its own (NHWC) order."""
 
     def __init__(self, in_features, out_features, activation="linear", lrmul=1.0, use_bias=True,
-                 bias_init=0.0, clamp=None, **kwargs):
+                 bias_init=0.0, clamp=None, gain_in_weight=False, **kwargs):
         super().__init__(autocast=False, **kwargs)  # see module docstring
         self.in_features = int(in_features)
         self.out_features = int(out_features)
@@ -37,7 +49,9 @@ class EqualizedDense(keras.layers.Layer):
         self.use_bias = bool(use_bias)
         self.bias_init = float(bias_init)
         self.clamp = clamp
-        self.weight_gain = self.lrmul / math.sqrt(self.in_features)
+        self.gain_in_weight = bool(gain_in_weight)
+        weight_factor, self.act_gain = _gains(activation, self.gain_in_weight)
+        self.weight_gain = weight_factor * self.lrmul / math.sqrt(self.in_features)
         self.weight = self.add_weight(name="weight", shape=(self.in_features, self.out_features),
                                       initializer=_normal(self.lrmul))
         self.bias = None
@@ -52,12 +66,12 @@ class EqualizedDense(keras.layers.Layer):
             x = tf.reshape(x, [-1, self.in_features])
         x = tf.matmul(x, tf.cast(self.weight * self.weight_gain, x.dtype))
         b = self.bias * self.lrmul if self.use_bias else None
-        return fused_bias_act(x, b, act=self.activation, clamp=self.clamp)
+        return fused_bias_act(x, b, act=self.activation, gain=self.act_gain, clamp=self.clamp)
 
     def get_config(self):
         return {**super().get_config(), "in_features": self.in_features, "out_features": self.out_features,
                 "activation": self.activation, "lrmul": self.lrmul, "use_bias": self.use_bias,
-                "bias_init": self.bias_init, "clamp": self.clamp}
+                "bias_init": self.bias_init, "clamp": self.clamp, "gain_in_weight": self.gain_in_weight}
 
 
 class EqualizedConv2d(keras.layers.Layer):
@@ -65,7 +79,8 @@ class EqualizedConv2d(keras.layers.Layer):
     (`upsample_conv_2d` / `conv_downsample_2d`), bias and activation."""
 
     def __init__(self, in_channels, out_channels, kernel_size, activation="linear", up=False, down=False,
-                 resample_kernel=(1, 3, 3, 1), use_bias=True, lrmul=1.0, clamp=None, **kwargs):
+                 resample_kernel=(1, 3, 3, 1), use_bias=True, lrmul=1.0, clamp=None, gain_in_weight=False,
+                 **kwargs):
         super().__init__(autocast=False, **kwargs)  # see module docstring
         if up and down:
             raise ValueError("EqualizedConv2d: up and down are exclusive")
@@ -81,7 +96,9 @@ class EqualizedConv2d(keras.layers.Layer):
         self.use_bias = bool(use_bias)
         self.lrmul = float(lrmul)
         self.clamp = clamp
-        self.weight_gain = self.lrmul / math.sqrt(self.in_channels * self.kernel_size ** 2)
+        self.gain_in_weight = bool(gain_in_weight)
+        weight_factor, self.act_gain = _gains(activation, self.gain_in_weight)
+        self.weight_gain = weight_factor * self.lrmul / math.sqrt(self.in_channels * self.kernel_size ** 2)
         self.weight = self.add_weight(
             name="weight", shape=(self.kernel_size, self.kernel_size, self.in_channels, self.out_channels),
             initializer=_normal(self.lrmul))
@@ -100,10 +117,11 @@ class EqualizedConv2d(keras.layers.Layer):
         else:
             x = tf.nn.conv2d(x, w, strides=1, padding="SAME")
         b = self.bias * self.lrmul if self.use_bias else None
-        return fused_bias_act(x, b, act=self.activation, clamp=self.clamp)
+        return fused_bias_act(x, b, act=self.activation, gain=self.act_gain, clamp=self.clamp)
 
     def get_config(self):
-        return {**super().get_config(), "in_channels": self.in_channels, "out_channels": self.out_channels,
+        return {**super().get_config(), "gain_in_weight": self.gain_in_weight,
+                "in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": self.kernel_size, "activation": self.activation, "up": self.up,
                 "down": self.down, "resample_kernel": self.resample_kernel, "use_bias": self.use_bias,
                 "lrmul": self.lrmul, "clamp": self.clamp}

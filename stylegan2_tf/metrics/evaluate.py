@@ -313,8 +313,8 @@ def path_length_distances(ctx, metric, num):
             wt0 = G.mapping(_slerp(z0, z1, t), c)
             wt1 = G.mapping(_slerp(z0, z1, t + eps), c)
         # The same noise for both ends of a pair (same stateless seed, same batch position).
-        img0 = G.synthesis(wt0, noise_mode="random", noise_seed=noise_seed)
-        img1 = G.synthesis(wt1, noise_mode="random", noise_seed=noise_seed)
+        img0 = G.synthesize(wt0, noise_mode="random", noise_seed=noise_seed)
+        img1 = G.synthesize(wt1, noise_mode="random", noise_seed=noise_seed)
         imgs = tf.concat([img0, img1], axis=0)
         if crop:
             imgs = ppl_crop(imgs)

@@ -7,10 +7,17 @@ official TF1 keyword names are mapped onto them by `stylegan2_tf.official`.
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 ARCHITECTURES = ("orig", "skip", "resnet")
+# Progressive growing (paper Table 1, configs A-D; see networks/lod.py):
+#   G 'stylegan1'  config A: StyleGAN1 synthesis (AdaIN), official `G_style`
+#   G 'revised'    configs B-D: modulation/demodulation, `G_synthesis_stylegan_revised`
+#   D 'basic'      config A: StyleGAN1 discriminator, official `D_basic`
+#   D 'stylegan'   configs B-D: official `D_stylegan`
+PROGRESSIVE_G_ARCHITECTURES = ("stylegan1", "revised")
+PROGRESSIVE_D_ARCHITECTURES = ("basic", "stylegan")
 
 
 def _log2_resolution(res):
@@ -59,7 +66,19 @@ class _Config:
         """Whether the block at `resolution` computes in float16 (its weights stay float32)."""
         return resolution >= self.fp16_resolution
 
+    @property
+    def progressive(self):
+        """Whether the network grows progressively (has a lod variable)."""
+        return self.architecture in PROGRESSIVE_G_ARCHITECTURES + PROGRESSIVE_D_ARCHITECTURES
+
+    @property
+    def max_lod(self):
+        return self.resolution_log2 - 2
+
     def _check_precision(self):
+        if self.progressive and (self.num_fp16_res or self.conv_clamp is not None):
+            raise ValueError(f"architecture {self.architecture!r} (progressive growing) trains in float32: "
+                             f"num_fp16_res and conv_clamp are not supported")
         if self.num_fp16_res < 0:
             raise ValueError(f"num_fp16_res must be >= 0, got {self.num_fp16_res}")
         if self.conv_clamp is not None and not self.conv_clamp > 0:
@@ -101,11 +120,15 @@ class GeneratorConfig(_Config):
     # highest-resolution blocks; conv/ToRGB outputs clamped to +-conv_clamp (None = off).
     conv_clamp: Optional[float] = None
     num_fp16_res: int = 0
+    # Config A only: up-convolutions fused with the up-sampling (official fused_scale; None =
+    # 'auto', i.e. at resolutions >= 128). Changes which way the stored kernels are read.
+    fused_scale: Optional[bool] = None
 
     def __post_init__(self):
         self.resolution_log2  # validates
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"generator architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        allowed = ARCHITECTURES + PROGRESSIVE_G_ARCHITECTURES
+        if self.architecture not in allowed:
+            raise ValueError(f"generator architecture must be one of {allowed}, got {self.architecture!r}")
         if self.label_mode not in ("concat", "embed"):
             raise ValueError(f"label_mode must be 'concat' or 'embed', got {self.label_mode!r}")
         if self.mapping_layers < 1:
@@ -115,6 +138,17 @@ class GeneratorConfig(_Config):
     @property
     def num_ws(self):
         return 2 * self.resolution_log2 - 2
+
+    @property
+    def stylegan1(self):
+        """Config A's StyleGAN1 conventions (AdaIN synthesis, activation gain in the weights)."""
+        return self.architecture == "stylegan1"
+
+    @property
+    def default_truncation(self):
+        """(psi, cutoff) the official generators use when none is given: G_style (config A)
+        0.7 on the first 8 layers, G_main (configs B-F) 0.5 on all."""
+        return (0.7, 8) if self.stylegan1 else (0.5, None)
 
 
 @dataclass
@@ -144,9 +178,12 @@ class DiscriminatorConfig(_Config):
     def __post_init__(self):
         if self.resolution_log2 < 3:
             raise ValueError(f"discriminator resolution must be >= 8, got {self.img_resolution}")
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"discriminator architecture must be one of {ARCHITECTURES}, "
-                             f"got {self.architecture!r}")
+        allowed = ARCHITECTURES + PROGRESSIVE_D_ARCHITECTURES
+        if self.architecture not in allowed:
+            raise ValueError(f"discriminator architecture must be one of {allowed}, got {self.architecture!r}")
+        if self.progressive and self.c_dim and self.label_mode != "project":
+            raise ValueError(f"discriminator architecture {self.architecture!r} conditions with "
+                             f"label_mode 'project' only")
         if self.label_mode not in ("project", "cmap"):
             raise ValueError(f"label_mode must be 'project' or 'cmap', got {self.label_mode!r}")
         self._check_precision()

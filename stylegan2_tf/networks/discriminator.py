@@ -24,6 +24,8 @@ import tensorflow as tf
 from ..layers import EqualizedConv2d, EqualizedDense, minibatch_stddev, normalize_2nd_moment
 from ..ops import downsample_2d
 from .config import ConfigSerializable, DiscriminatorConfig
+from .discriminator_progressive import ProgressiveDiscriminatorBody, StyleGAN1DiscriminatorBlock
+from .lod import check_lod
 
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
@@ -39,7 +41,8 @@ class DiscriminatorBlock(keras.layers.Layer):
         self.resample_kernel = cfg.resample_kernel
         in_ch, mid_ch, out_ch = cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 2)
         self.fromrgb = None
-        if cfg.architecture == "skip" or res_log2 == cfg.resolution_log2:
+        # 'stylegan' (progressive): one FromRGB per level of detail.
+        if cfg.architecture in ("skip", "stylegan") or res_log2 == cfg.resolution_log2:
             self.fromrgb = EqualizedConv2d(cfg.img_channels, in_ch, 1, activation=cfg.activation,
                                            clamp=cfg.conv_clamp, name="fromrgb")
         self.conv0 = EqualizedConv2d(in_ch, mid_ch, 3, activation=cfg.activation, clamp=cfg.conv_clamp,
@@ -53,6 +56,14 @@ class DiscriminatorBlock(keras.layers.Layer):
         # Every weight exists now: no symbolic build pass on the first call.
         self.built = True
 
+    def features(self, x):
+        """Conv0, Conv1_down (and the residual skip) of features x."""
+        t = x
+        x = self.conv1(self.conv0(x))
+        if self.skip is not None:
+            x = (x + self.skip(t)) * INV_SQRT2
+        return x
+
     def call(self, x, img):
         dtype = self.activation_dtype
         if x is not None:
@@ -61,17 +72,15 @@ class DiscriminatorBlock(keras.layers.Layer):
             img = tf.cast(img, dtype)
             y = self.fromrgb(img)
             x = y if x is None else x + y
-        t = x
-        x = self.conv1(self.conv0(x))
-        if self.skip is not None:
-            x = (x + self.skip(t)) * INV_SQRT2
+        x = self.features(x)
         if self.architecture == "skip":
             img = downsample_2d(img, k=self.resample_kernel)
         return x, img
 
 
 class DiscriminatorEpilogue(keras.layers.Layer):
-    """4x4: [FromRGB (skip)], minibatch stddev, Conv, Dense0, Output."""
+    """4x4: [FromRGB (skip)], minibatch stddev, Conv, Dense0, Output (config A's D_basic: Dense1,
+    with StyleGAN1's activation gains in the weights)."""
 
     def __init__(self, config: DiscriminatorConfig, **kwargs):
         super().__init__(autocast=False, **kwargs)  # casts its float16 input itself
@@ -82,11 +91,13 @@ class DiscriminatorEpilogue(keras.layers.Layer):
         if cfg.architecture == "skip":
             self.fromrgb = EqualizedConv2d(cfg.img_channels, ch, 1, activation=cfg.activation, name="fromrgb")
         mbstd = cfg.mbstd_num_features
+        stylegan1 = cfg.architecture == "basic"
         self.conv = EqualizedConv2d(ch + mbstd, ch, 3, activation=cfg.activation, clamp=cfg.conv_clamp,
-                                    name="conv")
+                                    gain_in_weight=stylegan1, name="conv")
         # Dense0 sees the 4x4 map flattened in NHWC order (official pickles are C,H,W:
         # their rows are permuted on import).
-        self.fc = EqualizedDense(ch * 16, cfg.nf(0), activation=cfg.activation, name="fc")
+        self.fc = EqualizedDense(ch * 16, cfg.nf(0), activation=cfg.activation, gain_in_weight=stylegan1,
+                                 name="fc")
         if cfg.c_dim > 0 and cfg.label_mode == "cmap":
             out_dim = cfg.cmap_dim
         else:
@@ -126,13 +137,22 @@ class Discriminator(ConfigSerializable, keras.Model):
             for idx in range(cfg.mapping_layers):
                 self.label_mapping.append(EqualizedDense(cfg.cmap_dim, cfg.cmap_dim, activation=cfg.activation,
                                                          lrmul=cfg.mapping_lrmul, name=f"mapping{idx}"))
-        self.blocks = [DiscriminatorBlock(cfg, r, name=f"b{2 ** r}")
-                       for r in range(cfg.resolution_log2, 2, -1)]
+        self.body = None
+        self.lod = None
+        if cfg.progressive:
+            block_class = StyleGAN1DiscriminatorBlock if cfg.architecture == "basic" else DiscriminatorBlock
+            self.body = ProgressiveDiscriminatorBody(cfg, block_class, name="progressive")
+            self.blocks = self.body.blocks
+            self.lod = self.body.lod
+        else:
+            self.blocks = [DiscriminatorBlock(cfg, r, name=f"b{2 ** r}")
+                           for r in range(cfg.resolution_log2, 2, -1)]
         self.epilogue = DiscriminatorEpilogue(cfg, name="b4")
         # Every weight exists now: no symbolic build pass on the first call.
         self.built = True
 
-    def call(self, img, c=None, training=False):
+    def call(self, img, c=None, training=False, level=None):
+        """level: optional static level of detail (progressive nets; see networks/lod.py)."""
         cfg = self.config
         img = tf.cast(img, self.compute_dtype)
         cmap = None
@@ -144,10 +164,24 @@ class Discriminator(ConfigSerializable, keras.Model):
                 cmap = normalize_2nd_moment(self.embed(cmap))
                 for layer in self.label_mapping:
                     cmap = layer(cmap)
+        x, img = self.epilogue_input(img, level=level)
+        return self.epilogue(x, img, cmap)
+
+    def epilogue_input(self, img, level=None):
+        """(features, image) entering the 4x4 epilogue."""
+        img = tf.cast(img, self.compute_dtype)
+        if self.body is not None:
+            return self.body(img, level=level), None
         x = None
         for block in self.blocks:
             x, img = block(x, img)
-        return self.epilogue(x, img, cmap)
+        return x, img
+
+    def set_lod(self, lod):
+        """Set D's level of detail (progressive nets only)."""
+        if self.lod is None:
+            raise ValueError(f"{self.name}: architecture {self.config.architecture!r} has no level of detail")
+        self.lod.assign(check_lod(lod, self.config.img_resolution))
 
     def build_weights(self):
         r = self.config.img_resolution

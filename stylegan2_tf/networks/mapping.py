@@ -38,7 +38,8 @@ class MappingNetwork(ConfigSerializable, keras.layers.Layer):
         for idx in range(cfg.mapping_layers):
             out = cfg.w_dim if idx == cfg.mapping_layers - 1 else cfg.mapping_fmaps
             self.dense.append(EqualizedDense(features, out, activation=cfg.mapping_activation,
-                                             lrmul=cfg.mapping_lrmul, name=f"dense{idx}"))
+                                             lrmul=cfg.mapping_lrmul, gain_in_weight=cfg.stylegan1,
+                                             name=f"dense{idx}"))
             features = out
         # Every replica computes the same (all-reduced) update, so the first replica's value is kept.
         self.w_avg = self.add_weight(name="w_avg", shape=(cfg.w_dim,), initializer="zeros", trainable=False,

@@ -58,15 +58,14 @@ class SynthesisBlock(keras.layers.Layer):
                 self.skip = EqualizedConv2d(in_channels, out_channels, 1, up=True, use_bias=False,
                                             resample_kernel=cfg.resample_kernel, name="skip")
         self.torgb = None
-        if self.architecture == "skip" or self.is_last:
+        if self.architecture in ("skip", "revised") or self.is_last:  # 'revised': one per level of detail
             self.torgb = ToRGB(out_channels, cfg.img_channels, cfg.w_dim, fused_modconv=cfg.fused_modconv,
                                conv_clamp=cfg.conv_clamp, name="torgb")
         # Every weight exists now: no symbolic build pass on the first call.
         self.built = True
 
-    def call(self, x, img, ws, noise_mode="random", fused_modconv=None, noise_seed=None):
-        """x: features (None for 4x4), img: running RGB (skip) or None, ws: [N, num_ws, w_dim].
-        noise_seed: optional [2] int32 seed; layer i draws its noise from fold_in(seed, i)."""
+    def features(self, x, ws, noise_mode="random", fused_modconv=None, noise_seed=None):
+        """The block's feature maps from the previous block's (None for 4x4)."""
         r = self.res_log2
 
         def layer_seed(idx):
@@ -75,22 +74,31 @@ class SynthesisBlock(keras.layers.Layer):
         dtype = self.activation_dtype
         if self.const is not None:
             x = tf.tile(tf.cast(self.const, dtype)[tf.newaxis], [tf.shape(ws)[0], 1, 1, 1])
-            x = self.conv1(x, ws[:, 0], noise_mode=noise_mode, fused_modconv=fused_modconv,
-                           noise_seed=layer_seed(0))
-        else:
-            x = tf.cast(x, dtype)
-            t = x
-            x = self.conv0(x, ws[:, 2 * r - 5], noise_mode=noise_mode, fused_modconv=fused_modconv,
-                           noise_seed=layer_seed(2 * r - 5))
-            x = self.conv1(x, ws[:, 2 * r - 4], noise_mode=noise_mode, fused_modconv=fused_modconv,
-                           noise_seed=layer_seed(2 * r - 4))
-            if self.skip is not None:
-                x = (x + self.skip(t)) * INV_SQRT2
+            return self.conv1(x, ws[:, 0], noise_mode=noise_mode, fused_modconv=fused_modconv,
+                              noise_seed=layer_seed(0))
+        x = tf.cast(x, dtype)
+        t = x
+        x = self.conv0(x, ws[:, 2 * r - 5], noise_mode=noise_mode, fused_modconv=fused_modconv,
+                       noise_seed=layer_seed(2 * r - 5))
+        x = self.conv1(x, ws[:, 2 * r - 4], noise_mode=noise_mode, fused_modconv=fused_modconv,
+                       noise_seed=layer_seed(2 * r - 4))
+        if self.skip is not None:
+            x = (x + self.skip(t)) * INV_SQRT2
+        return x
+
+    def to_rgb(self, x, ws, fused_modconv=None):
+        """ToRGB of features x, in ws's dtype (float32, or float64)."""
+        return tf.cast(self.torgb(x, ws[:, 2 * self.res_log2 - 3], fused_modconv=fused_modconv), ws.dtype)
+
+    def call(self, x, img, ws, noise_mode="random", fused_modconv=None, noise_seed=None):
+        """x: features (None for 4x4), img: running RGB (skip) or None, ws: [N, num_ws, w_dim].
+        noise_seed: optional [2] int32 seed; layer i draws its noise from fold_in(seed, i)."""
+        x = self.features(x, ws, noise_mode=noise_mode, fused_modconv=fused_modconv, noise_seed=noise_seed)
         # img (the RGB sum) stays in the network's dtype, ws's: float32 (or float64).
         if img is not None:
             img = upsample_2d(img, k=self.resample_kernel)
         if self.torgb is not None:
-            y = tf.cast(self.torgb(x, ws[:, 2 * r - 3], fused_modconv=fused_modconv), ws.dtype)
+            y = self.to_rgb(x, ws, fused_modconv=fused_modconv)
             img = y if img is None else img + y
         return x, img
 

@@ -2,8 +2,8 @@
 
 from .unpickler import (NetworkPickleError, NetworkState, RestrictedUnpickler, UnsafePickleError,
                         read_network_pickle, restricted_loads)
-from .tf1_format import (discriminator_config, discriminator_from_state, generator_config, generator_family,
-                         generator_from_state, tf1_variable_names)
+from .tf1_format import (G_ARCHITECTURE, discriminator_config, discriminator_from_state, generator_config,
+                         generator_family, generator_from_state, read_lod, tf1_variable_names)
 
 
 def load_network_pkl(path, load=("G", "D", "G_ema")):
@@ -15,6 +15,12 @@ def load_network_pkl(path, load=("G", "D", "G_ema")):
     G, D, Gs = read_network_pickle(path)
     out = {"family": generator_family(Gs, f"{path}: Gs")}
     try:
+        if out["family"] in G_ARCHITECTURE:   # growing networks: one lod for G, D and Gs
+            resolution = generator_config(Gs, "Gs").img_resolution
+            lods = {name: read_lod(net, resolution, name) for name, net in (("G", G), ("D", D), ("Gs", Gs))}
+            if len(set(lods.values())) > 1:
+                raise NetworkPickleError("the lod variables of G, D and Gs disagree ("
+                                         + ", ".join(f"{k}/lod={v:g}" for k, v in lods.items()) + ")")
         if "G" in load:
             out["G"] = generator_from_state(G, "G")
         if "G_ema" in load:

@@ -1,8 +1,13 @@
 """NVIDIA's TF1 network format <-> our Keras networks.
 
-Two families of official pickles are understood:
-  'stylegan2'      NVlabs/stylegan2       G_main + G_synthesis_stylegan2, D_stylegan2
+Four families of official pickles are understood:
+  'stylegan2'      NVlabs/stylegan2       G_main + G_synthesis_stylegan2, D_stylegan2 (configs E, F)
   'stylegan2-ada'  NVlabs/stylegan2-ada   G_main + G_synthesis, D_main
+  'stylegan1'      NVlabs/stylegan2       G_style + G_synthesis, D_basic (config A, growing)
+  'revised'        NVlabs/stylegan2       G_main + G_synthesis_stylegan_revised, D_stylegan
+                                          (configs B-D, growing)
+The growing families store a `lod` variable in G, G_synthesis and D; all of them must
+hold the same value, which becomes the networks' level of detail.
 Their static kwargs (which omit every argument left at its default) are turned into
 our configs with each family's own defaults, and every variable is matched by name
 to one of ours through a single table -- used for reading here and for writing
@@ -13,11 +18,15 @@ rows, flattened in C,H,W order by TF1, are permuted to our H,W,C order.
 import numpy as np
 
 from ..networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from ..networks.lod import LodError, check_lod
 from .unpickler import NetworkPickleError, NetworkState
 
-# Build-function names -> family.
-G_SYNTHESIS_FUNCS = {"G_synthesis_stylegan2": "stylegan2", "G_synthesis": "stylegan2-ada"}
-D_FUNCS = {"D_stylegan2": "stylegan2", "D_main": "stylegan2-ada"}
+# Build-function names -> family: (G build function, synthesis build function) and D's.
+G_FUNCS = {("G_main", "G_synthesis_stylegan2"): "stylegan2", ("G_main", "G_synthesis"): "stylegan2-ada",
+           ("G_style", "G_synthesis"): "stylegan1", ("G_main", "G_synthesis_stylegan_revised"): "revised"}
+D_FUNCS = {"D_stylegan2": "stylegan2", "D_main": "stylegan2-ada", "D_basic": "stylegan1", "D_stylegan": "revised"}
+G_ARCHITECTURE = {"stylegan1": "stylegan1", "revised": "revised"}   # the growing families' fixed layouts
+D_ARCHITECTURE = {"stylegan1": "basic", "revised": "stylegan"}
 
 # Defaults of the official build functions for the keywords we read.
 _G_DEFAULTS = {
@@ -32,7 +41,23 @@ _G_DEFAULTS = {
                           fmap_min=1, fmap_max=512, fmap_const=None, use_noise=True, architecture="skip",
                           nonlinearity="lrelu", num_fp16_res=0, conv_clamp=None, resample_kernel=[1, 3, 3, 1],
                           fused_modconv=False, dlatent_avg_beta=0.995),
+    # G_style + networks_stylegan.G_mapping / G_synthesis
+    "stylegan1": dict(latent_size=512, label_size=0, dlatent_size=512, mapping_layers=8, mapping_fmaps=512,
+                      mapping_lrmul=0.01, mapping_nonlinearity="lrelu", normalize_latents=True,
+                      num_channels=3, resolution=1024, fmap_base=8192, fmap_decay=1.0, fmap_min=1,
+                      fmap_max=512, nonlinearity="lrelu", use_noise=True, fused_scale="auto",
+                      dlatent_avg_beta=0.995, use_styles=True, const_input_layer=True, use_wscale=True,
+                      use_pixel_norm=False, use_instance_norm=True, blur_filter=[1, 2, 1]),
+    # G_main + G_synthesis_stylegan_revised
+    "revised": dict(latent_size=512, label_size=0, dlatent_size=512, mapping_layers=8, mapping_fmaps=512,
+                    mapping_lrmul=0.01, mapping_nonlinearity="lrelu", normalize_latents=True,
+                    num_channels=3, resolution=1024, fmap_base=16 << 10, fmap_decay=1.0, fmap_min=1,
+                    fmap_max=512, nonlinearity="lrelu", resample_kernel=[1, 3, 3, 1], fused_modconv=True,
+                    dlatent_avg_beta=0.995),
 }
+# Settings of the StyleGAN1 build functions that change the network, with the only value we build.
+_STYLEGAN1_FIXED = dict(use_styles=True, const_input_layer=True, use_wscale=True, use_pixel_norm=False,
+                        use_instance_norm=True, blur_filter=[1, 2, 1])
 _D_DEFAULTS = {
     "stylegan2": dict(num_channels=3, resolution=1024, label_size=0, fmap_base=16 << 10, fmap_decay=1.0,
                       fmap_min=1, fmap_max=512, architecture="resnet", nonlinearity="lrelu",
@@ -42,6 +67,12 @@ _D_DEFAULTS = {
                           architecture="resnet", nonlinearity="lrelu", mbstd_group_size=None,
                           mbstd_num_features=1, num_fp16_res=0, conv_clamp=None, resample_kernel=[1, 3, 3, 1],
                           use_pagan=False, score_max=1, use_spectral_norm=False),
+    "stylegan1": dict(num_channels=1, resolution=32, label_size=0, fmap_base=8192, fmap_decay=1.0, fmap_min=1,
+                      fmap_max=512, nonlinearity="lrelu", mbstd_group_size=4, mbstd_num_features=1,
+                      use_wscale=True, fused_scale="auto", blur_filter=[1, 2, 1]),
+    "revised": dict(num_channels=3, resolution=1024, label_size=0, fmap_base=16 << 10, fmap_decay=1.0,
+                    fmap_min=1, fmap_max=512, nonlinearity="lrelu", mbstd_group_size=4, mbstd_num_features=1,
+                    resample_kernel=[1, 3, 3, 1]),
 }
 
 
@@ -56,21 +87,35 @@ def _kernel(k):
 
 
 def generator_family(net: NetworkState, where="G"):
-    if net.build_func_name != "G_main":
-        raise NetworkPickleError(
-            f"{where}: build function {net.build_func_name!r} is not supported (StyleGAN2 generators are "
-            f"'G_main'; StyleGAN1 'G_style' and progressive-growing networks are not StyleGAN2)")
     comps = net.components
     if "synthesis" not in comps or "mapping" not in comps:
+        if net.build_func_name not in {g for g, _ in G_FUNCS}:
+            raise NetworkPickleError(f"{where}: build function {net.build_func_name!r} is not supported "
+                                     f"(supported: G_main, G_style)")
         raise NetworkPickleError(f"{where}: expected 'synthesis' and 'mapping' components, found {sorted(comps)}")
-    func = comps["synthesis"].build_func_name
-    if func not in G_SYNTHESIS_FUNCS:
-        raise NetworkPickleError(
-            f"{where}: synthesis network {func!r} is not supported (supported: {sorted(G_SYNTHESIS_FUNCS)}; "
-            f"the paper's configs A-D use other synthesis functions)")
+    key = (net.build_func_name, comps["synthesis"].build_func_name)
+    if key not in G_FUNCS:
+        known = ", ".join(f"{g} + {sy}" for g, sy in G_FUNCS)
+        raise NetworkPickleError(f"{where}: {key[0]} with synthesis network {key[1]!r} is not supported "
+                                 f"(supported: {known})")
     if comps["mapping"].build_func_name != "G_mapping":
         raise NetworkPickleError(f"{where}: mapping network {comps['mapping'].build_func_name!r} is not supported")
-    return G_SYNTHESIS_FUNCS[func]
+    return G_FUNCS[key]
+
+
+def _check_fixed(kw, fixed, where):
+    for key, value in fixed.items():
+        if kw.get(key, value) != value:
+            raise NetworkPickleError(f"{where}: {key}={kw[key]!r} is not supported (only {value!r})")
+
+
+def _fused_scale(kw, where):
+    value = kw.get("fused_scale", "auto")
+    if value == "auto":
+        return None
+    if isinstance(value, bool):
+        return value
+    raise NetworkPickleError(f"{where}: fused_scale={value!r} is not supported (True, False or 'auto')")
 
 
 def _w_avg_beta(kw):
@@ -87,6 +132,10 @@ def generator_config(net: NetworkState, where="G") -> GeneratorConfig:
     if kw.get("dtype", "float32") not in ("float32", "float16"):
         raise NetworkPickleError(f"{where}: unsupported dtype {kw['dtype']!r}")
     ada = family == "stylegan2-ada"
+    if family == "stylegan1":
+        _check_fixed(kw, _STYLEGAN1_FIXED, where)
+        if kw.get("use_noise", True) not in (True, 1):
+            raise NetworkPickleError(f"{where}: use_noise={kw['use_noise']!r} is not supported")
     mapping_fmaps = kw["mapping_fmaps"]
     if mapping_fmaps is None:
         mapping_fmaps = kw["dlatent_size"]
@@ -103,8 +152,9 @@ def generator_config(net: NetworkState, where="G") -> GeneratorConfig:
             fmap_base=int(kw["fmap_base"]), fmap_decay=float(kw["fmap_decay"]), fmap_min=int(kw["fmap_min"]),
             fmap_max=int(kw["fmap_max"]),
             fmap_const=(None if kw.get("fmap_const") is None else int(kw["fmap_const"])),
-            architecture=kw["architecture"], activation=kw["nonlinearity"],
-            resample_kernel=_kernel(kw["resample_kernel"]), use_noise=bool(kw.get("use_noise", True)),
+            architecture=G_ARCHITECTURE.get(family) or kw["architecture"], activation=kw["nonlinearity"],
+            resample_kernel=_kernel(kw.get("resample_kernel", [1, 3, 3, 1])),
+            use_noise=bool(kw.get("use_noise", True)), fused_scale=_fused_scale(kw, where),
             # NVIDIA's fused_modconv only picks an implementation (same numbers); ours is chosen per device.
             fused_modconv=None,
             conv_clamp=(None if kw.get("conv_clamp") is None else float(kw["conv_clamp"])),
@@ -125,6 +175,9 @@ def discriminator_config(net: NetworkState, where="D") -> DiscriminatorConfig:
     if kw.get("score_max", 1) != 1:
         raise NetworkPickleError(f"{where}: score_max={kw['score_max']} (auxiliary rotation) is not supported")
     ada = family == "stylegan2-ada"
+    if family == "stylegan1":
+        _check_fixed(kw, dict(use_wscale=True, blur_filter=[1, 2, 1]), where)
+        _fused_scale(kw, where)   # validated only: D's fused form computes the same
     if ada:
         group = kw["mbstd_group_size"]
         num_features = int(kw["mbstd_num_features"])
@@ -136,8 +189,8 @@ def discriminator_config(net: NetworkState, where="D") -> DiscriminatorConfig:
             c_dim=int(kw["label_size"]), img_resolution=int(kw["resolution"]),
             img_channels=int(kw["num_channels"]), fmap_base=int(kw["fmap_base"]),
             fmap_decay=float(kw["fmap_decay"]), fmap_min=int(kw["fmap_min"]), fmap_max=int(kw["fmap_max"]),
-            architecture=kw["architecture"], activation=kw["nonlinearity"],
-            resample_kernel=_kernel(kw["resample_kernel"]),
+            architecture=D_ARCHITECTURE.get(family) or kw["architecture"], activation=kw["nonlinearity"],
+            resample_kernel=_kernel(kw.get("resample_kernel", [1, 3, 3, 1])),
             mbstd_group_size=None if group is None else int(group), mbstd_num_features=num_features,
             label_mode="cmap" if ada else "project",
             mapping_layers=int(kw.get("mapping_layers", 0)) if ada else 0,
@@ -210,14 +263,33 @@ def _dense_rows(scope, dense, rows):
         rows.append((f"{scope}/bias", dense.bias, _same, _same))
 
 
-def generator_tables(G: Generator):
-    """-> (main, synthesis, mapping) tables; names are local to each TF1 network."""
+def _adain_layer_rows(scope, layer, rows, noise_index, noise_rows):
+    """Config A: [weight], Noise/weight, bias, StyleMod/{weight,bias} (official order)."""
+    if layer.weight is not None:
+        rows.append((f"{scope}/weight", layer.weight, _same, _same))
+    if layer.use_noise:
+        rows.append((f"{scope}/Noise/weight", layer.noise_strength, _same, _same))
+        noise_rows.append((f"noise{noise_index}", layer.noise_const, _noise_to_ours, _ours_noise_to_nchw))
+    rows.append((f"{scope}/bias", layer.bias, _same, _same))
+    _dense_rows(f"{scope}/StyleMod", layer.style.dense, rows)
+
+
+def _synthesis_rows(G):
+    """(noise rows, layer rows) of the synthesis network, in the official variable order."""
     cfg = G.config
     synth, noise = [], []
     for block in G.synthesis.blocks:
         r = block.resolution
         scope = f"{r}x{r}"
-        if block.const is not None:
+        if cfg.stylegan1:
+            if block.const is not None:
+                synth.append((f"{scope}/Const/const", block.const, _nchw_const_to_ours, _ours_const_to_nchw))
+                _adain_layer_rows(f"{scope}/Const", block.conv0, synth, 0, noise)
+                _adain_layer_rows(f"{scope}/Conv", block.conv1, synth, 1, noise)
+            else:
+                _adain_layer_rows(f"{scope}/Conv0_up", block.conv0, synth, 2 * block.res_log2 - 4, noise)
+                _adain_layer_rows(f"{scope}/Conv1", block.conv1, synth, 2 * block.res_log2 - 3, noise)
+        elif block.const is not None:
             synth.append((f"{scope}/Const/const", block.const, _nchw_const_to_ours, _ours_const_to_nchw))
             _synthesis_layer_rows(f"{scope}/Conv", block.conv1, synth, 0, noise)
         else:
@@ -225,10 +297,22 @@ def generator_tables(G: Generator):
             _synthesis_layer_rows(f"{scope}/Conv1", block.conv1, synth, 2 * block.res_log2 - 4, noise)
             if block.skip is not None:
                 synth.append((f"{scope}/Skip/weight", block.skip.weight, _same, _same))
-        if block.torgb is not None:
-            _modconv_rows(f"{scope}/ToRGB", block.torgb.conv, synth)
-            synth.append((f"{scope}/ToRGB/bias", block.torgb.bias, _same, _same))
+        if block.torgb is None:
+            continue
+        torgb = f"ToRGB_lod{cfg.resolution_log2 - block.res_log2}" if cfg.progressive else f"{scope}/ToRGB"
+        if cfg.stylegan1:
+            _dense_like_conv(torgb, block.torgb, synth)
+        else:
+            _modconv_rows(torgb, block.torgb.conv, synth)
+            synth.append((f"{torgb}/bias", block.torgb.bias, _same, _same))
     noise.sort(key=lambda row: int(row[0][5:]))
+    return noise, synth
+
+
+def generator_tables(G: Generator):
+    """-> (main, synthesis, mapping) tables; names are local to each TF1 network. The `lod`
+    variables of growing networks are not in the tables (see read_lod / the writer)."""
+    noise, synth = _synthesis_rows(G)
     mapping = []
     m = G.mapping
     if m.label_concat is not None:
@@ -238,11 +322,11 @@ def generator_tables(G: Generator):
     for idx, dense in enumerate(m.dense):
         _dense_rows(f"Dense{idx}", dense, mapping)
     main = [("dlatent_avg", m.w_avg, _same, _same)]
-    del cfg
     return main, noise + synth, mapping
 
 
 def discriminator_table(D: Discriminator):
+    cfg = D.config
     rows = []
     if D.embed is not None:
         _dense_rows("LabelEmbed", D.embed, rows)
@@ -252,19 +336,22 @@ def discriminator_table(D: Discriminator):
         r = 2 ** block.res_log2
         scope = f"{r}x{r}"
         if block.fromrgb is not None:
-            _dense_like_conv(f"{scope}/FromRGB", block.fromrgb, rows)
+            name = f"FromRGB_lod{cfg.resolution_log2 - block.res_log2}" if cfg.progressive else f"{scope}/FromRGB"
+            _dense_like_conv(name, block.fromrgb, rows)
         _dense_like_conv(f"{scope}/Conv0", block.conv0, rows)
         _dense_like_conv(f"{scope}/Conv1_down", block.conv1, rows)
-        if block.skip is not None:
+        if getattr(block, "skip", None) is not None:
             rows.append((f"{scope}/Skip/weight", block.skip.weight, _same, _same))
     ep = D.epilogue
+    if D.body is not None:
+        _dense_like_conv(f"FromRGB_lod{cfg.max_lod}", D.body.fromrgb4, rows)
     if ep.fromrgb is not None:
         _dense_like_conv("4x4/FromRGB", ep.fromrgb, rows)
     _dense_like_conv("4x4/Conv", ep.conv, rows)
     to_ours, to_tf1 = _dense0_rows(ep.conv.out_channels)
     rows.append(("4x4/Dense0/weight", ep.fc.weight, to_ours, to_tf1))
     rows.append(("4x4/Dense0/bias", ep.fc.bias, _same, _same))
-    _dense_rows("Output", ep.out, rows)
+    _dense_rows("4x4/Dense1" if cfg.architecture == "basic" else "Output", ep.out, rows)
     return rows
 
 
@@ -295,24 +382,54 @@ def assign_from_table(table, tf1_vars, where, ignore=()):
         var.assign(value)
 
 
+def read_lod(net: NetworkState, resolution, where):
+    """The `lod` stored in a network (and in its synthesis component): one value in range."""
+    values = {}
+    if "lod" in net.variables:
+        values[where] = net.variables["lod"]
+    synthesis = net.components.get("synthesis")
+    if synthesis is not None and "lod" in synthesis.variables:
+        values[f"{where}/G_synthesis"] = synthesis.variables["lod"]
+    try:
+        values = {k: float(np.asarray(v, np.float64).reshape(())) for k, v in values.items()}
+    except (TypeError, ValueError):
+        raise NetworkPickleError(f"{where}: the lod variable is not a scalar") from None
+    if len(set(values.values())) > 1:
+        raise NetworkPickleError(f"{where}: the lod variables disagree ("
+                                 + ", ".join(f"{k}/lod={v:g}" for k, v in values.items()) + ")")
+    value = next(iter(values.values()), 0.0)
+    try:
+        check_lod(value, resolution, f"{where}/lod")
+    except LodError as e:
+        raise NetworkPickleError(str(e)) from None
+    return value
+
+
 def generator_from_state(net: NetworkState, where="G") -> Generator:
     cfg = generator_config(net, where)
     G = Generator(cfg, name=_keras_name(where))
     main, synth, mapping = generator_tables(G)
     own = net.variables
-    lod = own.get("lod")
-    if lod is not None and float(lod) != 0.0:
-        raise NetworkPickleError(f"{where}: lod={float(lod)} (progressive growing in progress) is not supported")
+    lod = read_lod(net, cfg.img_resolution, where)
+    if lod != 0.0 and not cfg.progressive:
+        raise NetworkPickleError(f"{where}: lod={lod:g} in a network that does not grow progressively")
     assign_from_table(main, own, where, ignore=("lod",))
     assign_from_table(synth, net.components["synthesis"].variables, f"{where}/G_synthesis", ignore=("lod",))
     assign_from_table(mapping, net.components["mapping"].variables, f"{where}/G_mapping")
+    if cfg.progressive:
+        G.set_lod(lod)
     return G
 
 
 def discriminator_from_state(net: NetworkState, where="D") -> Discriminator:
     cfg = discriminator_config(net, where)
     D = Discriminator(cfg, name=_keras_name(where))
-    assign_from_table(discriminator_table(D), net.variables, where)
+    lod = read_lod(net, cfg.img_resolution, where)
+    if lod != 0.0 and not cfg.progressive:
+        raise NetworkPickleError(f"{where}: lod={lod:g} in a network that does not grow progressively")
+    assign_from_table(discriminator_table(D), net.variables, where, ignore=("lod",) if cfg.progressive else ())
+    if cfg.progressive:
+        D.set_lod(lod)
     return D
 
 

@@ -5,7 +5,9 @@ names, order and NCHW layouts of NVlabs/stylegan2, so that our loader,
 stylegan2-ada-pytorch's `legacy.py` and (with the module source embedded) NVIDIA's TF1
 code read it. The TF1 loader executes `build_module_src`; we do not ship NVIDIA's
 module, so by default a short placeholder is written there. `module_src` lets a user
-embed their own copy of `training/networks_stylegan2.py`.
+embed their own copy of `training/networks_stylegan2.py` (`networks_stylegan.py` for
+config A's G_style / D_basic). Growing networks (configs A-D) are written with their
+build functions and `lod` variables.
 """
 
 import io
@@ -50,18 +52,34 @@ class _Pickler(pickle._Pickler):
         self.memoize(obj)
 
 
-def _generator_kwargs(cfg, extra=None):
-    """Static kwargs for G_main (NVlabs/stylegan2 names; all written explicitly)."""
+# Build functions per generator architecture: (G, synthesis, extra static kwargs).
+_G_FUNCS = {"stylegan1": ("G_style", "G_synthesis", {}),
+            "revised": ("G_main", "G_synthesis_stylegan_revised",
+                        {"synthesis_func": "G_synthesis_stylegan_revised"})}
+_D_FUNCS = {"basic": "D_basic", "stylegan": "D_stylegan"}
+
+
+def _generator_kwargs(cfg):
+    """Static kwargs of G (NVlabs/stylegan2 names; all written explicitly)."""
     kw = dict(num_channels=cfg.img_channels, resolution=cfg.img_resolution, label_size=cfg.c_dim,
               latent_size=cfg.z_dim, dlatent_size=cfg.w_dim, mapping_layers=cfg.mapping_layers,
               mapping_fmaps=cfg.mapping_fmaps, mapping_lrmul=cfg.mapping_lrmul, fmap_base=cfg.fmap_base,
-              fmap_max=cfg.fmap_max, architecture=cfg.architecture)
-    kw.update(extra or {})
+              fmap_max=cfg.fmap_max)
+    if cfg.progressive:
+        kw.update(_G_FUNCS[cfg.architecture][2])
+        if cfg.fused_scale is not None:
+            kw["fused_scale"] = bool(cfg.fused_scale)
+    else:
+        kw["architecture"] = cfg.architecture
     return kw
 
 
 def _check_writable(G, D):
     g, d = G.config, D.config
+    pairs = {"stylegan1": "basic", "revised": "stylegan"}
+    if (g.architecture in pairs or d.architecture in pairs.values()) and pairs.get(g.architecture) != d.architecture:
+        raise ValueError(f"G architecture {g.architecture!r} and D architecture {d.architecture!r} do not form an "
+                         f"official configuration (growing pairs: stylegan1 + basic, revised + stylegan)")
     if g.label_mode != "concat" or d.label_mode != "project":
         if g.c_dim or d.c_dim:
             raise ValueError("conditional snapshots in the NVlabs/stylegan2 format need label_mode "
@@ -84,30 +102,41 @@ def _rows_to_vars(rows):
     return [(name, to_tf1(np.asarray(var.numpy(), np.float32))) for name, var, _, to_tf1 in rows]
 
 
+def _lod_vars(net):
+    """[("lod", value)] of a growing network, else []."""
+    return [("lod", np.float32(net.lod.numpy()))] if net.lod is not None else []
+
+
 def _generator_state(G, name, src):
     cfg = G.config
     main, synth, mapping = generator_tables(G)
     kw = _generator_kwargs(cfg)
-    synthesis = _NetworkRecord(dict(version=4, name="G_synthesis", static_kwargs=dict(kw), components={},
-                                    build_module_src=src, build_func_name="G_synthesis_stylegan2",
-                                    variables=_rows_to_vars(synth)))
-    mapping_net = _NetworkRecord(dict(version=4, name="G_mapping", static_kwargs=dict(kw, dlatent_broadcast=cfg.num_ws),
+    component_kw = {k: v for k, v in kw.items() if k != "synthesis_func"}   # consumed by G_main
+    g_func, synthesis_func, _ = _G_FUNCS.get(cfg.architecture, ("G_main", "G_synthesis_stylegan2", None))
+    synthesis_vars = _lod_vars(G) + _rows_to_vars(synth)   # G's lod is the one that counts
+    synthesis = _NetworkRecord(dict(version=4, name="G_synthesis", static_kwargs=dict(component_kw), components={},
+                                    build_module_src=src, build_func_name=synthesis_func,
+                                    variables=synthesis_vars))
+    mapping_net = _NetworkRecord(dict(version=4, name="G_mapping", static_kwargs=dict(component_kw, dlatent_broadcast=cfg.num_ws),
                                       components={}, build_module_src=src, build_func_name="G_mapping",
                                       variables=_rows_to_vars(mapping)))
-    variables = [("lod", np.float32(0.0))] + _rows_to_vars(main)
+    variables = (_lod_vars(G) or [("lod", np.float32(0.0))]) + _rows_to_vars(main)
     return _NetworkRecord(dict(version=4, name=name, static_kwargs=kw,
                                components={"synthesis": synthesis, "mapping": mapping_net},
-                               build_module_src=src, build_func_name="G_main", variables=variables))
+                               build_module_src=src, build_func_name=g_func, variables=variables))
 
 
 def _discriminator_state(D, src):
     cfg = D.config
     kw = dict(num_channels=cfg.img_channels, resolution=cfg.img_resolution, label_size=cfg.c_dim,
-              fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max, architecture=cfg.architecture,
+              fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max,
               mbstd_group_size=cfg.mbstd_group_size if cfg.mbstd_num_features else 0,
               mbstd_num_features=max(cfg.mbstd_num_features, 1))
+    if not cfg.progressive:
+        kw["architecture"] = cfg.architecture
     return _NetworkRecord(dict(version=4, name="D", static_kwargs=kw, components={}, build_module_src=src,
-                               build_func_name="D_stylegan2", variables=_rows_to_vars(discriminator_table(D))))
+                               build_func_name=_D_FUNCS.get(cfg.architecture, "D_stylegan2"),
+                               variables=_lod_vars(D) + _rows_to_vars(discriminator_table(D))))
 
 
 def network_pkl_bytes(G, D, Gs, module_src=None):
