@@ -1,7 +1,9 @@
-"""Train StyleGAN2 (paper configs E and F) on a TFRecord dataset.
+"""Train StyleGAN2 (the paper's configs A-F) on a TFRecord dataset.
 
   python run_training.py --data-dir datasets --dataset ffhq --config config-f --num-gpus 8 \
       [--total-kimg 25000] [--gamma 10] [--mirror-augment] [--metrics none]
+  python run_training.py --dataset ffhq --config config-a [--lod-kimg 600 --lod-transition-kimg 600]
+      (configs A-D grow progressively from 8x8; snapshots are official config A-D pickles)
   python run_training.py --resume latest          # continue the newest run exactly
 
 Several machines (the same command on each; --task-index 0 is the chief, which writes the results):
@@ -21,7 +23,8 @@ from absl import app, flags
 flags.DEFINE_string("result-dir", "results", "Root directory for run results.")
 flags.DEFINE_string("data-dir", "datasets", "Directory holding datasets.")
 flags.DEFINE_string("dataset", None, "Dataset (a TFRecord directory under --data-dir).")
-flags.DEFINE_string("config", "config-f", "config-e, config-f, or config-e-G{orig,skip,resnet}-D{orig,skip,resnet}.")
+flags.DEFINE_string("config", "config-f", "config-a ... config-f (the paper's Table 1), or "
+                    "config-e-G{orig,skip,resnet}-D{orig,skip,resnet}.")
 flags.DEFINE_integer("num-gpus", 0, "Replicas (GPUs) per worker; 0 = every visible GPU (1 on a CPU-only "
                      "machine). CPU-only workers run one replica.")
 flags.DEFINE_float("total-kimg", 25000, "Training length in thousands of real images.")
@@ -32,8 +35,13 @@ flags.DEFINE_string("metrics", "none", "Metrics computed at every snapshot, e.g.
 flags.DEFINE_integer("metrics-num-images", None, "Shorten the snapshot metrics to N fakes/reals (not the paper's "
                      "protocol).")
 flags.DEFINE_string("resume", None, "Continue a run: 'latest', a run directory or a checkpoint in one.")
-flags.DEFINE_integer("batch", 32, "Global minibatch size.")
-flags.DEFINE_integer("batch-gpu", 4, "Minibatch per replica and round; smaller than batch/replicas accumulates.")
+flags.DEFINE_integer("batch", 32, "Global minibatch size (configs A-D: by default the official one per resolution, "
+                     "256 at 8x8 ... 32 from 128x128; given, it holds at every resolution).")
+flags.DEFINE_integer("batch-gpu", 4, "Minibatch per replica and round; smaller than batch/replicas accumulates "
+                     "(configs A-D: by default the official one per resolution).")
+flags.DEFINE_float("lod-kimg", 600, "Configs A-D: thousands of images at each resolution before the next fades in.")
+flags.DEFINE_float("lod-transition-kimg", 600, "Configs A-D: thousands of images over which a new resolution "
+                   "fades in.")
 flags.DEFINE_integer("seed", 1000, "Random seed (weights, latents, data order).")
 flags.DEFINE_integer("snapshot-ticks", 10, "Ticks between network snapshots and checkpoints (0 = only at the end).")
 flags.DEFINE_float("tick-kimg", None, "kimg per tick (default: the official schedule by resolution).")
@@ -73,7 +81,8 @@ def main(argv):
               "seed": "seed", "snapshot-ticks": "snapshot_ticks", "tick-kimg": "tick_kimg", "fmap-base": "fmap_base",
               "fmap-max": "fmap_max", "mapping-layers": "mapping_layers", "latent-dim": "latent_dim",
               "grid-size": "grid_size", "embed-module-src": "embed_module_src", "fp16-res": "fp16_res",
-              "conv-clamp": "conv_clamp", "fused-modconv": "fused_modconv"}
+              "conv-clamp": "conv_clamp", "fused-modconv": "fused_modconv", "lod-kimg": "lod_kimg",
+              "lod-transition-kimg": "lod_transition_kimg"}
     resume = flag("resume")
     try:
         # Several workers: TF_CONFIG or the flags (pure parsing; no TensorFlow operation may run before
@@ -89,6 +98,8 @@ def main(argv):
             if not flag("dataset"):
                 sys.exit("error: --dataset is required (or --resume)")
             opts = TrainingOptions(**{field: flag(name) for name, field in fields.items()})
+            # Configs A-D: an explicit --batch / --batch-gpu replaces the per-resolution dictionaries.
+            opts.resolution_dicts = not (FLAGS["batch"].present or FLAGS["batch-gpu"].present)
         train_from_options(opts, resume=resume, cluster=cluster)
     except TrainingError as e:
         sys.exit(f"error: {e}")

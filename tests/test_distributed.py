@@ -30,10 +30,12 @@ from conftest import ROOT, run_python
 # (measured 2.4e-4).
 TOLERANCES = {"float64": dict(loss=1e-12, grad=1e-10, update=1e-10),
               "float32": dict(loss=1e-5, grad=5e-5, update=None)}
-# (replicas, dtype); STYLEGAN2_TEST_REPLICAS=2,4,8 runs those counts in both dtypes instead.
-CASES = ((2, "float32"), (2, "float64"), (4, "float64"))
+# (replicas, dtype, config); STYLEGAN2_TEST_REPLICAS=2,4,8 runs those counts in both dtypes instead.
+# config-d: the growing networks mid-fade (lod 0.5), the faded reals and the per-lod style mixing.
+CASES = ((2, "float32", "config-f"), (2, "float64", "config-f"), (4, "float64", "config-f"),
+         (2, "float64", "config-d"))
 if os.environ.get("STYLEGAN2_TEST_REPLICAS"):
-    CASES = tuple((int(n), d) for n in os.environ["STYLEGAN2_TEST_REPLICAS"].split(",")
+    CASES = tuple((int(n), d, "config-f") for n in os.environ["STYLEGAN2_TEST_REPLICAS"].split(",")
                   for d in ("float32", "float64"))
 
 
@@ -74,14 +76,14 @@ def shapes16(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("n,dtype", CASES)
-def test_replicas_match_accumulation_rounds(shapes16, n, dtype):
+@pytest.mark.parametrize("n,dtype,config", CASES)
+def test_replicas_match_accumulation_rounds(shapes16, n, dtype, config):
     # One process per case: strategies of different sizes in one process collide on collective
     # group keys ("joining a group with size4, but that group has size 2"), and the logical
     # devices and the dtype must be set before TensorFlow initializes.
-    r = run_python([__file__, shapes16, shapes16 / f"results{n}-{dtype}", n, dtype], timeout=600)
+    r = run_python([__file__, shapes16, shapes16 / f"results{n}-{dtype}-{config}", n, dtype, config], timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert f"{n} replicas == 1 replica x {n} rounds ({dtype})" in r.stdout, r.stdout
+    assert f"{n} replicas == 1 replica x {n} rounds ({dtype}, {config})" in r.stdout, r.stdout
 
 
 # -- the subprocess -----------------------------------------------------------------------------
@@ -98,7 +100,9 @@ def _local_values(strategy, var):
     return [x.numpy() for x in strategy.experimental_local_results(v)]
 
 
-def _compare(data_dir, result_dir, n, dtype):
+def _compare(data_dir, result_dir, n, dtype, config):
+    import dataclasses
+
     import numpy as np
     import tensorflow as tf
     from stylegan2_tf.training import TrainingOptions, make_strategy
@@ -107,13 +111,17 @@ def _compare(data_dir, result_dir, n, dtype):
 
     bg = 4
     base = dict(data_dir=data_dir, result_dir=result_dir, dataset="shapes16", fmap_base=128, fmap_max=64,
-                latent_dim=32, mapping_layers=2, batch=n * bg, batch_gpu=bg, snapshot_ticks=0)
+                latent_dim=32, mapping_layers=2, batch=n * bg, batch_gpu=bg, snapshot_ticks=0, config=config,
+                resolution_dicts=False)
     one = Trainer(TrainingOptions(**base, num_gpus=1), strategy=make_strategy(1), echo=False)
     strategy = make_strategy(n)
     assert isinstance(strategy, tf.distribute.MirroredStrategy) and strategy.num_replicas_in_sync == n
     assert all("CPU" in d for d in strategy.extended.worker_devices)
     many = Trainer(TrainingOptions(**base, num_gpus=n), strategy=strategy, echo=False)
     assert one.opts.rounds == n and many.opts.rounds == 1
+    if one.opts.progressive:
+        for t in (one, many):   # mid-fade: 16x16 lerped with 8x8
+            t._set_phase(dataclasses.replace(t.phase, lod=0.5, resolution=16))
 
     # Same initial weights (copied, so the comparison does not rest on initializers under a strategy).
     nets = ("G", "D", "Gs")
@@ -176,18 +184,20 @@ def _compare(data_dir, result_dir, n, dtype):
         assert len(values) == n, key
         for x in values[1:]:
             np.testing.assert_array_equal(x, values[0], err_msg=key)
-    print(f"{n} replicas == 1 replica x {n} rounds ({dtype}): max rel diff gradients {worst['grad']:.2e}, "
+    if one.opts.progressive:
+        assert float(many.G.lod.numpy()) == float(many.D.lod.numpy()) == 0.5
+    print(f"{n} replicas == 1 replica x {n} rounds ({dtype}, {config}): max rel diff gradients {worst['grad']:.2e}, "
           f"updates {worst['update']:.2e}", flush=True)
 
 
-def main(data_dir, result_dir, n, dtype="float32"):
+def main(data_dir, result_dir, n, dtype="float32", config="config-f"):
     import keras
     keras.config.set_floatx(dtype)
     keras.config.set_dtype_policy(dtype)
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(n)])
-    _compare(data_dir, result_dir, n, dtype)
+    _compare(data_dir, result_dir, n, dtype, config)
 
 
 if __name__ == "__main__":

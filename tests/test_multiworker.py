@@ -398,8 +398,8 @@ def _worker(report_path, argv):
     report = {}
     make_dataset, train = loop.Trainer._dataset, loop.Trainer.train
 
-    def recording_dataset(self, start_nimg):
-        it = make_dataset(self, start_nimg)
+    def recording_dataset(self, start_nimg, batch_gpu=None):
+        it = make_dataset(self, start_nimg, batch_gpu)
         first = next(it)
         report["first_batch"] = _digest([x.numpy() for x in self.strategy.experimental_local_results(first[0])])
         return itertools.chain([first], it)

@@ -282,3 +282,37 @@ def test_pickle_at_a_lod_loads_at_that_lod(tmp_path, growing_nets):
     ref = np.load(FIXTURES / "sga-tiny16.npz")
     img = nets["G_ema"](ref["z"].astype(np.float32), noise_mode="const").numpy()
     np.testing.assert_allclose(img, _nhwc(ref["Gs/img_const/lod1.7"]), atol=1e-4, rtol=0)
+
+
+def test_style_mixing_and_export_work_at_a_lod(tmp_path):
+    """A config B snapshot at lod 1.5: run_generator's style mixing and SavedModel export give the
+    images of the network at that lod."""
+    from test_pickle_safety import _dump_states
+
+    states = read_network_pickle(FIXTURES / "sgb-tiny16.pkl")
+    for net in states:
+        _set_lod(net, 1.5)
+        if "synthesis" in net.components:
+            _set_lod(net.components["synthesis"], 1.5)
+    pkl = tmp_path / "lod.pkl"
+    _dump_states(pkl, states)
+    r = run_python(["run_generator.py", "style-mixing-example", "--network", pkl, "--row-seeds", "1,2",
+                    "--col-seeds", "3", "--col-styles", "0-1", "--outdir", tmp_path / "mix"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    from PIL import Image
+    grid = np.asarray(Image.open(tmp_path / "mix" / "grid.png"))
+    assert grid.shape == (48, 32, 3)
+    seed1 = np.asarray(Image.open(tmp_path / "mix" / "seed0001.png"))
+    # lod 1.5 = level 1 faded with t = 0.5: the 8x8 image and the 4x4 one, both upsampled; so every
+    # 2x2 block of the output is constant.
+    assert np.ptp(seed1.reshape(8, 2, 8, 2, 3).astype(int), axis=(1, 3)).max() == 0
+    r = run_python(["run_generator.py", "export", "--network", pkl, "--outdir", tmp_path / "saved"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    nets = load_network_pkl(pkl, load=("G_ema",))
+    z = np.random.RandomState(5).randn(2, 32).astype(np.float32)
+    served = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"](
+        z=tf.constant(z), psi=tf.constant(0.5))["images"].numpy()
+    from stylegan2_tf.generate import to_uint8
+    want = to_uint8(nets["G_ema"](z, truncation_psi=0.5, noise_mode="const")).numpy()
+    assert np.abs(served.astype(int) - want.astype(int)).max() <= 1
+    assert np.ptp(served.reshape(2, 8, 2, 8, 2, 3).astype(int), axis=(2, 4)).max() == 0

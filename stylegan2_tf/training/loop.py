@@ -35,7 +35,8 @@ from ..official.writer import save_network_pkl
 from ..ops.capabilities import cpu_grouped_conv_gradient
 from .loss_scaling import DynamicLossScale, apply_gradients_if
 from .losses import StyleGAN2Loss, path_length_surrogate
-from .options import RESUME_INVARIANTS, TICK_KIMG, TrainingError, TrainingOptions, ema_beta, lazy_adam_params
+from .options import RESUME_INVARIANTS, TrainingError, TrainingOptions, ema_beta, lazy_adam_params
+from .schedule import fade_reals, reset_optimizer_state, resets_optimizer, schedule
 from .cluster import all_gather_json, cluster_of_strategy
 
 OPTIONS_FILE = "training_options.json"
@@ -348,8 +349,8 @@ class Trainer:
             self.loss = StyleGAN2Loss(self.G, self.D, r1_gamma=opts.gamma, pl_weight=opts.pl_weight,
                                       pl_decay=opts.pl_decay, pl_batch_shrink=opts.pl_batch_shrink,
                                       style_mixing_prob=opts.style_mixing_prob)
-            g_lr, g_b1, g_b2 = lazy_adam_params(opts.lr, opts.beta1, opts.beta2, opts.g_reg_interval)
-            d_lr, d_b1, d_b2 = lazy_adam_params(opts.lr, opts.beta1, opts.beta2, opts.d_reg_interval)
+            g_lr, g_b1, g_b2 = lazy_adam_params(opts.lr, opts.beta1, opts.beta2, self._interval("g"))
+            d_lr, d_b1, d_b2 = lazy_adam_params(opts.lr, opts.beta1, opts.beta2, self._interval("d"))
             self.opt_G = keras.optimizers.Adam(learning_rate=g_lr, beta_1=g_b1, beta_2=g_b2, epsilon=opts.epsilon)
             self.opt_D = keras.optimizers.Adam(learning_rate=d_lr, beta_1=d_b1, beta_2=d_b2, epsilon=opts.epsilon)
             self.opt_G.build(self.G.trainable_variables)
@@ -363,35 +364,75 @@ class Trainer:
             self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")
             self.cur_tick = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_tick")
             self.minibatch = tf.Variable(0, dtype=tf.int64, trainable=False, name="minibatch")
+            # The lod of the last minibatch (-1: none yet), for the Adam resets of growing runs.
+            self.prev_lod = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="prev_lod")
+            self.ema_beta = tf.Variable(ema_beta(opts.batch, opts.ema_kimg), dtype=tf.float64, trainable=False,
+                                        name="ema_beta")
         # Networks are checkpointed as explicit variable lists: tf.train.Checkpoint does not descend into
         # the layer lists Keras 3 keeps (blocks, mapping layers), so tracking the models would miss them.
         self.ckpt = tf.train.Checkpoint(G=list(self.G.variables), D=list(self.D.variables),
                                         Gs=list(self.Gs.variables), opt_G=self.opt_G, opt_D=self.opt_D,
                                         pl_mean=self.loss.pl_mean, rng=self.rng, cur_nimg=self.cur_nimg,
-                                        cur_tick=self.cur_tick, minibatch=self.minibatch,
+                                        cur_tick=self.cur_tick, minibatch=self.minibatch, prev_lod=self.prev_lod,
                                         **{f"loss_scale_{k}": v for k, v in self.loss_scales.items()})
         self.ckpt_manager = tf.train.CheckpointManager(self.ckpt, os.path.join(self.run_dir, CHECKPOINT_DIR),
                                                        max_to_keep=2)
-        self.ema_beta = ema_beta(opts.batch, opts.ema_kimg)
-        self._compile_steps()
+        self._step_cache = {}
+        self._compile_ema()
+        self.phase = None
+        self._set_phase(schedule(opts, int(self.cur_nimg.numpy()), self.data_info.resolution))
+
+    def _interval(self, net):
+        """Lazy-regularization interval of G ('g') or D ('d'); None when regularizing every minibatch."""
+        if not self.opts.lazy_regularization:
+            return None
+        return self.opts.g_reg_interval if net == "g" else self.opts.d_reg_interval
+
+    def _levels(self, lod):
+        """Static (G, D, reals) levels of detail for lod (None for networks that do not grow)."""
+        if lod is None:
+            return (None, None, None)
+        from ..networks.lod import level_of
+        return (level_of(lod, self.G.synthesis.num_levels), level_of(lod, self.D.body.num_levels),
+                level_of(lod, self.d_cfg.max_lod + 1))
+
+    def _set_phase(self, phase):
+        """Apply the schedule: lod of G, D and Gs (with the Adam resets), learning rates and G's EMA
+        decay. The per-replica batch may change, which the loop handles (new data iterator)."""
+        opts = self.opts
+        if phase.lod is not None:
+            if resets_optimizer(float(self.prev_lod.numpy()), phase.lod):
+                reset_optimizer_state(self.opt_G)
+                reset_optimizer_state(self.opt_D)
+            self.prev_lod.assign(phase.lod)
+            for net in (self.G, self.D, self.Gs):
+                net.set_lod(phase.lod)
+        self.opt_G.learning_rate.assign(lazy_adam_params(phase.lr, opts.beta1, opts.beta2, self._interval("g"))[0])
+        self.opt_D.learning_rate.assign(lazy_adam_params(phase.lr, opts.beta1, opts.beta2, self._interval("d"))[0])
+        self.ema_beta.assign(ema_beta(phase.batch, opts.ema_kimg))
+        self.phase = phase
 
     def _restore(self):
         path = self._resume_checkpoint or self.ckpt_manager.latest_checkpoint
         self.ckpt.restore(path).assert_existing_objects_matched()
         self.resumed = True
         self._ckpt_nimg = int(self.cur_nimg.numpy())
+        # The schedule at the restored position (lod, learning rates, EMA decay), as the loop sets it there.
+        self._set_phase(schedule(self.opts, self._ckpt_nimg, self.data_info.resolution))
         self.log(f"Resumed from {path} at kimg {int(self.cur_nimg.numpy()) / 1000:.1f}, "
                  f"tick {int(self.cur_tick.numpy())}")
 
     # -- data -----------------------------------------------------------------------------------
-    def _dataset(self, start_nimg):
-        """Iterator of per-replica (images, labels) batches, positioned after `start_nimg` images."""
+    def _dataset(self, start_nimg, batch_gpu=None):
+        """Iterator of per-replica (images, labels) batches of `batch_gpu` (default: the current
+        phase's), positioned after `start_nimg` images."""
         opts = self.opts
+        batch_gpu = self.phase.batch_gpu if batch_gpu is None else batch_gpu
 
         def dataset_fn(ctx):
             # One input pipeline per worker; its replicas take successive batches.
             pipelines = ctx.num_input_pipelines if ctx is not None else 1
-            return make_dataset(self.dataset_path, batch_size=opts.batch_gpu, mirror_augment=opts.mirror_augment,
+            return make_dataset(self.dataset_path, batch_size=batch_gpu, mirror_augment=opts.mirror_augment,
                                 seed=opts.seed, deterministic=True, input_context=ctx, info=self.data_info,
                                 start_position=start_nimg // pipelines)
         if self.replicas == 1 and not isinstance(self.strategy, (tf.distribute.MirroredStrategy,
@@ -400,12 +441,24 @@ class Trainer:
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
 
     # -- steps ----------------------------------------------------------------------------------
-    def _compile_steps(self):
+    def _steps_for(self, phase):
+        """The four step functions for the phase's batch sizes and levels of detail (compiled once each)."""
+        key = (phase.batch, phase.batch_gpu, self._levels(phase.lod))
+        if key not in self._step_cache:
+            self._step_cache[key] = self._compile_steps(*key)
+        return self._step_cache[key]
+
+    def _compile_steps(self, batch, batch_gpu, levels):
         opts, loss, strategy = self.opts, self.loss, self.strategy
-        batch = float(opts.batch)
-        pl_batch = float(opts.batch // opts.pl_batch_shrink)
-        bg = opts.batch_gpu
+        pl_batch = float(batch // opts.pl_batch_shrink)
+        batch = float(batch)
+        bg = batch_gpu
         z_dim = self.g_cfg.z_dim
+        data_level = levels[2]
+
+        def reals(real):
+            # Growing networks see the reals at the current level of detail (official process_reals).
+            return real if data_level is None else fade_reals(real, self.D.lod, data_level)
         c_dim = self.g_cfg.c_dim
 
         def labels(c):
@@ -492,19 +545,30 @@ class Trainer:
             return totals
 
         def d_main(real, c, rng, w_sink):
+            real = reals(real)
             z = rng.normal([bg, z_dim])
             gen, rea = loss.d_main(z, c, real, rng=rng, w_sink=w_sink)
             s_gen, s_real = tf.reduce_sum(gen) / batch, tf.reduce_sum(rea) / batch
-            return s_gen + s_real, {"Loss/D/loss": s_gen + s_real, "Loss/D/fake": s_gen, "Loss/D/real": s_real}
+            stats = {"Loss/D/loss": s_gen + s_real, "Loss/D/fake": s_gen, "Loss/D/real": s_real}
+            if opts.lazy_regularization:
+                return s_gen + s_real, stats
+            # Configs A-B: R1 in the main step, every minibatch (official non-lazy regularization).
+            r1 = tf.reduce_sum(loss.d_r1(real, c)) / batch
+            stats["Loss/D/r1_penalty"] = r1
+            return s_gen + s_real + r1 * (opts.gamma / 2), stats
 
         def d_r1(real, c, rng, w_sink):
-            r1 = loss.d_r1(real, c)
+            r1 = loss.d_r1(reals(real), c)
             s = tf.reduce_sum(r1) / batch
             return s * (opts.gamma / 2 * opts.d_reg_interval), {"Loss/D/r1_penalty": s}
 
         phases = {"G_main": (self.G, self.opt_G, g_main), "G_pl": None,
                   "D_main": (self.D, self.opt_D, d_main), "D_r1": (self.D, self.opt_D, d_r1)}
-        self._steps = {}
+        if not opts.path_length:
+            del phases["G_pl"]
+        if not opts.lazy_regularization:
+            del phases["D_r1"]
+        steps = {}
         for name, spec in phases.items():
             if spec is None:
                 replica_fn = g_pl_step
@@ -513,19 +577,22 @@ class Trainer:
                     return accumulate(name, net, opt, rounds, seed, fn)
 
             def step(rounds, seed, replica_fn=replica_fn, phase=PHASES.index(name)):
+                loss.levels = levels[:2]   # (at trace time) this function's levels of detail
                 seed = tf.random.experimental.stateless_fold_in(seed, phase)
                 per_replica = strategy.run(replica_fn, args=(rounds, seed))
                 return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
-            self._steps[name] = tf.function(step)
+            steps[name] = tf.function(step)
+        return steps
 
+    def _compile_ema(self):
         beta = self.ema_beta
 
         @tf.function
         def update_ema():
-            # Trainable variables: exponential moving average; the rest (noise maps, w_avg): copied.
+            # Trainable variables: exponential moving average; the rest (noise maps, w_avg, lod): copied.
             for dst, src in zip(self.Gs.variables, self.G.variables):
                 if src.trainable:
-                    dst.assign(src + (dst - src) * beta)
+                    dst.assign(src + (dst - src) * tf.cast(beta, dst.dtype))
                 else:
                     dst.assign(src)
         self._update_ema = update_ema
@@ -618,22 +685,18 @@ class Trainer:
         mb = int(self.minibatch.numpy())
         if seed is None:
             seed = self.rng.make_seeds(1)[:, 0]
-        stats = self._steps["G_main"](rounds, seed)
-        if opts.g_reg_interval and mb % opts.g_reg_interval == 0:
-            stats.update(self._steps["G_pl"](rounds, seed))
-        stats.update(self._steps["D_main"](rounds, seed))
-        if opts.d_reg_interval and mb % opts.d_reg_interval == 0:
-            stats.update(self._steps["D_r1"](rounds, seed))
+        steps = self._steps_for(self.phase)
+        stats = steps["G_main"](rounds, seed)
+        if "G_pl" in steps and opts.g_reg_interval and mb % opts.g_reg_interval == 0:
+            stats.update(steps["G_pl"](rounds, seed))
+        stats.update(steps["D_main"](rounds, seed))
+        if "D_r1" in steps and opts.d_reg_interval and mb % opts.d_reg_interval == 0:
+            stats.update(steps["D_r1"](rounds, seed))
         self._update_ema()
         return stats
 
-    def _tick_kimg(self):
-        if self.opts.tick_kimg is not None:
-            return float(self.opts.tick_kimg)
-        return float(TICK_KIMG.get(self.data_info.resolution, 4))
-
     def _tick_nimg(self):
-        return int(self._tick_kimg() * 1000)
+        return int(self.phase.tick_kimg * 1000)
 
     def train(self, stop_after_ticks=None):
         """Train until total_kimg (or `stop_after_ticks` more ticks). Returns the run directory."""
@@ -642,16 +705,19 @@ class Trainer:
         if self.is_chief:
             self._snapshot_setup()
         total_nimg = int(opts.total_kimg * 1000)
-        start_nimg = int(self.cur_nimg.numpy())
         if not self.resumed:
+            p = self.phase
+            growing = ""
+            if p.lod is not None:
+                growing = (f", growing from {p.resolution}x{p.resolution} (lod {p.lod:g}; {opts.lod_kimg:g} kimg per "
+                           f"resolution + {opts.lod_transition_kimg:g} kimg fade)")
             self.log(f"Training {self.g_cfg.img_resolution}x{self.g_cfg.img_resolution} {opts.config} on "
-                     f"{self.dataset_path} ({self.data_info.num_images} images), batch {opts.batch} = "
-                     f"{opts.rounds} round(s) x {self.replicas} replica(s) x {opts.batch_gpu}; run dir {self.run_dir}")
+                     f"{self.dataset_path} ({self.data_info.num_images} images), batch {p.batch} = "
+                     f"{p.batch // (p.batch_gpu * self.replicas)} round(s) x {self.replicas} replica(s) x "
+                     f"{p.batch_gpu}{growing}; run dir {self.run_dir}")
             if self.is_chief:
                 save_image(self._fakes(), os.path.join(self.run_dir, "fakes_init.png"))
-        data = self._dataset(start_nimg)
-        rounds_n = opts.rounds
-        tick_nimg = self._tick_nimg()
+        data, data_batch_gpu = None, None
         image_ticks = opts.image_snapshot_ticks if opts.image_snapshot_ticks is not None else opts.snapshot_ticks
         start_time = time.time()
         tick_start_nimg = int(self.cur_nimg.numpy())
@@ -664,7 +730,13 @@ class Trainer:
             mb = int(self.minibatch.numpy())
             if self.watchdog is not None:
                 self.watchdog.beat(f"training (minibatch {mb})")
-            rounds = tuple(next(data) for _ in range(rounds_n))
+            # The schedule is evaluated every `minibatch_repeats` minibatches, as the official loop does.
+            if mb % opts.minibatch_repeats == 0:
+                self._set_phase(schedule(opts, int(self.cur_nimg.numpy()), self.data_info.resolution))
+            phase = self.phase
+            if phase.batch_gpu != data_batch_gpu:
+                data, data_batch_gpu = self._dataset(int(self.cur_nimg.numpy()), phase.batch_gpu), phase.batch_gpu
+            rounds = tuple(next(data) for _ in range(phase.batch // (phase.batch_gpu * self.replicas)))
             stats = self.train_minibatch(rounds)
             for k, v in stats.items():
                 v = float(v.numpy())
@@ -675,13 +747,14 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
             self.minibatch.assign_add(1)
-            self.cur_nimg.assign_add(opts.batch)
+            self.cur_nimg.assign_add(phase.batch)
             cur_nimg = int(self.cur_nimg.numpy())
             # Like the official loop, the end of training and of a tick is looked at only after every
             # `minibatch_repeats` minibatches (so totals can overshoot by up to repeats - 1 minibatches).
             if int(self.minibatch.numpy()) % opts.minibatch_repeats:
                 continue
             done = cur_nimg >= total_nimg
+            tick_nimg = self._tick_nimg()
             if cur_nimg < tick_start_nimg + tick_nimg and not done:
                 continue
 
@@ -700,8 +773,11 @@ class Trainer:
                       "time": now - start_time, "sec_per_tick": tick_time, "sec_per_kimg": tick_time / tick_kimg,
                       "img_per_sec": tick_kimg * 1000 / tick_time, "maintenance": maintenance,
                       "cpumem_gb": _cpu_mem_gb(), "gpumem_gb": _gpu_mem_gb(), "timestamp": now, **means}
+            if phase.lod is not None:
+                record.update(lod=phase.lod, resolution=phase.resolution)
             kimg_text = f"{cur_nimg / 1000:.1f}" if cur_nimg >= 10000 else f"{cur_nimg / 1000:.3f}"
-            self.log(f"tick {tick:<5d} kimg {kimg_text:<8s} minibatch {opts.batch:<5d} "
+            lod_text = f"lod {phase.lod:<5.2f} " if phase.lod is not None else ""
+            self.log(f"tick {tick:<5d} kimg {kimg_text:<8s} {lod_text}minibatch {phase.batch:<5d} "
                      f"time {format_time(now - start_time):<12s} sec/tick {tick_time:<7.1f} "
                      f"sec/kimg {tick_time / tick_kimg:<7.2f} maintenance {maintenance:<6.1f} "
                      f"cpumem {record['cpumem_gb']:<5.2f} gpumem {record['gpumem_gb']:<5.2f}")
@@ -711,7 +787,7 @@ class Trainer:
                     f.write(json.dumps(record) + "\n")
             with self.summary.as_default():
                 for k, v in record.items():
-                    if k not in ("tick", "timestamp", "minibatch", "kimg"):
+                    if k not in ("tick", "timestamp", "minibatch", "kimg", "resolution"):
                         tf.summary.scalar(k if "/" in k else f"Progress/{k}", v, step=cur_nimg)
             stop = done or (stop_after_ticks is not None and ticks_done >= stop_after_ticks)
             if image_ticks and (done or tick % image_ticks == 0) and self.is_chief:

@@ -28,6 +28,9 @@ class StyleGAN2Loss:
         self.style_mixing_prob = float(style_mixing_prob)
         self.noise_mode = noise_mode
         self.update_w_avg = bool(update_w_avg)
+        # Static levels of detail (G, D) of growing networks, set by the training loop while it traces
+        # a step for one level (None: read from the networks' lod variables).
+        self.levels = (None, None)
         # Running mean of path lengths; identical on all replicas (updated from all-reduced means).
         self.pl_mean = tf.Variable(0.0, trainable=False, name="pl_mean", dtype=G.mapping.w_avg.dtype,
                                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
@@ -50,7 +53,10 @@ class StyleGAN2Loss:
 
     def synthesize(self, ws, rng=None):
         seed = None if rng is None else rng.make_seeds(1)[:, 0]
-        return self.G.synthesis(ws, noise_mode=self.noise_mode, noise_seed=seed)
+        return self.G.synthesize(ws, noise_mode=self.noise_mode, noise_seed=seed, level=self.levels[0])
+
+    def run_D(self, img, c):
+        return self.D(img, c=c, level=self.levels[1])
 
     def run_G(self, z, c, rng=None, w_sink=None):
         ws = self.mapping(z, c, rng, w_sink)
@@ -59,7 +65,7 @@ class StyleGAN2Loss:
     # -- the four phases ------------------------------------------------------------------------
     def g_main(self, z, c, rng=None, w_sink=None):
         img, _ = self.run_G(z, c, rng, w_sink)
-        return tf.nn.softplus(-self.D(img, c=c))[:, 0]
+        return tf.nn.softplus(-self.run_D(img, c))[:, 0]
 
     def path_lengths(self, z, c, rng=None, pl_noise=None, w_sink=None):
         """a = sqrt(mean_layers sum_wdim (d<G(w), y>/dw)^2) per sample, differentiable in G's
@@ -95,8 +101,8 @@ class StyleGAN2Loss:
     def d_main(self, z, c, real, real_c=None, rng=None, w_sink=None):
         """-> (softplus(D(fake)), softplus(-D(real))), per sample."""
         img, _ = self.run_G(z, c, rng, w_sink)
-        fake_logits = self.D(tf.stop_gradient(img), c=c)
-        real_logits = self.D(real, c=real_c if real_c is not None else c)
+        fake_logits = self.run_D(tf.stop_gradient(img), c)
+        real_logits = self.run_D(real, real_c if real_c is not None else c)
         return tf.nn.softplus(fake_logits)[:, 0], tf.nn.softplus(-real_logits)[:, 0]
 
     def d_r1(self, real, c):
@@ -104,7 +110,7 @@ class StyleGAN2Loss:
         real = tf.cast(real, self.D.compute_dtype)  # the gradient in D's precision, not the input's
         with tf.GradientTape() as tape:
             tape.watch(real)
-            logits = self.D(real, c=c)
+            logits = self.run_D(real, c)
             total = tf.reduce_sum(logits)
         grads = tape.gradient(total, real)
         return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
@@ -124,13 +130,15 @@ def path_length_surrogate(lengths, batch_mean, pl_mean, decay, count):
 
 
 def mix_styles(G, ws, c, rng, prob):
-    """With probability `prob`, layers [cutoff, num_ws) of w come from a second latent;
-    cutoff ~ U{1, ..., num_ws - 1}, one draw per batch (as in the official code)."""
+    """With probability `prob`, layers [cutoff, L) of w come from a second latent;
+    cutoff ~ U{1, ..., L - 1}, one draw per batch (as in the official code). L = num_ws, or for
+    growing networks the layers in use at G's lod, num_ws - 2 floor(lod)."""
     num_ws = ws.shape[1]
     z2 = rng.normal([tf.shape(ws)[0], G.config.z_dim])
     ws2 = G.mapping(z2, c)
-    cutoff = tf.where(rng.uniform([]) < prob,
-                      rng.uniform([], minval=1, maxval=num_ws, dtype=tf.int32),
-                      tf.constant(num_ws, tf.int32))
+    active = tf.constant(num_ws, tf.int32)
+    if G.lod is not None:
+        active = active - 2 * tf.cast(tf.floor(G.lod), tf.int32)
+    cutoff = tf.where(rng.uniform([]) < prob, rng.uniform([], minval=1, maxval=active, dtype=tf.int32), active)
     layer = tf.range(num_ws)[tf.newaxis, :, tf.newaxis]
     return tf.where(layer < cutoff, ws, ws2)

@@ -1,11 +1,19 @@
 """Training options and the paper's configurations (NVlabs/stylegan2 run_training.py).
 
+  config-a                      StyleGAN1 G_style + D_basic, progressive growing, R1 every
+                                minibatch (not lazy), no path length; fmap_base 8192
+  config-b                      + weight demodulation: revised synthesis + D_stylegan
+  config-c                      + lazy regularization
+  config-d                      + path length regularization
+  config-e                      fmap_base 8192,  R1 gamma 100, no growing, skip G / resnet D
   config-f                      fmap_base 16384, R1 gamma 10
-  config-e                      fmap_base 8192,  R1 gamma 100
   config-e-G{orig,skip,resnet}-D{orig,skip,resnet}   Table 2's architecture grid (config E)
 Common: global batch 32, 4 per GPU, Adam lr 0.002 beta1 0 beta2 0.99 eps 1e-8, lazy
 regularization (G every 4, D every 16 minibatches), path length weight 2 on half
 batches, style mixing 0.9, G EMA half-life 10 kimg, mapping lrmul 0.01.
+Configs A-D grow from 8x8 (600 kimg per resolution + 600 kimg fade), with the official
+per-resolution minibatch (256 at 8x8 ... 32 from 128x128) and learning rate (0.001 up to
+64x64 ... 0.003 at 512x512 and up); training/schedule.py.
 """
 
 import dataclasses
@@ -19,7 +27,8 @@ from ..networks import DiscriminatorConfig, GeneratorConfig
 TICK_KIMG = {8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4}
 
 ARCHS = ("orig", "skip", "resnet")
-CONFIGS = ("config-e", "config-f") + tuple(f"config-e-G{g}-D{d}" for g in ARCHS for d in ARCHS)
+GROWING_CONFIGS = ("config-a", "config-b", "config-c", "config-d")
+CONFIGS = GROWING_CONFIGS + ("config-e", "config-f") + tuple(f"config-e-G{g}-D{d}" for g in ARCHS for d in ARCHS)
 
 
 class TrainingError(ValueError):
@@ -58,6 +67,13 @@ class TrainingOptions:
     pl_batch_shrink: int = 2
     style_mixing_prob: float = 0.9
     ema_kimg: float = 10.0
+    # Progressive growing (configs A-D): kimg per resolution and per fade, the first resolution,
+    # and whether the official per-resolution minibatch / learning-rate dictionaries apply (False:
+    # batch, batch_gpu and lr stay as given at every resolution).
+    lod_kimg: float = 600.0
+    lod_transition_kimg: float = 600.0
+    lod_initial_resolution: int = 8
+    resolution_dicts: bool = True
     # Network overrides.
     fmap_base: Optional[int] = None
     fmap_max: Optional[int] = None
@@ -88,7 +104,9 @@ class TrainingOptions:
                                 f"{self.replicas} replica(s){workers}")
         if self.collective_timeout < 0:
             raise TrainingError("--collective-timeout must be >= 0 (0 = no limit)")
-        if self.batch_gpu % self.pl_batch_shrink:
+        if self.progressive:
+            self._validate_growth()
+        if self.batch_gpu % self.pl_batch_shrink and self.path_length:
             raise TrainingError(f"--batch-gpu {self.batch_gpu} must be divisible by the path-length batch shrink "
                                 f"{self.pl_batch_shrink}")
         if self.total_kimg <= 0:
@@ -110,6 +128,41 @@ class TrainingOptions:
             raise TrainingError("--metrics-num-images must be at least 2")
         return self
 
+    def _validate_growth(self):
+        if self.lod_kimg < 0 or self.lod_transition_kimg < 0 or self.lod_kimg + self.lod_transition_kimg <= 0:
+            raise TrainingError(f"--lod-kimg {self.lod_kimg:g} and --lod-transition-kimg "
+                                f"{self.lod_transition_kimg:g} must be >= 0 with a positive sum")
+        r = self.lod_initial_resolution
+        if r < 4 or r & (r - 1):
+            raise TrainingError(f"lod_initial_resolution must be a power of two >= 4, got {r}")
+        if self.fp16_res:
+            raise TrainingError(f"--config {self.config} (progressive growing) trains in float32: --fp16-res must "
+                                f"be 0")
+        if self.resolution_dicts:
+            from .schedule import GROWING_BATCH, GROWING_BATCH_BASE, GROWING_BATCH_GPU, GROWING_BATCH_GPU_BASE
+            for res in sorted(set(GROWING_BATCH) | set(GROWING_BATCH_GPU)) + [None]:
+                batch = GROWING_BATCH.get(res, GROWING_BATCH_BASE)
+                gpu = GROWING_BATCH_GPU.get(res, GROWING_BATCH_GPU_BASE)
+                if batch % (gpu * self.replicas):
+                    raise TrainingError(f"--config {self.config}: the official minibatch {batch} at "
+                                        f"{res or 'other resolutions'} is not divisible by {gpu} x {self.replicas} "
+                                        f"replicas; give --batch and --batch-gpu to use them at every resolution")
+
+    @property
+    def progressive(self):
+        """Configs A-D grow progressively."""
+        return self.config in GROWING_CONFIGS
+
+    @property
+    def lazy_regularization(self):
+        """Configs A and B regularize every minibatch, in the main step (not lazily)."""
+        return self.config not in ("config-a", "config-b")
+
+    @property
+    def path_length(self):
+        """Path-length regularization: configs D, E and F."""
+        return self.config not in ("config-a", "config-b", "config-c") and self.pl_weight > 0
+
     @property
     def gamma(self):
         if self.r1_gamma is not None:
@@ -129,6 +182,10 @@ class TrainingOptions:
     def network_configs(self, resolution, channels, c_dim):
         fmap_base = self.fmap_base or (16384 if self.config == "config-f" else 8192)
         g_arch, d_arch = "skip", "resnet"
+        if self.config == "config-a":
+            g_arch, d_arch = "stylegan1", "basic"
+        elif self.progressive:
+            g_arch, d_arch = "revised", "stylegan"
         if self.config.startswith("config-e-"):
             parts = self.config.split("-")
             g_arch, d_arch = parts[2][1:], parts[3][1:]
@@ -165,7 +222,8 @@ class TrainingOptions:
 RESUME_INVARIANTS = ("dataset", "config", "batch", "batch_gpu", "num_gpus", "num_workers", "lr", "beta1", "beta2",
                      "epsilon", "g_reg_interval", "d_reg_interval", "pl_weight", "pl_decay", "pl_batch_shrink",
                      "style_mixing_prob", "ema_kimg", "fmap_base", "fmap_max", "mapping_layers", "latent_dim",
-                     "mirror_augment", "seed", "fp16_res", "conv_clamp")
+                     "mirror_augment", "seed", "fp16_res", "conv_clamp", "lod_kimg", "lod_transition_kimg",
+                     "lod_initial_resolution", "resolution_dicts")
 
 
 def lazy_adam_params(lr, beta1, beta2, interval):
