@@ -23,7 +23,8 @@ import tensorflow as tf
 from stylegan2_tf.data.synthetic import create_shapes_dataset
 from stylegan2_tf.networks import Discriminator, Generator
 from stylegan2_tf.training import StyleGAN2Loss, TrainingOptions, ema_beta, lazy_adam_params
-from stylegan2_tf.training.loop import PHASES, StatelessRNG, Trainer
+from stylegan2_tf.training.loop import Trainer
+from stylegan2_tf.training.phases import PHASES, StatelessRNG
 
 ROUNDS, BATCH_GPU = 4, 4
 

@@ -110,7 +110,7 @@ def test_other_inception_and_vgg_metrics_run(generator, dataset, feature_files, 
 
 
 class _LinearGenerator:
-    """mapping(z) = z on every layer; synthesis(w) = reshape(w A): a known Jacobian."""
+    """mapping(z) = z on every layer; synthesize(w) = reshape(w A): a known Jacobian."""
 
     def __init__(self, A, res=8, channels=3):
         self.A = tf.constant(A, tf.float32)
@@ -120,7 +120,7 @@ class _LinearGenerator:
     def mapping(self, z, c=None):
         return tf.tile(z[:, tf.newaxis, :], [1, 2, 1])
 
-    def synthesis(self, ws, noise_mode="random", noise_seed=None):
+    def synthesize(self, ws, noise_mode="random", noise_seed=None):
         return tf.reshape(tf.matmul(ws[:, 0], self.A), [-1, self.res, self.res, self.channels])
 
 

@@ -117,7 +117,7 @@ def test_non_lazy_r1_is_part_of_every_d_step(data_dir, tmp_path):
 
 def test_style_mixing_uses_the_layers_of_the_current_lod():
     from stylegan2_tf.networks import Generator, GeneratorConfig
-    from stylegan2_tf.training.loop import StatelessRNG
+    from stylegan2_tf.training.phases import StatelessRNG
     from stylegan2_tf.training.losses import mix_styles
     G = Generator(GeneratorConfig(z_dim=8, w_dim=8, mapping_fmaps=8, mapping_layers=1, img_resolution=16,
                                   fmap_base=32, fmap_max=8, architecture="revised"))

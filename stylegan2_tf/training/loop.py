@@ -3,16 +3,14 @@ MirroredStrategy on several).
 
 Per minibatch (official order): G main step, G path-length step every
 `g_reg_interval` minibatches, D main step, D R1 step every `d_reg_interval`
-minibatches, then the G moving average (Gs). Every step accumulates gradients over
-`rounds` = batch / (batch_gpu x replicas) sub-batches before one Adam update, and
-updates the running means (w_avg, pl_mean) once from the whole minibatch, so a small
-device reproduces the math of the full batch. Randomness: one checkpointed
-`tf.random.Generator` gives each minibatch a seed; every (phase, sub-batch) draws its
-latents, style mixing, noise and path-length noise statelessly from
-fold_in(fold_in(seed, phase), sub-batch), where sub-batch = round x replicas + replica.
-So the draws do not depend on how the sub-batches are spread over replicas and rounds
-(N replicas x R rounds == 1 replica x N*R rounds), and with the seeded per-epoch data
-order a resumed run continues the exact sequence.
+minibatches, then the G moving average (Gs); the steps are in phases.py. Every step
+accumulates gradients over `rounds` = batch / (batch_gpu x replicas) sub-batches before
+one Adam update, and updates the running means (w_avg, pl_mean) once from the whole
+minibatch, so a small device reproduces the math of the full batch. Randomness: one
+checkpointed `tf.random.Generator` gives each minibatch a seed, from which every
+(phase, sub-batch) draws statelessly (N replicas x R rounds == 1 replica x N*R rounds),
+and with the seeded per-epoch data order a resumed run continues the exact sequence.
+The schedule (schedule.py) sets the lod, batch and learning rate of growing configs.
 """
 
 import json
@@ -33,10 +31,11 @@ from ..generate import image_grid, save_image, to_uint8
 from ..networks import Discriminator, Generator
 from ..official.writer import save_network_pkl
 from ..ops.capabilities import cpu_grouped_conv_gradient
-from .loss_scaling import DynamicLossScale, apply_gradients_if
-from .losses import StyleGAN2Loss, path_length_surrogate
+from .loss_scaling import DynamicLossScale
+from .losses import StyleGAN2Loss
 from .options import RESUME_INVARIANTS, TrainingError, TrainingOptions, ema_beta, lazy_adam_params
-from .schedule import fade_reals, reset_optimizer_state, resets_optimizer, schedule
+from .phases import PHASES, PhaseSteps
+from .schedule import reset_optimizer_state, resets_optimizer, schedule
 from .cluster import all_gather_json, cluster_of_strategy
 
 OPTIONS_FILE = "training_options.json"
@@ -128,32 +127,6 @@ def find_resume_dir(resume, result_dir):
                 raise TrainingError(f"--resume {resume}: run {cand} has no checkpoint yet")
             return cand
     raise TrainingError(f"--resume {resume}: not a run directory or checkpoint of this trainer")
-
-
-class StatelessRNG:
-    """The `tf.random.Generator` methods the losses use (normal, uniform, make_seeds), drawn
-    statelessly: the i-th draw uses fold_in(seed, i). `seed`: int [2]."""
-
-    def __init__(self, seed):
-        self.seed = seed
-        self.count = 0
-
-    def _next(self):
-        seed = tf.random.experimental.stateless_fold_in(self.seed, self.count)
-        self.count += 1
-        return seed
-
-    def normal(self, shape, mean=0.0, stddev=1.0, dtype=tf.float32):
-        return tf.random.stateless_normal(shape, self._next(), mean=mean, stddev=stddev, dtype=dtype)
-
-    def uniform(self, shape, minval=0, maxval=None, dtype=tf.float32):
-        return tf.random.stateless_uniform(shape, self._next(), minval=minval, maxval=maxval, dtype=dtype)
-
-    def make_seeds(self, count=1):
-        return tf.random.stateless_uniform([2, count], self._next(), minval=None, maxval=None, dtype=tf.int64)
-
-
-PHASES = ("G_main", "G_pl", "D_main", "D_r1")
 
 
 class Trainer:
@@ -449,140 +422,7 @@ class Trainer:
         return self._step_cache[key]
 
     def _compile_steps(self, batch, batch_gpu, levels):
-        opts, loss, strategy = self.opts, self.loss, self.strategy
-        pl_batch = float(batch // opts.pl_batch_shrink)
-        batch = float(batch)
-        bg = batch_gpu
-        z_dim = self.g_cfg.z_dim
-        data_level = levels[2]
-
-        def reals(real):
-            # Growing networks see the reals at the current level of detail (official process_reals).
-            return real if data_level is None else fade_reals(real, self.D.lod, data_level)
-        c_dim = self.g_cfg.c_dim
-
-        def labels(c):
-            return c if c_dim > 0 else None
-
-        replicas = self.replicas
-        shrink = opts.pl_batch_shrink
-
-        def global_sum(x):
-            return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, x) if replicas > 1 else x
-
-        def round_rng(seed, r):
-            replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
-            return StatelessRNG(tf.random.experimental.stateless_fold_in(seed, r * replicas + replica))
-
-        def accumulate(phase, net, opt, rounds, seed, objective_fn):
-            """Gradients summed over the rounds, one optimizer update; w_avg is updated once, from
-            every round's latents (so the running means do not depend on the number of rounds).
-            With a loss scale, each round's gradients are unscaled and the update is skipped
-            (on every replica) when any of them overflowed."""
-            scaler = self.loss_scales.get(phase)
-            ws = []  # per call: replicas may be traced in parallel threads
-            grads, totals = None, None
-            for r, (real, c) in enumerate(rounds):
-                with tf.GradientTape() as tape:
-                    objective, stats = objective_fn(real, labels(c), round_rng(seed, r), ws)
-                    if scaler is not None:
-                        objective = scaler.scale_loss(objective)
-                g = tape.gradient(objective, net.trainable_variables)
-                g = [tf.zeros(v.shape, v.dtype) if gi is None else gi for gi, v in zip(g, net.trainable_variables)]
-                if scaler is not None:
-                    g = scaler.unscale(g)
-                grads = g if grads is None else [a + b for a, b in zip(grads, g)]
-                totals = stats if totals is None else {k: totals[k] + stats[k] for k in stats}
-            if scaler is None:
-                opt.apply_gradients(zip(grads, net.trainable_variables))
-            else:
-                finite = scaler.update(scaler.all_finite(grads))
-                apply_gradients_if(opt, grads, net.trainable_variables, finite)
-                # Summed over replicas by the step: the fraction of this step's updates skipped.
-                totals[f"Progress/overflow_{phase}"] = (1.0 - tf.cast(finite, tf.float32)) / replicas
-            if ws:
-                self.G.mapping.update_w_avg(tf.concat(ws, axis=0))
-            return totals
-
-        def g_main(real, c, rng, w_sink):
-            z = rng.normal([bg, z_dim])
-            per = loss.g_main(z, c, rng, w_sink)
-            s = tf.reduce_sum(per) / batch
-            return s, {"Loss/G/loss": s}
-
-        def pl_lengths(c, rng, w_sink):
-            n = bg // shrink
-            z = rng.normal([n, z_dim])
-            return loss.path_lengths(z, None if c is None else c[:n], rng, w_sink=w_sink)
-
-        def g_pl_step(rounds, seed):
-            # pl_mean's update (from the mean length of the whole minibatch) enters every sample's
-            # penalty. One round: that mean comes from this pass (all-reduced over replicas). Several
-            # rounds: a first pass measures it, then the rounds take their gradients through
-            # path_length_surrogate, redrawing the same latents and noise.
-            fixed_mean = None
-            if len(rounds) > 1:
-                seen_again = []  # the gradient pass sees these w's again
-                total = tf.add_n([tf.reduce_sum(pl_lengths(labels(c), round_rng(seed, r), seen_again))
-                                  for r, (_, c) in enumerate(rounds)])
-                fixed_mean = global_sum(total) / pl_batch
-            new_mean = []
-
-            def objective(real, c, rng, w_sink):
-                lengths = pl_lengths(c, rng, w_sink)
-                batch_mean = fixed_mean
-                if batch_mean is None:
-                    batch_mean = global_sum(tf.reduce_sum(tf.stop_gradient(lengths))) / pl_batch
-                mean = loss.pl_mean_after(batch_mean)
-                new_mean.append(mean)
-                surrogate = path_length_surrogate(lengths, batch_mean, mean, opts.pl_decay, pl_batch)
-                penalty = tf.reduce_sum(tf.square(lengths - tf.cast(mean, lengths.dtype))) / pl_batch
-                return surrogate * (opts.pl_weight * opts.g_reg_interval), {
-                    "Loss/G/pl_penalty": penalty, "Loss/G/pl_length": tf.reduce_sum(lengths) / pl_batch}
-
-            totals = accumulate("G_pl", self.G, self.opt_G, rounds, seed, objective)
-            loss.pl_mean.assign(new_mean[-1])
-            return totals
-
-        def d_main(real, c, rng, w_sink):
-            real = reals(real)
-            z = rng.normal([bg, z_dim])
-            gen, rea = loss.d_main(z, c, real, rng=rng, w_sink=w_sink)
-            s_gen, s_real = tf.reduce_sum(gen) / batch, tf.reduce_sum(rea) / batch
-            stats = {"Loss/D/loss": s_gen + s_real, "Loss/D/fake": s_gen, "Loss/D/real": s_real}
-            if opts.lazy_regularization:
-                return s_gen + s_real, stats
-            # Configs A-B: R1 in the main step, every minibatch (official non-lazy regularization).
-            r1 = tf.reduce_sum(loss.d_r1(real, c)) / batch
-            stats["Loss/D/r1_penalty"] = r1
-            return s_gen + s_real + r1 * (opts.gamma / 2), stats
-
-        def d_r1(real, c, rng, w_sink):
-            r1 = loss.d_r1(reals(real), c)
-            s = tf.reduce_sum(r1) / batch
-            return s * (opts.gamma / 2 * opts.d_reg_interval), {"Loss/D/r1_penalty": s}
-
-        phases = {"G_main": (self.G, self.opt_G, g_main), "G_pl": None,
-                  "D_main": (self.D, self.opt_D, d_main), "D_r1": (self.D, self.opt_D, d_r1)}
-        if not opts.path_length:
-            del phases["G_pl"]
-        if not opts.lazy_regularization:
-            del phases["D_r1"]
-        steps = {}
-        for name, spec in phases.items():
-            if spec is None:
-                replica_fn = g_pl_step
-            else:
-                def replica_fn(rounds, seed, name=name, net=spec[0], opt=spec[1], fn=spec[2]):
-                    return accumulate(name, net, opt, rounds, seed, fn)
-
-            def step(rounds, seed, replica_fn=replica_fn, phase=PHASES.index(name)):
-                loss.levels = levels[:2]   # (at trace time) this function's levels of detail
-                seed = tf.random.experimental.stateless_fold_in(seed, phase)
-                per_replica = strategy.run(replica_fn, args=(rounds, seed))
-                return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
-            steps[name] = tf.function(step)
-        return steps
+        return PhaseSteps(self, batch, batch_gpu, levels).functions()
 
     def _compile_ema(self):
         beta = self.ema_beta
