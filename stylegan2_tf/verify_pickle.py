@@ -73,29 +73,27 @@ def compute_reference_outputs(nets, inputs, lods=None):
     w7 = Gs.mapping(z, c, truncation_psi=0.7)
     out["Gs/w_psi0.7"] = w7.numpy()
 
-    progressive = G.config.progressive
-    if progressive:
+    saved, lod_items = None, ()
+    if G.config.progressive:
         if lods is None:
             lods = {f"lod{v:.1f}": float(v) for v in range(G.config.max_lod + 1)}
-        saved = float(G.lod.numpy()), float(D.lod.numpy()), float(Gs.lod.numpy())
-        try:
-            for suffix, lod in lods.items():
-                for net in (G, D, Gs):
-                    net.set_lod(lod)
-                for name, value in _lod_outputs(G, D, Gs, inputs, z, c).items():
-                    out[f"{name}/{suffix}"] = value
+        saved, lod_items = (float(G.lod.numpy()), float(D.lod.numpy()), float(Gs.lod.numpy())), lods.items()
+    try:
+        for suffix, lod in lod_items:
+            for net in (G, D, Gs):
+                net.set_lod(lod)
+            for name, value in _lod_outputs(G, D, Gs, inputs, z, c).items():
+                out[f"{name}/{suffix}"] = value
+        if saved:
             for net in (G, D, Gs):
                 net.set_lod(0.0)
-            out.update(_lod_outputs(G, D, Gs, inputs, z, c))
-            out["Gs/img_const_psi0.7"] = _nchw(Gs.synthesize(w7, noise_mode="const"))
-            out["Gs/img_none"] = _nchw(Gs.synthesize(out["Gs/w"], noise_mode="none"))
-        finally:
+        out.update(_lod_outputs(G, D, Gs, inputs, z, c))
+        out["Gs/img_const_psi0.7"] = _nchw(Gs.synthesize(w7, noise_mode="const"))
+        out["Gs/img_none"] = _nchw(Gs.synthesize(out["Gs/w"], noise_mode="none"))
+    finally:
+        if saved:
             for net, value in zip((G, D, Gs), saved):
                 net.set_lod(value)
-    else:
-        out.update(_lod_outputs(G, D, Gs, inputs, z, c))
-        out["Gs/img_const_psi0.7"] = _nchw(Gs.synthesis(w7, noise_mode="const"))
-        out["Gs/img_none"] = _nchw(Gs.synthesis(out["Gs/w"], noise_mode="none"))
     img = out["Gs/img_const"]
     out["Gs/img_uint8"] = np.clip(np.transpose(img, [0, 2, 3, 1]) * 127.5 + 128, 0, 255).astype(np.uint8)
     return out

@@ -203,6 +203,18 @@ def check_noise_mode(noise_mode):
         raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
 
 
+def noise_input(noise_mode, batch, noise_const, noise_seed=None):
+    """The per-pixel noise of a synthesis layer, [batch or 1, R, R, 1] in noise_const's dtype:
+    N(0, 1) per sample ('random'; stateless when noise_seed, int32 [2], is given) or the stored
+    map noise_const [R, R] ('const'). Not called for 'none'."""
+    if noise_mode == "random":
+        shape = [batch, noise_const.shape[0], noise_const.shape[1], 1]
+        if noise_seed is None:
+            return tf.random.normal(shape, dtype=noise_const.dtype)
+        return tf.random.stateless_normal(shape, seed=noise_seed, dtype=noise_const.dtype)
+    return noise_const[tf.newaxis, :, :, tf.newaxis]
+
+
 class SynthesisLayer(keras.layers.Layer):
     """Modulated 3x3 conv (optionally 2x up) + per-pixel noise + bias + lrelu.
 
@@ -243,14 +255,7 @@ class SynthesisLayer(keras.layers.Layer):
         x = self.conv(x, w, fused_modconv=fused_modconv)
         if self.use_noise and noise_mode != "none":
             # Drawn in the variables' dtype (float32), not x's: float16 blocks see the same noise.
-            if noise_mode == "random":
-                shape = [tf.shape(x)[0], self.resolution, self.resolution, 1]
-                if noise_seed is None:
-                    noise = tf.random.normal(shape, dtype=self.noise_const.dtype)
-                else:
-                    noise = tf.random.stateless_normal(shape, seed=noise_seed, dtype=self.noise_const.dtype)
-            else:
-                noise = self.noise_const[tf.newaxis, :, :, tf.newaxis]
+            noise = noise_input(noise_mode, tf.shape(x)[0], self.noise_const, noise_seed)
             x = x + tf.cast(noise * self.noise_strength, x.dtype)
         return fused_bias_act(x, self.bias, act=self.activation, clamp=self.conv_clamp)
 

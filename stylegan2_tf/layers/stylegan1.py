@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from ..ops import filter_2d, fused_bias_act, nearest_upsample_2d
 from .equalized import EqualizedDense
-from .modulated import check_noise_mode
+from .modulated import check_noise_mode, noise_input
 
 INSTANCE_NORM_EPS = 1e-8
 BLUR_KERNEL = (1, 2, 1)
@@ -107,15 +107,8 @@ class AdaINLayer(keras.layers.Layer):
             else:
                 x = tf.nn.conv2d(x, kernel, strides=1, padding="SAME")
         if self.use_noise and noise_mode != "none":
-            if noise_mode == "random":
-                shape = [tf.shape(x)[0], self.resolution, self.resolution, 1]
-                if noise_seed is None:
-                    noise = tf.random.normal(shape, dtype=x.dtype)
-                else:
-                    noise = tf.random.stateless_normal(shape, seed=noise_seed, dtype=x.dtype)
-            else:
-                noise = tf.cast(self.noise_const, x.dtype)[tf.newaxis, :, :, tf.newaxis]
-            x = x + noise * tf.cast(self.noise_strength, x.dtype)
+            noise = noise_input(noise_mode, tf.shape(x)[0], self.noise_const, noise_seed)
+            x = x + tf.cast(noise, x.dtype) * tf.cast(self.noise_strength, x.dtype)
         x = fused_bias_act(x, self.bias, act=self.activation, gain=1.0)
         x = instance_norm(x)
         return self.style(x, w)
