@@ -14,6 +14,7 @@ import _np_reference as ref  # noqa: E402
 
 from stylegan2_tf.ops import (conv_downsample_2d, downsample_2d, filter_2d, setup_kernel,  # noqa: E402
                               upfirdn_2d, upsample_2d, upsample_conv_2d)
+from stylegan2_tf.ops.upfirdn_2d import UPSAMPLE_CONV_FORMS, upsample_conv_form  # noqa: E402
 
 K1331 = [1, 3, 3, 1]
 
@@ -223,12 +224,13 @@ def test_default_kernels_are_box_and_nearest(factor):
 # ------------------------------------------------------------ fused conv + resampling
 
 
+@pytest.mark.parametrize("form", UPSAMPLE_CONV_FORMS)
 @pytest.mark.parametrize("k", [K1331, None, [1, 2, 1]])
 @pytest.mark.parametrize("ksize", [1, 3, 5])
-def test_upsample_conv_2d_matches_reference(k, ksize):
+def test_upsample_conv_2d_matches_reference(k, ksize, form):
     x = _rand([2, 5, 4, 3], seed=10)
     w = _rand([ksize, ksize, 3, 4], seed=11)
-    got = upsample_conv_2d(tf.constant(x), tf.constant(w), k=k).numpy()
+    got = upsample_conv_2d(tf.constant(x), tf.constant(w), k=k, form=form).numpy()
     assert got.shape == (2, 10, 8, 4)
     want = ref.upsample_conv_2d(x, w, k if k is not None else [1, 1])
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
@@ -237,13 +239,14 @@ def test_upsample_conv_2d_matches_reference(k, ksize):
                                    atol=1e-10)
 
 
+@pytest.mark.parametrize("form", UPSAMPLE_CONV_FORMS)
 @pytest.mark.parametrize("k", [[1, 2, 3, 2, 1], None])
 @pytest.mark.parametrize("ksize", [1, 3])
-def test_fused_resampling_factor_3(k, ksize):
+def test_fused_resampling_factor_3(k, ksize, form):
     x = _rand([1, 4, 5, 2], seed=22)
     w = _rand([ksize, ksize, 2, 3], seed=23)
     kk = k if k is not None else [1, 1, 1]
-    up = upsample_conv_2d(tf.constant(x), tf.constant(w), k=k, factor=3).numpy()
+    up = upsample_conv_2d(tf.constant(x), tf.constant(w), k=k, factor=3, form=form).numpy()
     assert up.shape == (1, 12, 15, 3)
     np.testing.assert_allclose(up, ref.upsample_conv_2d(x, w, kk, factor=3), **TOL32)
     xd = _rand([1, 9, 6, 2], seed=24)
@@ -265,11 +268,30 @@ def test_upsample_conv_2d_differs_from_separate_ops_only_at_borders():
                                ref.conv2d_same(ref.upsample_2d(xz, K1331), w), rtol=1e-10, atol=1e-10)
 
 
-def test_upsample_conv_2d_gain():
+@pytest.mark.parametrize("form", UPSAMPLE_CONV_FORMS)
+def test_upsample_conv_2d_gain(form):
     x = _rand([1, 4, 4, 2], seed=14)
     w = _rand([3, 3, 2, 2], seed=15)
-    a = upsample_conv_2d(tf.constant(x), tf.constant(w), K1331, gain=2.5).numpy()
+    a = upsample_conv_2d(tf.constant(x), tf.constant(w), K1331, gain=2.5, form=form).numpy()
     np.testing.assert_allclose(a, 2.5 * ref.upsample_conv_2d(x, w, K1331), rtol=1e-10, atol=1e-10)
+
+
+def test_upsample_conv_2d_forms_agree_in_float32_and_the_automatic_choice():
+    # Many channels (the oneDNN kernels' blocked paths) in float32; both forms against numpy.
+    x = _rand([2, 6, 5, 40], seed=40, dtype=np.float32)
+    w = _rand([3, 3, 40, 24], seed=41, dtype=np.float32)
+    want = ref.upsample_conv_2d(x.astype(np.float64), w.astype(np.float64), K1331)
+    for form in UPSAMPLE_CONV_FORMS:
+        got = upsample_conv_2d(tf.constant(x), tf.constant(w), K1331, form=form).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    # Rule measured in benchmarks/README.md: transposed up to 256 output channels, never grouped.
+    assert upsample_conv_form(256) == "transposed" and upsample_conv_form(257) == "phases"
+    assert upsample_conv_form(8, groups=2) == "phases"
+    with pytest.raises(ValueError, match="form must be one of"):
+        upsample_conv_2d(tf.constant(x), tf.constant(w), K1331, form="direct")
+    with pytest.raises(ValueError, match="only without groups"):
+        upsample_conv_2d(tf.constant(np.concatenate([x, x], -1)), tf.constant(w), K1331, groups=2,
+                         form="transposed")
 
 
 @pytest.mark.parametrize("groups", [2, 3])
@@ -340,7 +362,8 @@ CASES = {
                                              pad=(2, 1)), False),
     "upfirdn_updown": (lambda x, w: upfirdn_2d(x, setup_kernel([1, 2, 3]), up=(3, 2), down=(2, 3),
                                                pad=(1, 1, -1, 2)), False),
-    "upsample_conv_2d": (lambda x, w: upsample_conv_2d(x, w, K1331), True),
+    "upsample_conv_2d": (lambda x, w: upsample_conv_2d(x, w, K1331, form="transposed"), True),
+    "upsample_conv_2d_phases": (lambda x, w: upsample_conv_2d(x, w, K1331, form="phases"), True),
     "conv_downsample_2d": (lambda x, w: conv_downsample_2d(x, w, K1331), True),
 }
 

@@ -140,13 +140,33 @@ def downsample_2d(x, k=None, factor=2, gain=1.0, impl=None):
     return upfirdn_2d(x, k, down=factor, pad=((p + 1) // 2, p // 2), impl=impl)
 
 
-def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1, impl=None):
+UPSAMPLE_CONV_FORMS = ("phases", "transposed")
+
+# The phase form interleaves its f*f phase outputs with one extra copy of the output; the
+# transposed convolution writes the output directly but runs slower per multiply-add than
+# stride-1 convolutions with many channels. Measured on CPUs (oneDNN on and off), forward +
+# backward: the transposed form wins for outputs of <= 256 channels (1.7x at 128x128x128),
+# the phase form above (1.3x at 128x128x512). See benchmarks/README.md.
+TRANSPOSED_MAX_CHANNELS = 256
+
+
+def upsample_conv_form(out_channels, groups=1):
+    """The form `upsample_conv_2d` uses by default: grouped convolutions (the fused modulated
+    convolution) always use the phase form, which needs no grouped transposed convolution."""
+    if groups == 1 and out_channels <= TRANSPOSED_MAX_CHANNELS:
+        return "transposed"
+    return "phases"
+
+
+def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1, impl=None, form=None):
     """`upsample_2d` followed by a 'SAME' convolution with `w`, padding once.
 
     Args:
       x: [N, H, W, groups * in_c].
       w: [kh, kw, in_c, groups * out_c] -- conv2d layout; with groups > 1 group g
         maps input channels [g*in_c, (g+1)*in_c) to outputs [g*out_c, (g+1)*out_c).
+      form: 'phases' | 'transposed' | None (automatic, `upsample_conv_form`): how the
+        transposed convolution is computed; both give the same numbers.
     Returns:
       [N, H * factor, W * factor, groups * out_c].
     """
@@ -157,24 +177,32 @@ def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1, impl=None):
         raise ValueError("upsample_conv_2d needs a square conv kernel")
     if x.shape[-1] != groups * in_c or out_total % groups:
         raise ValueError(f"upsample_conv_2d: x has {x.shape[-1]} channels, w is {w.shape}, groups={groups}")
+    if form is None:
+        form = upsample_conv_form(out_total // groups, groups)
+    if form not in UPSAMPLE_CONV_FORMS or (form == "transposed" and groups != 1):
+        raise ValueError(f"upsample_conv_2d: form must be one of {UPSAMPLE_CONV_FORMS} ('transposed' only "
+                         f"without groups), got {form!r} with groups={groups}")
     if k is None:
         k = [1] * factor
     k = setup_kernel(k) * (gain * factor ** 2)
     p = (k.shape[0] - factor) - (kw - 1)
 
     # Zero insertion + 'full' convolution with w (a transposed convolution), then the
-    # FIR with padding (pad0, pad1). The transposed convolution is computed in
-    # polyphase form: output row f*i + a only sees the taps w[s_a::f] (s_a = (kh-1-a)
-    # mod f), so each of the f*f output phases is an ordinary stride-1 convolution of
-    # x at input resolution, and the phases are interleaved. Same multiply-adds as
-    # conv2d_transpose, but as plain forward convolutions (faster on CPU, no weight
-    # transpose), and the zero padding the FIR needs comes from padding x.
+    # FIR with padding (pad0, pad1); the FIR pads (or crops) what the convolution left.
     # The official code pads (p // 2 + 1) at the end, which equals p // 2 + factor - 1
     # for factor 2 (the only factor StyleGAN2 uses) but yields H * factor - (factor - 2)
     # rows otherwise; the general form keeps factor 2 bit-identical.
     pad0 = (p + 1) // 2 + factor - 1
     pad1 = p // 2 + factor - 1
-    return upfirdn_2d(_transposed_conv_padded(x, w, factor, pad0, pad1), k, impl=impl)
+    if form == "transposed":
+        # Full correlation with w: conv2d_transpose convolves, so flip the taps.
+        n, in_h, in_w = tf.shape(x)[0], x.shape[1], x.shape[2]
+        y = tf.nn.conv2d_transpose(x, tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]),
+                                   [n, (in_h - 1) * factor + kh, (in_w - 1) * factor + kw, out_total],
+                                   strides=factor, padding="VALID")
+        return upfirdn_2d(y, k, pad=(pad0, pad1), impl=impl)
+    y, crop = _transposed_conv_phases(x, w, factor, pad0, pad1)
+    return upfirdn_2d(y, k, pad=tuple(-c for c in crop), impl=impl)
 
 
 def _taps(w, sy, sx, step):
@@ -189,11 +217,18 @@ def _taps(w, sy, sx, step):
     return tf.reshape(taps, [len(rows), len(cols), w.shape[2], w.shape[3]])
 
 
-def _transposed_conv_padded(x, w, factor, pad0, pad1):
+def _transposed_conv_phases(x, w, factor, pad0, pad1):
     """Stride-`factor` transposed convolution of x with the conv2d-layout kernel w
     (grouped if x has more channels than w's input dim), zero-padded by (pad0, pad1)
-    on both spatial axes (negative values crop): [N, L+pad0+pad1, L'+pad0+pad1, C_out],
-    L = (H - 1) * factor + kh."""
+    on both spatial axes, in polyphase form: output row f*i + a only sees the taps
+    w[s_a::f] (s_a = (kh-1-a) mod f), so each of the f*f output phases is an ordinary
+    stride-1 convolution of x at input resolution, and the phases are interleaved.
+    Same multiply-adds as conv2d_transpose, as forward convolutions, and the zero
+    padding the FIR needs comes from padding x.
+
+    Returns (grid, (top, bottom, left, right)): the grid covers whole phase periods; the
+    result is the grid cropped by those amounts (left to the FIR that follows, which
+    crops for free; a separate slice costs a copy and a gradient scatter)."""
     kh, kw, in_c, out_total = w.shape
     in_h, in_w = x.shape[1], x.shape[2]
     grouped = x.shape[-1] != in_c
@@ -237,9 +272,7 @@ def _transposed_conv_padded(x, w, factor, pad0, pad1):
         rows.append(tf.stack(cols, axis=3))                   # [N, I, W', factor, C]
     t = tf.stack(rows, axis=2)                                # [N, I, factor, J, factor, C]
     t = tf.reshape(t, [n, (i1 - i0) * factor, (j1 - j0) * factor, out_total])
-    if gy0 > 0 or gx0 > 0 or gy1 < t.shape[1] or gx1 < t.shape[2]:
-        t = t[:, gy0:gy1, gx0:gx1, :]
-    return t
+    return t, (gy0, t.shape[1] - gy1, gx0, t.shape[2] - gx1)
 
 
 def conv_downsample_2d(x, w, k=None, factor=2, gain=1.0, impl=None):
