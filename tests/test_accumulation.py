@@ -2,9 +2,9 @@
 
 The Trainer runs one minibatch of 16 as 4 rounds of 4 (one replica). The reference runs the
 same minibatch as one batch of 16 through the losses' official formulation, one tape per
-phase, with fresh Adam optimizers: means over the whole batch, the path-length mean decayed
-once with its gradient through every sample, w_avg updated once per phase from all 16
-latents. Its inputs are the Trainer's: the same reals and the same latents and path-length
+phase, with fresh Adam optimizers (the loop's kind; test_optimizer checks it against numpy):
+means over the whole batch, the path-length mean decayed once with its gradient through every
+sample, w_avg updated once per phase from all 16 latents. Its inputs are the Trainer's: the same reals and the same latents and path-length
 noise, redrawn from the minibatch seed (per phase and sub-batch, in the loop's draw order).
 
 Minibatch standard deviation: a batch of 16 forms its 4 groups from samples i, i+4, i+8,
@@ -16,7 +16,6 @@ for one batch of 16), the two must agree to float64 rounding.
 
 import math
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -24,6 +23,7 @@ from stylegan2_tf.data.synthetic import create_shapes_dataset
 from stylegan2_tf.networks import Discriminator, Generator
 from stylegan2_tf.training import StyleGAN2Loss, TrainingOptions, ema_beta, lazy_adam_params
 from stylegan2_tf.training.loop import Trainer
+from stylegan2_tf.training.optimizer import FusedAdam
 from stylegan2_tf.training.phases import PHASES, StatelessRNG
 
 ROUNDS, BATCH_GPU = 4, 4
@@ -71,9 +71,9 @@ def test_four_rounds_equal_one_batch_of_sixteen(tmp_path, float64):
     loss = StyleGAN2Loss(G, D, r1_gamma=opts.gamma, pl_weight=opts.pl_weight, pl_decay=opts.pl_decay,
                          pl_batch_shrink=opts.pl_batch_shrink, style_mixing_prob=0.0, noise_mode="const")
     loss.pl_mean.assign(0.3)
-    opt_G = keras.optimizers.Adam(*lazy_adam_params(opts.lr, opts.beta1, opts.beta2, opts.g_reg_interval),
+    opt_G = FusedAdam(*lazy_adam_params(opts.lr, opts.beta1, opts.beta2, opts.g_reg_interval),
                                   epsilon=opts.epsilon)
-    opt_D = keras.optimizers.Adam(*lazy_adam_params(opts.lr, opts.beta1, opts.beta2, opts.d_reg_interval),
+    opt_D = FusedAdam(*lazy_adam_params(opts.lr, opts.beta1, opts.beta2, opts.d_reg_interval),
                                   epsilon=opts.epsilon)
     z_dim, res = t.g_cfg.z_dim, t.g_cfg.img_resolution
     reals = _interleave([tf.cast(img, tf.float64) for img, _ in rounds])

@@ -33,6 +33,7 @@ from ..official.writer import save_network_pkl
 from ..ops.capabilities import cpu_grouped_conv_gradient
 from .loss_scaling import DynamicLossScale
 from .losses import StyleGAN2Loss
+from .optimizer import FusedAdam
 from .options import RESUME_INVARIANTS, TrainingError, TrainingOptions, ema_beta, lazy_adam_params
 from .phases import PHASES, PhaseSteps
 from .schedule import reset_optimizer_state, resets_optimizer, schedule
@@ -324,8 +325,8 @@ class Trainer:
                                       style_mixing_prob=opts.style_mixing_prob)
             g_lr, g_b1, g_b2 = lazy_adam_params(opts.lr, opts.beta1, opts.beta2, self._interval("g"))
             d_lr, d_b1, d_b2 = lazy_adam_params(opts.lr, opts.beta1, opts.beta2, self._interval("d"))
-            self.opt_G = keras.optimizers.Adam(learning_rate=g_lr, beta_1=g_b1, beta_2=g_b2, epsilon=opts.epsilon)
-            self.opt_D = keras.optimizers.Adam(learning_rate=d_lr, beta_1=d_b1, beta_2=d_b2, epsilon=opts.epsilon)
+            self.opt_G = FusedAdam(learning_rate=g_lr, beta_1=g_b1, beta_2=g_b2, epsilon=opts.epsilon)
+            self.opt_D = FusedAdam(learning_rate=d_lr, beta_1=d_b1, beta_2=d_b2, epsilon=opts.epsilon)
             self.opt_G.build(self.G.trainable_variables)
             self.opt_D.build(self.D.trainable_variables)
             # float16 blocks: dynamic loss scaling, one scale per phase (the regularizers' second-order
