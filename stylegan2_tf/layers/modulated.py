@@ -116,26 +116,29 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=None, r
     if ksize == 1 and not up:
         # 1x1 (ToRGB): modulate the per-sample [I, O] matrices (tiny) and use one batched
         # matmul; same arithmetic as either form, without a pass over x for the styles.
-        w = weight[0, 0][tf.newaxis] * styles[:, :, tf.newaxis]                 # Eq. 1  [N, I, O]
+        w = tf.reshape(weight, [1, in_ch, out_ch]) * tf.reshape(styles, [-1, in_ch, 1])  # Eq. 1  [N, I, O]
         if demodulate:
             w = w * tf.math.rsqrt(tf.reduce_sum(tf.square(w), axis=1, keepdims=True) + DEMODULATION_EPS)
-        n, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-        y = tf.matmul(tf.reshape(x, [n, height * width, in_ch]), tf.cast(w, x.dtype))
-        return tf.reshape(y, [n, height, width, out_ch])
+        height, width = x.shape[1], x.shape[2]
+        if height is None or width is None:
+            height, width = tf.shape(x)[1], tf.shape(x)[2]
+        y = tf.matmul(tf.reshape(x, [-1, height * width, in_ch]), tf.cast(w, x.dtype))
+        return tf.reshape(y, [-1, height, width, out_ch])
 
     if not fused:
         if demodulate:
             # sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 * sum_k w_ijk^2
             sigma_sq = tf.matmul(tf.square(styles), tf.reduce_sum(tf.square(weight), axis=[0, 1]))
             dcoefs = tf.math.rsqrt(sigma_sq + DEMODULATION_EPS)                   # [N, O]
-        x = x * tf.cast(styles, x.dtype)[:, tf.newaxis, tf.newaxis, :]
+        # Reshape rather than [:, None, None, :]: a strided slice, whose gradient is a scatter.
+        x = x * tf.reshape(tf.cast(styles, x.dtype), [-1, 1, 1, in_ch])
         weight = tf.cast(weight, x.dtype)
         if up:
             x = upsample_conv_2d(x, weight, k=resample_kernel)
         else:
             x = tf.nn.conv2d(x, weight, strides=1, padding="SAME")
         if demodulate:
-            x = x * tf.cast(dcoefs, x.dtype)[:, tf.newaxis, tf.newaxis, :]
+            x = x * tf.reshape(tf.cast(dcoefs, x.dtype), [-1, 1, 1, out_ch])
         return x
 
     w = weight[tf.newaxis] * styles[:, tf.newaxis, tf.newaxis, :, tf.newaxis]    # Eq. 1  [N, k, k, I, O]
