@@ -53,6 +53,9 @@ flags.DEFINE_integer("fp16-res", 0, "Compute the N highest resolutions of G and 
 flags.DEFINE_float("conv-clamp", None, "Clamp conv outputs to +-X (default: 256 with --fp16-res > 0, else none).")
 flags.DEFINE_bool("fused-modconv", None, "Force the fused (grouped) or non-fused modulated convolution (default: "
                   "automatic, fused on GPUs and non-fused on CPUs; same numbers either way).")
+flags.DEFINE_string("xla", "none", "Compile these training phases with XLA: none, all, or a comma-separated list "
+                    "of G_main, G_pl, D_main, D_r1 (one replica per process; the custom ops give way to the "
+                    "reference ops inside XLA). A GPU setting: slower on CPUs.")
 flags.DEFINE_integer("grid-size", None, "Snapshot image grid is N x N (default by resolution).")
 flags.DEFINE_string("embed-module-src", None, "File embedded as build_module_src in snapshots (for TF1 loading).")
 flags.DEFINE_string("worker-hosts", None, "Multi-worker training: host:port of every worker, comma-separated, the "
@@ -82,7 +85,7 @@ def main(argv):
               "fmap-max": "fmap_max", "mapping-layers": "mapping_layers", "latent-dim": "latent_dim",
               "grid-size": "grid_size", "embed-module-src": "embed_module_src", "fp16-res": "fp16_res",
               "conv-clamp": "conv_clamp", "fused-modconv": "fused_modconv", "lod-kimg": "lod_kimg",
-              "lod-transition-kimg": "lod_transition_kimg"}
+              "lod-transition-kimg": "lod_transition_kimg", "xla": "xla"}
     resume = flag("resume")
     try:
         # Several workers: TF_CONFIG or the flags (pure parsing; no TensorFlow operation may run before

@@ -283,3 +283,56 @@ def test_fp16_training_stays_finite_and_skips_overflowing_steps(data_dir, tmp_pa
     nets = load_network_pkl(os.path.join(t.run_dir, "network-final.pkl"))
     img = nets["G_ema"](tf.zeros([1, 32]), noise_mode="const")
     assert np.all(np.isfinite(img.numpy()))
+
+
+def _uniform_from_bits(seed, shape):
+    """U(0, 1] in float64 from stateless int64 draws, which XLA and TF's kernels produce alike
+    (their float generators differ)."""
+    import tensorflow as tf
+    bits = tf.random.stateless_uniform(shape, seed, minval=None, maxval=None, dtype=tf.int64, alg="philox")
+    return (tf.cast(tf.bitwise.right_shift(bits, 11) & (2 ** 53 - 1), tf.float64) + 1.0) * 2.0 ** -53
+
+
+def test_xla_phases_give_the_same_training_step(data_dir, tmp_path, monkeypatch):
+    """--xla all: each phase compiled with XLA (its custom ops replaced by the reference ops)
+    computes the same minibatch as the default graphs, to float32 reordering. XLA draws other
+    floats from the same stateless seeds, so here the phases' draws are made from integer bits
+    (equal under XLA) and the synthesis noise is the stored one."""
+    import math
+
+    import tensorflow as tf
+    from stylegan2_tf.training import phases
+
+    def normal(self, shape, mean=0.0, stddev=1.0, dtype=tf.float32):
+        u1, u2 = _uniform_from_bits(self._next(), shape), _uniform_from_bits(self._next(), shape)
+        z = tf.sqrt(-2.0 * tf.math.log(u1)) * tf.cos(2.0 * math.pi * u2)   # Box-Muller
+        return tf.cast(z * stddev + mean, dtype)
+
+    def uniform(self, shape, minval=0, maxval=None, dtype=tf.float32):
+        u = _uniform_from_bits(self._next(), shape)
+        if dtype.is_integer:
+            span = tf.cast(maxval - minval, tf.float64)
+            return minval + tf.cast(tf.floor(u * span * (1 - 2.0 ** -52)), dtype)
+        return tf.cast(u, dtype)
+
+    monkeypatch.setattr(phases.StatelessRNG, "normal", normal)
+    monkeypatch.setattr(phases.StatelessRNG, "uniform", uniform)
+    out = {}
+    for xla in ("none", "all"):
+        t = Trainer(_opts(data_dir, tmp_path / xla, batch=8, xla=xla), echo=False)
+        t.loss.noise_mode = "const"  # before the steps are traced
+        assert t.opts.xla_phases == (() if xla == "none" else ("G_main", "G_pl", "D_main", "D_r1"))
+        data = t._dataset(0)
+        rounds = tuple(next(data) for _ in range(t.opts.rounds))
+        stats = t.train_minibatch(rounds, seed=tf.constant([5, 6], tf.int64))  # minibatch 0: all four phases
+        out[xla] = ({k: float(v) for k, v in stats.items()}, _weights(t))
+    (stats_a, w_a), (stats_b, w_b) = out["none"], out["all"]
+    assert sorted(stats_a) == sorted(stats_b)
+    for k in stats_a:
+        np.testing.assert_allclose(stats_b[k], stats_a[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    for (k, a), (_, b) in zip(w_a, w_b):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=k)
+    with pytest.raises(TrainingError, match="unknown phase"):
+        _opts(data_dir, tmp_path, xla="G_main,D_reg").validate()
+    with pytest.raises(TrainingError, match="one replica"):
+        _opts(data_dir, tmp_path, xla="D_main", num_gpus=2, batch=8).validate()

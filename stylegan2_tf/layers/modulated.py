@@ -214,7 +214,7 @@ def noise_input(noise_mode, batch, noise_const, noise_seed=None):
         shape = [batch, noise_const.shape[0], noise_const.shape[1], 1]
         if noise_seed is None:
             return tf.random.normal(shape, dtype=noise_const.dtype)
-        return tf.random.stateless_normal(shape, seed=noise_seed, dtype=noise_const.dtype)
+        return tf.random.stateless_normal(shape, seed=noise_seed, dtype=noise_const.dtype, alg="philox")
     return noise_const[tf.newaxis, :, :, tf.newaxis]
 
 

@@ -69,7 +69,7 @@ class SynthesisBlock(keras.layers.Layer):
         r = self.res_log2
 
         def layer_seed(idx):
-            return None if noise_seed is None else tf.random.experimental.stateless_fold_in(noise_seed, idx)
+            return None if noise_seed is None else tf.random.experimental.stateless_fold_in(noise_seed, idx, alg="philox")
 
         dtype = self.activation_dtype
         if self.const is not None:

@@ -52,7 +52,7 @@ class StyleGAN1Block(keras.layers.Layer):
         first = 0 if self.res_log2 == 2 else 2 * self.res_log2 - 4
 
         def seed(idx):
-            return None if noise_seed is None else tf.random.experimental.stateless_fold_in(noise_seed, idx)
+            return None if noise_seed is None else tf.random.experimental.stateless_fold_in(noise_seed, idx, alg="philox")
 
         if self.const is not None:
             x = tf.tile(tf.cast(self.const, ws.dtype)[tf.newaxis], [tf.shape(ws)[0], 1, 1, 1])

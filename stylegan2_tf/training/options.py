@@ -85,6 +85,9 @@ class TrainingOptions:
     conv_clamp: Optional[float] = None
     # Modulated-conv form: None = automatic (fused on GPUs, non-fused on CPUs); True/False forces it.
     fused_modconv: Optional[bool] = None
+    # Phases compiled with XLA (jit_compile): 'none', 'all' or names from training.phases.PHASES,
+    # comma-separated. Inside XLA the custom ops give way to the reference ops; one replica only.
+    xla: str = "none"
     # Misc.
     seed: int = 1000
     metrics: str = "none"                  # metric names computed at every snapshot (stylegan2_tf.metrics)
@@ -92,6 +95,21 @@ class TrainingOptions:
     grid_size: Optional[int] = None        # snapshot grid is grid_size x grid_size (default by resolution)
     embed_module_src: Optional[str] = None  # file whose text goes into snapshots' build_module_src
     collective_timeout: float = 600.0      # multi-worker: seconds without progress before giving up (0 = never)
+
+    @property
+    def xla_phases(self):
+        """The phases `xla` names, as a tuple in PHASES order."""
+        from .phases import PHASES
+        names = [n.strip() for n in str(self.xla).split(",") if n.strip()]
+        if names in (["none"], []):
+            return ()
+        if names == ["all"]:
+            return PHASES
+        unknown = [n for n in names if n not in PHASES]
+        if unknown:
+            raise TrainingError(f"--xla {self.xla}: unknown phase(s) {', '.join(unknown)}; use 'none', 'all' or "
+                                f"a comma-separated list of {', '.join(PHASES)}")
+        return tuple(n for n in PHASES if n in names)
 
     def validate(self):
         if self.config not in CONFIGS:
@@ -117,6 +135,9 @@ class TrainingOptions:
             raise TrainingError("--snapshot-ticks must be >= 0")
         if self.fp16_res < 0:
             raise TrainingError("--fp16-res must be >= 0")
+        if self.xla_phases and self.replicas > 1:  # (xla_phases also checks the names)
+            raise TrainingError(f"--xla {self.xla}: XLA-compiled phases run with one replica per process; "
+                                f"this run has {self.replicas} (--num-gpus / workers)")
         if self.conv_clamp is not None and not self.conv_clamp > 0:
             raise TrainingError("--conv-clamp must be > 0")
         from stylegan2_tf.metrics.definitions import MetricError, parse_metric_list
