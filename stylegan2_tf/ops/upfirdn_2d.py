@@ -143,19 +143,29 @@ def downsample_2d(x, k=None, factor=2, gain=1.0, impl=None):
 UPSAMPLE_CONV_FORMS = ("phases", "transposed")
 
 # The phase form interleaves its f*f phase outputs with one extra copy of the output; the
-# transposed convolution writes the output directly but runs slower per multiply-add than
-# stride-1 convolutions with many channels. Measured on CPUs (oneDNN on and off), forward +
-# backward: the transposed form wins for outputs of <= 256 channels (1.7x at 128x128x128),
-# the phase form above (1.3x at 128x128x512). See benchmarks/README.md.
+# transposed convolution writes the output directly. Measured on CPUs, forward + backward
+# (benchmarks/upsample_conv.py): the transposed form wins up to 256 output channels at every
+# size (1.1-1.7x) and at every channel count up to 32x32 outputs (1.1-1.9x); oneDNN's stride-1
+# kernels make the phase form faster for 512 channels from 64x64 on (1.05-1.25x), Eigen's do
+# not (oneDNN off: transposed 1.25x at 128x128x512). See benchmarks/README.md.
 TRANSPOSED_MAX_CHANNELS = 256
+PHASES_MIN_RESOLUTION = 64
 
 
-def upsample_conv_form(out_channels, groups=1):
-    """The form `upsample_conv_2d` uses by default: grouped convolutions (the fused modulated
-    convolution) always use the phase form, which needs no grouped transposed convolution."""
-    if groups == 1 and out_channels <= TRANSPOSED_MAX_CHANNELS:
-        return "transposed"
-    return "phases"
+def upsample_conv_form(out_channels, out_resolution=None, groups=1, onednn=None):
+    """The form `upsample_conv_2d` uses by default for an output of `out_channels` channels and
+    `out_resolution` rows (None: unknown). onednn: whether TF's oneDNN kernels are on (None: ask
+    TF). Grouped convolutions (the fused modulated convolution) always use the phase form, which
+    needs no grouped transposed convolution."""
+    if groups != 1:
+        return "phases"
+    if out_channels > TRANSPOSED_MAX_CHANNELS and (out_resolution or 0) >= PHASES_MIN_RESOLUTION:
+        if onednn is None:
+            from .capabilities import onednn_enabled
+            onednn = onednn_enabled()
+        if onednn:
+            return "phases"
+    return "transposed"
 
 
 def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1, impl=None, form=None):
@@ -178,7 +188,8 @@ def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1, impl=None, form
     if x.shape[-1] != groups * in_c or out_total % groups:
         raise ValueError(f"upsample_conv_2d: x has {x.shape[-1]} channels, w is {w.shape}, groups={groups}")
     if form is None:
-        form = upsample_conv_form(out_total // groups, groups)
+        out_res = None if x.shape[1] is None else x.shape[1] * factor
+        form = upsample_conv_form(out_total // groups, out_res, groups)
     if form not in UPSAMPLE_CONV_FORMS or (form == "transposed" and groups != 1):
         raise ValueError(f"upsample_conv_2d: form must be one of {UPSAMPLE_CONV_FORMS} ('transposed' only "
                          f"without groups), got {form!r} with groups={groups}")
