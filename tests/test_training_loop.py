@@ -319,7 +319,7 @@ def test_xla_phases_give_the_same_training_step(data_dir, tmp_path, monkeypatch)
     monkeypatch.setattr(phases.StatelessRNG, "uniform", uniform)
     out = {}
     for xla in ("none", "all"):
-        t = Trainer(_opts(data_dir, tmp_path / xla, batch=8, xla=xla), echo=False)
+        t = Trainer(_opts(data_dir, tmp_path / xla, xla=xla), echo=False)
         t.loss.noise_mode = "const"  # before the steps are traced
         assert t.opts.xla_phases == (() if xla == "none" else ("G_main", "G_pl", "D_main", "D_r1"))
         data = t._dataset(0)
