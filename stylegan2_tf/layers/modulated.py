@@ -200,6 +200,9 @@ class ModulatedConv2d(keras.layers.Layer):
 
 NOISE_MODES = ("const", "random", "none")
 
+# Stateless draws name Philox: "auto_select" (the default) picks another generator inside XLA.
+RNG_ALG = "philox"
+
 
 def check_noise_mode(noise_mode):
     if noise_mode not in NOISE_MODES:
@@ -214,7 +217,7 @@ def noise_input(noise_mode, batch, noise_const, noise_seed=None):
         shape = [batch, noise_const.shape[0], noise_const.shape[1], 1]
         if noise_seed is None:
             return tf.random.normal(shape, dtype=noise_const.dtype)
-        return tf.random.stateless_normal(shape, seed=noise_seed, dtype=noise_const.dtype, alg="philox")
+        return tf.random.stateless_normal(shape, seed=noise_seed, dtype=noise_const.dtype, alg=RNG_ALG)
     return noise_const[tf.newaxis, :, :, tf.newaxis]
 
 

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from ..layers import EqualizedConv2d, SynthesisLayer, ToRGB, check_noise_mode
+from ..layers.modulated import RNG_ALG
 from ..ops import upsample_2d
 from .config import ConfigSerializable, GeneratorConfig
 
@@ -69,7 +70,9 @@ class SynthesisBlock(keras.layers.Layer):
         r = self.res_log2
 
         def layer_seed(idx):
-            return None if noise_seed is None else tf.random.experimental.stateless_fold_in(noise_seed, idx, alg="philox")
+            if noise_seed is None:
+                return None
+            return tf.random.experimental.stateless_fold_in(noise_seed, idx, alg=RNG_ALG)
 
         dtype = self.activation_dtype
         if self.const is not None:

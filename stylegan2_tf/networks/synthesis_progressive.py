@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from ..layers import AdaINLayer, EqualizedConv2d, check_noise_mode, fused_scale_at
+from ..layers.modulated import RNG_ALG
 from ..ops import nearest_upsample_2d
 from .config import ConfigSerializable, GeneratorConfig
 from .lod import add_lod_variable, evaluate_at_level, lerp
@@ -52,7 +53,9 @@ class StyleGAN1Block(keras.layers.Layer):
         first = 0 if self.res_log2 == 2 else 2 * self.res_log2 - 4
 
         def seed(idx):
-            return None if noise_seed is None else tf.random.experimental.stateless_fold_in(noise_seed, idx, alg="philox")
+            if noise_seed is None:
+                return None
+            return tf.random.experimental.stateless_fold_in(noise_seed, idx, alg=RNG_ALG)
 
         if self.const is not None:
             x = tf.tile(tf.cast(self.const, ws.dtype)[tf.newaxis], [tf.shape(ws)[0], 1, 1, 1])

@@ -4,7 +4,8 @@ training code uses):
   m <- m + (g - m)(1 - beta1),  v <- v + (g^2 - v)(1 - beta2)
   var <- var - alpha m / (sqrt(v) + eps),  alpha = lr sqrt(1 - beta2^t) / (1 - beta1^t)
 
-Same arithmetic, variables and checkpoint layout as `keras.optimizers.Adam`. Keras builds the
+Keras's Adam formula (exact in float64, where Keras rounds the betas to float32 for beta^t), with
+its variables and checkpoint layout. Keras builds the
 update from about 40 graph nodes per variable, and its step-dependent scalars again for every
 variable; here the scalars are computed once per update and each variable gets one
 `ResourceApplyAdam` op. With a few hundred variables per network that removes thousands of
@@ -19,7 +20,7 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="stylegan2_tf")
 class FusedAdam(keras.optimizers.Adam):
-    """`keras.optimizers.Adam` (no amsgrad, no weight decay, dense gradients) whose per-variable
+    """`keras.optimizers.Adam` (no amsgrad) whose per-variable
     update is TF's fused Adam kernel."""
 
     def __init__(self, *args, **kwargs):

@@ -19,14 +19,12 @@ the draws do not depend on how the sub-batches are spread over replicas and roun
 
 import tensorflow as tf
 
+from ..layers.modulated import RNG_ALG
 from .loss_scaling import apply_gradients_if
 from .losses import path_length_surrogate
 from .schedule import fade_reals
 
 PHASES = ("G_main", "G_pl", "D_main", "D_r1")
-
-# Philox, named: "auto_select" (the default) picks another generator inside XLA-compiled phases.
-ALG = "philox"
 
 
 class StatelessRNG:
@@ -38,20 +36,20 @@ class StatelessRNG:
         self.count = 0
 
     def _next(self):
-        seed = tf.random.experimental.stateless_fold_in(self.seed, self.count, alg=ALG)
+        seed = tf.random.experimental.stateless_fold_in(self.seed, self.count, alg=RNG_ALG)
         self.count += 1
         return seed
 
     def normal(self, shape, mean=0.0, stddev=1.0, dtype=tf.float32):
-        return tf.random.stateless_normal(shape, self._next(), mean=mean, stddev=stddev, dtype=dtype, alg=ALG)
+        return tf.random.stateless_normal(shape, self._next(), mean=mean, stddev=stddev, dtype=dtype, alg=RNG_ALG)
 
     def uniform(self, shape, minval=0, maxval=None, dtype=tf.float32):
         return tf.random.stateless_uniform(shape, self._next(), minval=minval, maxval=maxval, dtype=dtype,
-                                         alg=ALG)
+                                         alg=RNG_ALG)
 
     def make_seeds(self, count=1):
         return tf.random.stateless_uniform([2, count], self._next(), minval=None, maxval=None, dtype=tf.int64,
-                                         alg=ALG)
+                                         alg=RNG_ALG)
 
 
 class PhaseSteps:
@@ -84,7 +82,7 @@ class PhaseSteps:
 
     def round_rng(self, seed, r):
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
-        return StatelessRNG(tf.random.experimental.stateless_fold_in(seed, r * self.replicas + replica, alg=ALG))
+        return StatelessRNG(tf.random.experimental.stateless_fold_in(seed, r * self.replicas + replica, alg=RNG_ALG))
 
     def reals(self, real):
         """Growing networks see the reals at the current level of detail (official process_reals)."""
@@ -203,7 +201,7 @@ class PhaseSteps:
         for name, replica_fn in self.replica_functions().items():
             def step(rounds, seed, replica_fn=replica_fn, phase=PHASES.index(name)):
                 loss.levels = self.levels[:2]   # (at trace time) this function's levels of detail
-                seed = tf.random.experimental.stateless_fold_in(seed, phase, alg=ALG)
+                seed = tf.random.experimental.stateless_fold_in(seed, phase, alg=RNG_ALG)
                 per_replica = strategy.run(replica_fn, args=(rounds, seed))
                 return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
             # XLA per phase (opts.xla); None leaves TF's default (no XLA) in place.
