@@ -50,6 +50,9 @@ flags.DEFINE_integer("fmap-max", None, "Override fmap_max.")
 flags.DEFINE_integer("mapping-layers", None, "Override the number of mapping layers.")
 flags.DEFINE_integer("latent-dim", None, "Override z_dim = w_dim (small experiments).")
 flags.DEFINE_integer("fp16-res", 0, "Compute the N highest resolutions of G and D in float16 (0 = float32 only).")
+flags.DEFINE_enum("mixed-dtype", "float16", ["float16", "bfloat16"], "The --fp16-res blocks' dtype: float16 "
+                  "(with dynamic loss scaling; GPUs) or bfloat16 (float32's range, no loss scaling; CPUs with "
+                  "AVX512-BF16/AMX, GPUs from Ampere on).")
 flags.DEFINE_float("conv-clamp", None, "Clamp conv outputs to +-X (default: 256 with --fp16-res > 0, else none).")
 flags.DEFINE_bool("fused-modconv", None, "Force the fused (grouped) or non-fused modulated convolution (default: "
                   "automatic, fused on GPUs and non-fused on CPUs; same numbers either way).")
@@ -84,8 +87,8 @@ def main(argv):
               "seed": "seed", "snapshot-ticks": "snapshot_ticks", "tick-kimg": "tick_kimg", "fmap-base": "fmap_base",
               "fmap-max": "fmap_max", "mapping-layers": "mapping_layers", "latent-dim": "latent_dim",
               "grid-size": "grid_size", "embed-module-src": "embed_module_src", "fp16-res": "fp16_res",
-              "conv-clamp": "conv_clamp", "fused-modconv": "fused_modconv", "lod-kimg": "lod_kimg",
-              "lod-transition-kimg": "lod_transition_kimg", "xla": "xla"}
+              "mixed-dtype": "mixed_dtype", "conv-clamp": "conv_clamp", "fused-modconv": "fused_modconv",
+              "lod-kimg": "lod_kimg", "lod-transition-kimg": "lod_transition_kimg", "xla": "xla"}
     resume = flag("resume")
     try:
         # Several workers: TF_CONFIG or the flags (pure parsing; no TensorFlow operation may run before

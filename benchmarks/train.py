@@ -3,6 +3,7 @@
   python benchmarks/train.py --res 64 --fmap-base 16384 --batch 32 --batch-gpu 4 --steps 8
   python benchmarks/train.py --replicas 2 ...     # + scaling efficiency against 1 replica
   python benchmarks/train.py --fp16-res 2 ...     # float16 in the 2 highest resolutions
+  python benchmarks/train.py --fp16-res 5 --mixed-dtype bfloat16 ...  # bfloat16 there (AMX CPUs)
   python benchmarks/train.py --modconv fused ...  # force a modulated-conv form (default: automatic)
   python benchmarks/train.py --xla all ...        # XLA-compile phases (all, or e.g. G_main,D_main)
 
@@ -44,6 +45,7 @@ flags.DEFINE_integer("steps", 8, "Timed minibatches (after one warm-up minibatch
 flags.DEFINE_string("config", "config-f", "config-e / config-f / config-e-G*-D*.")
 flags.DEFINE_integer("replicas", 1, "Replicas (GPUs, else logical CPU devices); > 1 adds the scaling figures.")
 flags.DEFINE_integer("fp16-res", 0, "float16 in the N highest resolutions (with loss scaling, conv clamp 256).")
+flags.DEFINE_enum("mixed-dtype", "float16", ["float16", "bfloat16"], "dtype of the --fp16-res blocks.")
 flags.DEFINE_enum("modconv", "auto", ["auto", "fused", "nonfused"],
                   "Modulated-conv form: automatic (fused on GPUs, non-fused on CPUs) or forced.")
 flags.DEFINE_string("xla", "none", "Phases compiled with XLA: none, all, or a comma-separated list of "
@@ -68,13 +70,15 @@ def time_training(tmp, replicas, batch, label):
     opts = TrainingOptions(data_dir=tmp, dataset="shapes", result_dir=os.path.join(tmp, "results"),
                            config=FLAGS.config, fmap_base=FLAGS["fmap-base"].value, batch=batch,
                            batch_gpu=FLAGS["batch-gpu"].value, num_gpus=replicas, snapshot_ticks=0,
-                           fp16_res=FLAGS["fp16-res"].value, xla=FLAGS.xla,
+                           fp16_res=FLAGS["fp16-res"].value, mixed_dtype=FLAGS["mixed-dtype"].value,
+                           xla=FLAGS.xla,
                            fused_modconv={"auto": None, "fused": True, "nonfused": False}[FLAGS.modconv])
     t = Trainer(opts, strategy=make_strategy(replicas), echo=False)
     devices = t.strategy.extended.worker_devices if replicas > 1 else ["default device"]
     print(f"## {label}: {FLAGS.config} {FLAGS.res}x{FLAGS.res}, fmap_base {opts.fmap_base}, "
           f"G {num_trainable_params(t.G):,} D {num_trainable_params(t.D):,} params, batch {opts.batch} = "
-          f"{opts.rounds} round(s) x {replicas} replica(s) x {opts.batch_gpu}, fp16_res {opts.fp16_res}, "
+          f"{opts.rounds} round(s) x {replicas} replica(s) x {opts.batch_gpu}, "
+          f"fp16_res {opts.fp16_res} ({opts.mixed_dtype}), "
           f"modconv {FLAGS.modconv}, xla {FLAGS.xla}, "
           f"devices {', '.join(d.split('/')[-1] for d in devices)}")
     data = t._dataset(0)

@@ -1,4 +1,4 @@
-"""Mixed precision (num_fp16_res, conv_clamp) in the networks, on tiny networks.
+"""Mixed precision (num_fp16_res, mixed_dtype, conv_clamp) in the networks, on tiny networks.
 
 Tolerance for float16 against float32 with the same weights: float16 rounds every
 activation with unit roundoff u = 2^-11 ~ 4.9e-4. A 16-32 px network computes ~10 rounded
@@ -6,10 +6,15 @@ stages in float16 (conv, bias/activation, resampling, noise) whose errors partly
 measured max |fp16 - fp32| is 0.7-2.1e-3 of max |fp32| for G and D (all architectures).
 The bound is 16u ~ 7.8e-3 of max |fp32|, a ~4x margin. Scalar penalties (R1, path length)
 are sums over many such values: measured within 0.4%, checked at 2%.
+
+bfloat16 keeps 8 significant bits (u = 2^-8 ~ 3.9e-3, 8x float16's): measured max |bf16 - fp32|
+is 2.1-4.3u of max |fp32| for G and 0.4-2.7u for D, checked with the same 16u bound. Its
+penalties: measured within 0.5%, checked at 4%.
 """
 
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -22,10 +27,15 @@ import _np_reference as ref  # noqa: E402
 from stylegan2_tf.layers import EqualizedConv2d, EqualizedDense, SynthesisLayer, ToRGB, modulated_conv2d  # noqa: E402
 from stylegan2_tf.layers import modulated as modulated_module  # noqa: E402
 from stylegan2_tf.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig  # noqa: E402
+from stylegan2_tf.networks.config import MIXED_DTYPES  # noqa: E402
 
 U16 = 2.0 ** -11
 FWD_RTOL = 16 * U16      # of max |fp32 output|
 PENALTY_RTOL = 2e-2
+# Per mixed_dtype: unit roundoff u and the bounds.
+UNIT_ROUNDOFF = {"float16": U16, "bfloat16": 2.0 ** -8}
+FWD_RTOLS = {name: 16 * u for name, u in UNIT_ROUNDOFF.items()}
+PENALTY_RTOLS = {"float16": PENALTY_RTOL, "bfloat16": 2 * PENALTY_RTOL}
 ARCHS = ("skip", "resnet", "orig")
 
 
@@ -71,15 +81,17 @@ def test_fp16_blocks_follow_the_formula(res, n, fp16_res):
         assert got == fp16_res
 
 
+@pytest.mark.parametrize("mixed_dtype", MIXED_DTYPES)
 @pytest.mark.parametrize("n", [0, 1, 2, 5])
-def test_built_blocks_have_the_formula_dtypes(n):
-    G = Generator(_g_cfg(res=16, num_fp16_res=n))
-    D = Discriminator(_d_cfg(res=16, num_fp16_res=n))
+def test_built_blocks_have_the_formula_dtypes(n, mixed_dtype):
+    G = Generator(_g_cfg(res=16, num_fp16_res=n, mixed_dtype=mixed_dtype))
+    D = Discriminator(_d_cfg(res=16, num_fp16_res=n, mixed_dtype=mixed_dtype))
     lo = max(2 ** (4 + 1 - n), 8)
+    low = tf.as_dtype(mixed_dtype)
     for block in G.synthesis.blocks:
-        assert block.activation_dtype == (tf.float16 if block.resolution >= lo else tf.float32)
+        assert block.activation_dtype == (low if block.resolution >= lo else tf.float32)
     for block in D.blocks:
-        assert block.activation_dtype == (tf.float16 if 2 ** block.res_log2 >= lo else tf.float32)
+        assert block.activation_dtype == (low if 2 ** block.res_log2 >= lo else tf.float32)
     assert G.synthesis.blocks[0].activation_dtype == tf.float32  # 4x4
 
 
@@ -88,6 +100,9 @@ def test_precision_fields_are_validated():
         GeneratorConfig(num_fp16_res=-1)
     with pytest.raises(ValueError, match="conv_clamp"):
         DiscriminatorConfig(conv_clamp=0.0)
+    for cls in (GeneratorConfig, DiscriminatorConfig):
+        with pytest.raises(ValueError, match="mixed_dtype must be one of .*'float64'"):
+            cls(num_fp16_res=2, mixed_dtype="float64")
 
 
 # ------------------------------------------------------------------ (a) defaults unchanged
@@ -122,26 +137,30 @@ def test_float32_defaults_are_bit_identical(arch):
 
 
 def test_keras_config_round_trips_the_new_fields():
-    G = Generator(_g_cfg(res=16, num_fp16_res=2, conv_clamp=256.0))
+    G = Generator(_g_cfg(res=16, num_fp16_res=2, conv_clamp=256.0, mixed_dtype="bfloat16"))
     G2 = Generator.from_config(G.get_config())
     assert G2.config == G.config and (G2.config.num_fp16_res, G2.config.conv_clamp) == (2, 256.0)
+    assert G2.synthesis.blocks[-1].activation_dtype == tf.bfloat16
     D = Discriminator(_d_cfg(res=16, num_fp16_res=1, conv_clamp=128.0))
     D2 = Discriminator.from_config(D.get_config())
     assert D2.config == D.config and (D2.config.num_fp16_res, D2.config.conv_clamp) == (1, 128.0)
-    # A Keras config written before the fields existed still loads, as float32 without clamp.
+    # A Keras config written before the fields existed still loads, as float32 without clamp
+    # (and float16 as the dtype of any reduced-precision blocks).
     old = G.get_config()
-    old["config"] = {k: v for k, v in old["config"].items() if k not in ("num_fp16_res", "conv_clamp")}
+    old["config"] = {k: v for k, v in old["config"].items()
+                     if k not in ("num_fp16_res", "conv_clamp", "mixed_dtype")}
     G3 = Generator.from_config(old)
-    assert (G3.config.num_fp16_res, G3.config.conv_clamp) == (0, None)
+    assert (G3.config.num_fp16_res, G3.config.conv_clamp, G3.config.mixed_dtype) == (0, None, "float16")
 
 
 # ------------------------------------------------------------------ (b) forward / backward
 
 
-@pytest.fixture(scope="module")
-def fp16_nets():
-    G32, G16 = _pair(Generator, _g_cfg(arch="skip"), num_fp16_res=2, conv_clamp=256.0)
-    D32, D16 = _pair(Discriminator, _d_cfg(arch="resnet"), num_fp16_res=2, conv_clamp=256.0)
+@pytest.fixture(scope="module", params=MIXED_DTYPES)
+def fp16_nets(request):
+    kw = dict(num_fp16_res=2, conv_clamp=256.0, mixed_dtype=request.param)
+    G32, G16 = _pair(Generator, _g_cfg(arch="skip"), **kw)
+    D32, D16 = _pair(Discriminator, _d_cfg(arch="resnet"), **kw)
     return G32, G16, D32, D16
 
 
@@ -151,6 +170,7 @@ def _finite(tensors):
 
 def test_fp16_blocks_really_compute_in_float16(fp16_nets):
     _, G16, _, D16 = fp16_nets
+    low = tf.as_dtype(G16.config.mixed_dtype)
     ws = G16.mapping(_z())
     x = img = None
     dtypes = []
@@ -158,13 +178,13 @@ def test_fp16_blocks_really_compute_in_float16(fp16_nets):
         x, img = block(x, img, ws, noise_mode="const")
         dtypes.append((block.resolution, x.dtype, img.dtype))
     assert dtypes == [(4, tf.float32, tf.float32), (8, tf.float32, tf.float32),
-                      (16, tf.float16, tf.float32), (32, tf.float16, tf.float32)]
+                      (16, low, tf.float32), (32, low, tf.float32)]
     x, img = None, tf.zeros([4, 32, 32, 3])
     out = []
     for block in D16.blocks:
         x, img = block(x, img)
         out.append(x.dtype)
-    assert out == [tf.float16, tf.float16, tf.float32]  # blocks 32, 16, 8
+    assert out == [low, low, tf.float32]  # blocks 32, 16, 8
 
 
 def test_fp16_forward_backward_r1_and_path_length_are_finite(fp16_nets):
@@ -203,49 +223,53 @@ def test_fp16_forward_backward_r1_and_path_length_are_finite(fp16_nets):
             assert all(g is not None and g.dtype == tf.float32 and float(tf.reduce_max(tf.abs(g))) > 0
                        for g in grads)
         results[name] = (float(pl), float(r1))
-    np.testing.assert_allclose(results["fp16"], results["fp32"], rtol=PENALTY_RTOL)
+    np.testing.assert_allclose(results["fp16"], results["fp32"], rtol=PENALTY_RTOLS[G16.config.mixed_dtype])
 
 
 # ------------------------------------------------------------------ (c) close to float32
 
 
+@pytest.mark.parametrize("mixed_dtype", MIXED_DTYPES)
 @pytest.mark.parametrize("arch", ARCHS)
-def test_fp16_outputs_are_close_to_fp32(arch):
-    G32, G16 = _pair(Generator, _g_cfg(arch=arch), num_fp16_res=2, conv_clamp=256.0)
+def test_fp16_outputs_are_close_to_fp32(arch, mixed_dtype):
+    kw = dict(num_fp16_res=2, conv_clamp=256.0, mixed_dtype=mixed_dtype)
+    G32, G16 = _pair(Generator, _g_cfg(arch=arch), **kw)
     z, seed = _z(8, seed=1), tf.constant([5, 6])
     a = G32(z, noise_mode="random", noise_seed=seed)
     b = G16(z, noise_mode="random", noise_seed=seed)
     assert b.dtype == tf.float32
-    assert _max_rel(a, b) <= FWD_RTOL
-    D32, D16 = _pair(Discriminator, _d_cfg(arch=arch), num_fp16_res=2, conv_clamp=256.0)
+    assert 0 < _max_rel(a, b) <= FWD_RTOLS[mixed_dtype]  # (> 0: the blocks did round)
+    D32, D16 = _pair(Discriminator, _d_cfg(arch=arch), **kw)
     real = tf.clip_by_value(a, -1.0, 1.0)
     sa, sb = D32(real), D16(real)
     assert sb.dtype == tf.float32
-    assert _max_rel(sa, sb) <= FWD_RTOL
+    assert 0 < _max_rel(sa, sb) <= FWD_RTOLS[mixed_dtype]
 
 
 @pytest.mark.parametrize("demodulate", [True, False])
 @pytest.mark.parametrize("up, ksize", [(False, 3), (True, 3), (False, 1)])
 @pytest.mark.parametrize("fused", [True, False])
-def test_fp16_modulated_conv2d_matches_paper_equations(fused, up, ksize, demodulate):
-    # Large styles (|s| up to ~40) exercise the pre-normalization. Forcing the fused form runs it
-    # on a CPU too (the float16 grouped-conv forward exists there, only its gradient does not).
+@pytest.mark.parametrize("mixed_dtype", MIXED_DTYPES)
+def test_fp16_modulated_conv2d_matches_paper_equations(mixed_dtype, fused, up, ksize, demodulate):
+    # Large styles (|s| up to ~40) exercise float16's pre-normalization. Forcing the fused form runs
+    # it on a CPU too (the reduced-precision grouped-conv forward exists there, not always its gradient).
     rng = np.random.default_rng(0)
-    x = rng.standard_normal([3, 6, 6, 8]).astype(np.float16)
+    dtype = tf.as_dtype(mixed_dtype)
+    x = tf.cast(rng.standard_normal([3, 6, 6, 8]).astype(np.float32), dtype)
     weight = (rng.standard_normal([ksize, ksize, 8, 5]) / math.sqrt(8 * ksize * ksize)).astype(np.float32)
     styles = (10.0 * rng.standard_normal([3, 8])).astype(np.float32)
-    got = modulated_conv2d(tf.constant(x), tf.constant(weight), tf.constant(styles), demodulate=demodulate,
-                           up=up, fused=fused)
-    assert got.dtype == tf.float16
+    got = modulated_conv2d(x, tf.constant(weight), tf.constant(styles), demodulate=demodulate, up=up, fused=fused)
+    assert got.dtype == dtype
+    x = tf.cast(x, tf.float64).numpy()  # the rounded inputs, exactly
     want = []
     for n in range(3):
         w1 = weight.astype(np.float64) * styles[n].astype(np.float64)[None, None, :, None]
         if demodulate:
             w1 = w1 / np.sqrt(np.sum(w1 ** 2, axis=(0, 1, 2)) + 1e-8)
-        xn = x[n:n + 1].astype(np.float64)
+        xn = x[n:n + 1]
         want.append(ref.upsample_conv_2d(xn, w1, [1, 3, 3, 1]) if up else ref.conv2d_same(xn, w1))
     want = np.concatenate(want)
-    assert _max_rel(want, got.numpy()) <= FWD_RTOL
+    assert _max_rel(want, tf.cast(got, tf.float64).numpy()) <= FWD_RTOLS[mixed_dtype]
 
 
 def test_fp16_demodulated_conv_does_not_overflow_where_plain_float16_would():
@@ -278,7 +302,7 @@ def _check_clamped(y, y_free, c):
     np.testing.assert_array_equal(y, np.clip(y_free, -c, c))
 
 
-@pytest.mark.parametrize("dtype", [tf.float32, tf.float16])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float16, tf.bfloat16])
 def test_equalized_layers_clamp(dtype):
     c = float(dtype.as_numpy_dtype(C))  # the bound as the dtype represents it
     x = tf.cast(tf.random.stateless_normal([2, 8, 8, 6], seed=[1, 1]), dtype)
@@ -295,7 +319,7 @@ def test_equalized_layers_clamp(dtype):
     _check_clamped(clamped(v), free(v), c)
 
 
-@pytest.mark.parametrize("dtype", [tf.float32, tf.float16])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float16, tf.bfloat16])
 def test_synthesis_layer_and_torgb_clamp(dtype):
     c = float(dtype.as_numpy_dtype(C))
     x = tf.cast(tf.random.stateless_normal([2, 8, 8, 6], seed=[2, 2]), dtype)
@@ -367,6 +391,25 @@ def test_training_options_pass_precision_to_both_networks():
     assert (g.num_fp16_res, g.conv_clamp, d.num_fp16_res, d.conv_clamp) == (3, 64.0, 3, 64.0)
     g, d = TrainingOptions(conv_clamp=64).network_configs(32, 3, 0)
     assert (g.num_fp16_res, g.conv_clamp) == (0, 64.0)
+    g, d = TrainingOptions(fp16_res=3, mixed_dtype="bfloat16").network_configs(32, 3, 0)
+    assert (g.num_fp16_res, g.mixed_dtype, d.num_fp16_res, d.mixed_dtype) == (3, "bfloat16", 3, "bfloat16")
+    assert g.conv_clamp == d.conv_clamp == 256.0
+    assert "mixed_dtype" in RESUME_INVARIANTS
+    # Loss scaling only for float16 blocks.
+    assert [TrainingOptions(fp16_res=n, mixed_dtype=m).loss_scaling
+            for n, m in ((0, "float16"), (2, "float16"), (2, "bfloat16"))] == [False, True, False]
     # Options saved before the fields existed load with the float32 defaults.
-    old = {k: v for k, v in TrainingOptions().to_dict().items() if k not in ("fp16_res", "conv_clamp")}
-    assert (TrainingOptions.from_dict(old).fp16_res, TrainingOptions.from_dict(old).conv_clamp) == (0, None)
+    old = {k: v for k, v in TrainingOptions().to_dict().items()
+           if k not in ("fp16_res", "conv_clamp", "mixed_dtype")}
+    loaded = TrainingOptions.from_dict(old)
+    assert (loaded.fp16_res, loaded.conv_clamp, loaded.mixed_dtype) == (0, None, "float16")
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(fp16_res=2, mixed_dtype="float64"), "--mixed-dtype must be one of float16, bfloat16, got 'float64'"),
+    (dict(mixed_dtype="bfloat16"), "--mixed-dtype bfloat16 applies to the --fp16-res blocks"),
+])
+def test_bad_mixed_dtype_options_are_refused(kw, message):
+    from stylegan2_tf.training.options import TrainingError, TrainingOptions
+    with pytest.raises(TrainingError, match=re.escape(message)):
+        TrainingOptions(data_dir="d", dataset="x", **kw).validate()

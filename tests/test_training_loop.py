@@ -285,6 +285,31 @@ def test_fp16_training_stays_finite_and_skips_overflowing_steps(data_dir, tmp_pa
     assert np.all(np.isfinite(img.numpy()))
 
 
+def test_bfloat16_training_runs_without_loss_scaling_and_resumes_only_as_bfloat16(data_dir, tmp_path):
+    """--fp16-res 2 --mixed-dtype bfloat16: bfloat16 blocks (float32's exponent range: no loss
+    scales), a finite run with a snapshot, and a resume that must keep the dtype."""
+    import tensorflow as tf
+    t = Trainer(_opts(data_dir, tmp_path, fp16_res=2, mixed_dtype="bfloat16", total_kimg=0.016), echo=False)
+    assert (t.g_cfg.mixed_dtype, t.d_cfg.mixed_dtype, t.g_cfg.conv_clamp) == ("bfloat16", "bfloat16", 256)
+    assert t.loss_scales == {}
+    assert [b.activation_dtype for b in t.G.synthesis.blocks] == [tf.float32, tf.bfloat16, tf.bfloat16]
+    assert [b.activation_dtype for b in t.D.blocks] == [tf.bfloat16, tf.bfloat16]  # 16, 8
+    before = [v.numpy().copy() for v in t.G.trainable_variables + t.D.trainable_variables]
+    t.train()
+    records = [json.loads(line) for line in open(os.path.join(t.run_dir, "stats.jsonl"))]
+    assert records and all(np.isfinite(r["Loss/G/loss"]) and np.isfinite(r["Loss/D/loss"]) for r in records)
+    assert not any(k.startswith("loss_scale") or "overflow" in k for k in records[-1])
+    ckpt = tf.train.load_checkpoint(t.ckpt_manager.latest_checkpoint)
+    assert not any("loss_scale" in name for name in ckpt.get_variable_to_shape_map())
+    moved = [np.any(v.numpy() != b) for b, v in zip(before, t.G.trainable_variables + t.D.trainable_variables)]
+    assert np.mean(moved) > 0.9
+    assert all(v.dtype == tf.float32 and np.all(np.isfinite(v.numpy())) for v in t.G.variables + t.D.variables)
+    nets = load_network_pkl(os.path.join(t.run_dir, "network-final.pkl"))
+    assert np.all(np.isfinite(nets["G_ema"](tf.zeros([1, 32]), noise_mode="const").numpy()))
+    with pytest.raises(TrainingError, match=r"mixed_dtype='bfloat16' \(now 'float16'\)"):
+        Trainer(_opts(data_dir, tmp_path, fp16_res=2, total_kimg=0.032), resume=t.run_dir, echo=False)
+
+
 def _uniform_from_bits(seed, shape):
     """U(0, 1] in float64 from stateless int64 draws, which XLA and TF's kernels produce alike
     (their float generators differ)."""

@@ -3,6 +3,15 @@
 import keras
 import tensorflow as tf
 
+# Reduced-precision activation dtypes (mixed precision). What is computed from them that
+# needs range or accuracy (statistics, styles, demodulation) stays in float32.
+REDUCED_PRECISION = (tf.float16, tf.bfloat16)
+
+
+def at_least_float32(dtype):
+    """float32 for a reduced-precision dtype, else `dtype` itself."""
+    return tf.float32 if dtype in REDUCED_PRECISION else dtype
+
 
 def normalize_2nd_moment(x, axis=1, eps=1e-8):
     """x / sqrt(mean(x^2) + eps) -- the 'pixel norm' applied to z (and label embeddings)."""
@@ -24,7 +33,7 @@ def minibatch_stddev(x, group_size=4, num_features=1):
     g = n if group_size is None else tf.minimum(group_size, n)
     f = num_features
     c = channels // f
-    stat_dtype = tf.float32 if x.dtype == tf.float16 else x.dtype        # statistics in >= fp32
+    stat_dtype = at_least_float32(x.dtype)                                # statistics in >= fp32
     y = tf.reshape(tf.cast(x, stat_dtype), [g, -1, height, width, f, c])  # [G, M, H, W, F, c]
     y = y - tf.reduce_mean(y, axis=0)
     y = tf.reduce_mean(tf.square(y), axis=0)                              # [M, H, W, F, c]

@@ -29,6 +29,7 @@ import tensorflow as tf
 from ..ops import fused_bias_act, upsample_conv_2d
 from ..ops.capabilities import cpu_grouped_conv_gradient
 from .equalized import EqualizedDense
+from .misc import at_least_float32
 
 DEMODULATION_EPS = 1e-8
 
@@ -98,13 +99,13 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=None, r
     Returns:
       [N, H', W', O] in x's dtype.
     """
-    # Styles/weights (and so modulation, demodulation) in >= float32 even for float16 x.
-    param_dtype = tf.float32 if x.dtype == tf.float16 else x.dtype
+    # Styles/weights (and so modulation, demodulation) in >= float32 even for float16/bfloat16 x.
+    param_dtype = at_least_float32(x.dtype)
     styles = tf.cast(styles, param_dtype)
     weight = tf.cast(weight, param_dtype)
     ksize, _, in_ch, out_ch = weight.shape
     batch = x.shape[0]
-    half = x.dtype == tf.float16
+    half = x.dtype == tf.float16  # (bfloat16 has float32's range: no overflow to guard against)
     if half and demodulate:
         # Pre-normalize against float16 overflow: kernel max-abs per output channel to
         # 1/sqrt(fan_in), styles max-abs per sample to 1; demodulation undoes both.

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from ..ops import filter_2d, fused_bias_act, nearest_upsample_2d
 from .equalized import EqualizedDense
+from .misc import at_least_float32
 from .modulated import check_noise_mode, noise_input
 
 INSTANCE_NORM_EPS = 1e-8
@@ -32,8 +33,7 @@ def fused_scale_at(resolution):
 def instance_norm(x, eps=INSTANCE_NORM_EPS):
     """(x - mean) / sqrt(var + eps) per sample and channel over H, W (NHWC; in >= float32)."""
     dtype = x.dtype
-    if dtype == tf.float16:
-        x = tf.cast(x, tf.float32)
+    x = tf.cast(x, at_least_float32(dtype))
     x = x - tf.reduce_mean(x, axis=[1, 2], keepdims=True)
     x = x * tf.math.rsqrt(tf.reduce_mean(tf.square(x), axis=[1, 2], keepdims=True) + eps)
     return tf.cast(x, dtype)

@@ -18,6 +18,10 @@ ARCHITECTURES = ("orig", "skip", "resnet")
 #   D 'stylegan'   configs B-D: official `D_stylegan`
 PROGRESSIVE_G_ARCHITECTURES = ("stylegan1", "revised")
 PROGRESSIVE_D_ARCHITECTURES = ("basic", "stylegan")
+# The activations' dtype in the `num_fp16_res` blocks: float16 (NVlabs/stylegan2-ada, GPUs) or
+# bfloat16 (float32's exponent range, so no loss scaling; fast on CPUs with AVX512-BF16/AMX
+# and on GPUs from Ampere on).
+MIXED_DTYPES = ("float16", "bfloat16")
 
 
 def _log2_resolution(res):
@@ -63,7 +67,7 @@ class _Config:
         return max(2 ** (self.resolution_log2 + 1 - self.num_fp16_res), 8)
 
     def use_fp16(self, resolution):
-        """Whether the block at `resolution` computes in float16 (its weights stay float32)."""
+        """Whether the block at `resolution` computes in `mixed_dtype` (its weights stay float32)."""
         return resolution >= self.fp16_resolution
 
     @property
@@ -81,6 +85,8 @@ class _Config:
                              f"num_fp16_res and conv_clamp are not supported")
         if self.num_fp16_res < 0:
             raise ValueError(f"num_fp16_res must be >= 0, got {self.num_fp16_res}")
+        if self.mixed_dtype not in MIXED_DTYPES:
+            raise ValueError(f"mixed_dtype must be one of {MIXED_DTYPES}, got {self.mixed_dtype!r}")
         if self.conv_clamp is not None and not self.conv_clamp > 0:
             raise ValueError(f"conv_clamp must be > 0 or None, got {self.conv_clamp}")
 
@@ -116,10 +122,12 @@ class GeneratorConfig(_Config):
     # Modulated-conv form: None = automatic (fused on GPUs, non-fused on CPUs), True/False forces it
     # (stylegan2_tf.layers.modulated.use_fused_form). Same numbers either way.
     fused_modconv: Optional[bool] = None
-    # Mixed precision (NVlabs/stylegan2-ada): float16 activations in the `num_fp16_res`
-    # highest-resolution blocks; conv/ToRGB outputs clamped to +-conv_clamp (None = off).
+    # Mixed precision (NVlabs/stylegan2-ada): float16 (or bfloat16: mixed_dtype) activations in
+    # the `num_fp16_res` highest-resolution blocks; conv/ToRGB outputs clamped to +-conv_clamp
+    # (None = off).
     conv_clamp: Optional[float] = None
     num_fp16_res: int = 0
+    mixed_dtype: str = "float16"  # of those blocks' activations (MIXED_DTYPES)
     # Config A only: up-convolutions fused with the up-sampling (official fused_scale; None =
     # 'auto', i.e. at resolutions >= 128). Changes which way the stored kernels are read.
     fused_scale: Optional[bool] = None
@@ -174,6 +182,7 @@ class DiscriminatorConfig(_Config):
     # Mixed precision, as in GeneratorConfig (the 4x4 epilogue always runs in float32).
     conv_clamp: Optional[float] = None
     num_fp16_res: int = 0
+    mixed_dtype: str = "float16"  # of those blocks' activations (MIXED_DTYPES)
 
     def __post_init__(self):
         if self.resolution_log2 < 3:

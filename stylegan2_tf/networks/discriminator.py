@@ -8,8 +8,8 @@ and Conv1_down (3x3 + 2x FIR down, nf(r-2)). Architectures:
 Epilogue at 4x4: minibatch stddev, Conv 3x3, Dense0 (flattened 4x4 features), Output.
 
 Mixed precision (config.num_fp16_res): blocks at resolution >= config.fp16_resolution
-compute in float16 (their input features and image are cast on entry); the epilogue
-and the scores are float32. conv_clamp clamps FromRGB, Conv0 and Conv1 of every block
+compute in float16 or config.mixed_dtype (their input features and image are cast on
+entry); the epilogue and the scores are float32. conv_clamp clamps FromRGB, Conv0 and Conv1 of every block
 and the epilogue's Conv, not the 4x4 FromRGB of 'skip' (as NVIDIA's code). In resnet
 blocks NVIDIA's code scales Conv1 by sqrt(0.5) inside its epilogue with clamp
 conv_clamp*sqrt(0.5); clamping first and scaling the sum afterwards is the same.
@@ -36,7 +36,7 @@ class DiscriminatorBlock(keras.layers.Layer):
         cfg = config
         self.res_log2 = int(res_log2)
         self.use_fp16 = cfg.use_fp16(2 ** self.res_log2)
-        self.activation_dtype = tf.float16 if self.use_fp16 else tf.as_dtype(self.compute_dtype)
+        self.activation_dtype = tf.as_dtype(cfg.mixed_dtype) if self.use_fp16 else tf.as_dtype(self.compute_dtype)
         self.architecture = cfg.architecture
         self.resample_kernel = cfg.resample_kernel
         in_ch, mid_ch, out_ch = cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 2)

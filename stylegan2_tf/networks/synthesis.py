@@ -8,11 +8,10 @@ one conv (ws[0]), ToRGB ws[1]. Architectures (paper, Fig. 7 / Table 2):
   resnet  residual blocks: (main + 1x1 up-conv skip) / sqrt(2); ToRGB at the end
 
 Mixed precision (config.num_fp16_res): blocks at resolution >= config.fp16_resolution
-carry float16 features; the RGB accumulator and the output stay float32 (the network's
-dtype). conv_clamp
-clamps every SynthesisLayer and ToRGB output. In resnet blocks NVIDIA's code applies
-sqrt(0.5) inside Conv1's epilogue with clamp conv_clamp*sqrt(0.5); clamping first and
-scaling the sum afterwards is the same arithmetic.
+carry float16 features (or config.mixed_dtype's); the RGB accumulator and the output stay
+float32 (the network's dtype). conv_clamp clamps every SynthesisLayer and ToRGB output.
+In resnet blocks NVIDIA's code applies sqrt(0.5) inside Conv1's epilogue with clamp
+conv_clamp*sqrt(0.5); clamping first and scaling the sum afterwards is the same arithmetic.
 """
 
 import math
@@ -37,7 +36,7 @@ class SynthesisBlock(keras.layers.Layer):
         self.res_log2 = int(res_log2)
         self.resolution = 2 ** self.res_log2
         self.use_fp16 = cfg.use_fp16(self.resolution)
-        self.activation_dtype = tf.float16 if self.use_fp16 else tf.as_dtype(self.compute_dtype)
+        self.activation_dtype = tf.as_dtype(cfg.mixed_dtype) if self.use_fp16 else tf.as_dtype(self.compute_dtype)
         self.architecture = cfg.architecture
         self.resample_kernel = cfg.resample_kernel
         self.is_last = self.res_log2 == cfg.resolution_log2

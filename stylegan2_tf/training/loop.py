@@ -167,12 +167,12 @@ class Trainer:
         is refused here, before anything is written (automatic never picks it there)."""
         if not self.opts.fused_modconv or tf.config.list_logical_devices("GPU"):
             return
-        dtypes = [tf.float32] + ([tf.float16] if self.opts.fp16_res > 0 else [])
+        dtypes = [tf.float32] + ([tf.as_dtype(self.opts.mixed_dtype)] if self.opts.fp16_res > 0 else [])
         missing = [d.name for d in dtypes if not cpu_grouped_conv_gradient(d)]
         if missing:
             raise TrainingError(
                 f"--fused-modconv: this TensorFlow cannot differentiate grouped convolutions on the CPU in "
-                f"{' and '.join(missing)} (oneDNN is off, or has no float16 on this CPU); leave the option out "
+                f"{' and '.join(missing)} (oneDNN is off, or lacks that dtype on this CPU); leave the option out "
                 f"(automatic: non-fused on CPUs) or pass --nofused-modconv. Both forms give the same numbers.")
 
     def _metrics_setup(self):
@@ -332,7 +332,7 @@ class Trainer:
             # float16 blocks: dynamic loss scaling, one scale per phase (the regularizers' second-order
             # gradients need smaller scales than the main losses); an overflowing step is skipped.
             self.loss_scales = {}
-            if opts.fp16_res > 0:
+            if opts.loss_scaling:
                 self.loss_scales = {phase: DynamicLossScale(name=f"loss_scale_{phase}") for phase in PHASES}
             self.rng = tf.random.Generator.from_seed(opts.seed)
             self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")

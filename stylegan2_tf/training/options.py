@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..networks import DiscriminatorConfig, GeneratorConfig
+from ..networks.config import MIXED_DTYPES
 
 # kimg per tick by resolution (official schedule); 4 for resolutions not listed.
 TICK_KIMG = {8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4}
@@ -81,7 +82,10 @@ class TrainingOptions:
     latent_dim: Optional[int] = None       # z_dim = w_dim (small experiments)
     # Mixed precision (NVlabs/stylegan2-ada): float16 in the fp16_res highest resolutions of
     # G and D; conv_clamp None = 256 when fp16_res > 0 (ADA's value), else no clamp.
+    # mixed_dtype 'bfloat16' computes those blocks in bfloat16 instead: float32's range, so
+    # no loss scaling (CPUs with AVX512-BF16/AMX, GPUs from Ampere on).
     fp16_res: int = 0
+    mixed_dtype: str = "float16"
     conv_clamp: Optional[float] = None
     # Modulated-conv form: None = automatic (fused on GPUs, non-fused on CPUs); True/False forces it.
     fused_modconv: Optional[bool] = None
@@ -95,6 +99,11 @@ class TrainingOptions:
     grid_size: Optional[int] = None        # snapshot grid is grid_size x grid_size (default by resolution)
     embed_module_src: Optional[str] = None  # file whose text goes into snapshots' build_module_src
     collective_timeout: float = 600.0      # multi-worker: seconds without progress before giving up (0 = never)
+
+    @property
+    def loss_scaling(self):
+        """Dynamic loss scaling: float16 blocks only (bfloat16 has float32's exponent range)."""
+        return self.fp16_res > 0 and self.mixed_dtype == "float16"
 
     @property
     def xla_phases(self):
@@ -135,6 +144,11 @@ class TrainingOptions:
             raise TrainingError("--snapshot-ticks must be >= 0")
         if self.fp16_res < 0:
             raise TrainingError("--fp16-res must be >= 0")
+        if self.mixed_dtype not in MIXED_DTYPES:
+            raise TrainingError(f"--mixed-dtype must be one of {', '.join(MIXED_DTYPES)}, got {self.mixed_dtype!r}")
+        if self.mixed_dtype != "float16" and self.fp16_res == 0:
+            raise TrainingError(f"--mixed-dtype {self.mixed_dtype} applies to the --fp16-res blocks: give "
+                                f"--fp16-res N (N > 0 highest resolutions)")
         if self.xla_phases and self.replicas > 1:  # (xla_phases also checks the names)
             raise TrainingError(f"--xla {self.xla}: XLA-compiled phases run with one replica per process; "
                                 f"this run has {self.replicas} (--num-gpus / workers)")
@@ -224,7 +238,8 @@ class TrainingOptions:
         if clamp is None and self.fp16_res > 0:
             clamp = 256.0
         for kw in (g_kw, d_kw):
-            kw.update(num_fp16_res=int(self.fp16_res), conv_clamp=None if clamp is None else float(clamp))
+            kw.update(num_fp16_res=int(self.fp16_res), mixed_dtype=self.mixed_dtype,
+                      conv_clamp=None if clamp is None else float(clamp))
         return GeneratorConfig(**g_kw), DiscriminatorConfig(**d_kw)
 
     def to_dict(self):
@@ -243,8 +258,8 @@ class TrainingOptions:
 RESUME_INVARIANTS = ("dataset", "config", "batch", "batch_gpu", "num_gpus", "num_workers", "lr", "beta1", "beta2",
                      "epsilon", "g_reg_interval", "d_reg_interval", "pl_weight", "pl_decay", "pl_batch_shrink",
                      "style_mixing_prob", "ema_kimg", "fmap_base", "fmap_max", "mapping_layers", "latent_dim",
-                     "mirror_augment", "seed", "fp16_res", "conv_clamp", "lod_kimg", "lod_transition_kimg",
-                     "lod_initial_resolution", "resolution_dicts")
+                     "mirror_augment", "seed", "fp16_res", "mixed_dtype", "conv_clamp", "lod_kimg",
+                     "lod_transition_kimg", "lod_initial_resolution", "resolution_dicts")
 
 
 def lazy_adam_params(lr, beta1, beta2, interval):
