@@ -78,7 +78,7 @@ def time_training(tmp, replicas, batch, label):
     print(f"## {label}: {FLAGS.config} {FLAGS.res}x{FLAGS.res}, fmap_base {opts.fmap_base}, "
           f"G {num_trainable_params(t.G):,} D {num_trainable_params(t.D):,} params, batch {opts.batch} = "
           f"{opts.rounds} round(s) x {replicas} replica(s) x {opts.batch_gpu}, "
-          f"fp16_res {opts.fp16_res} ({opts.mixed_dtype}), "
+          f"fp16_res {opts.fp16_res}{f' ({opts.mixed_dtype})' if opts.fp16_res else ''}, "
           f"modconv {FLAGS.modconv}, xla {FLAGS.xla}, "
           f"devices {', '.join(d.split('/')[-1] for d in devices)}")
     data = t._dataset(0)

@@ -1,0 +1,111 @@
+"""The convolution ceiling of a training step: how fast this machine runs one 3x3 convolution
+(forward, input gradient, filter gradient) at the shapes of StyleGAN2's blocks, per dtype, and
+how many convolution FLOPs the main phases of one minibatch need, so that a measured phase time
+reads as a fraction of what the convolutions alone allow.
+
+  python benchmarks/conv_throughput.py                                 # 128², fmap_base 8192, batch 4
+  python benchmarks/conv_throughput.py --res 32 --fmap-base 2048 --dtypes float32
+
+Counted per image (multiply-adds x 2): every convolution, 1x1 ones and the up/down-sampling
+ones at their real cost (a 2x up-convolution as a stride-2 transposed conv over the input, a
+down-convolution as a stride-2 conv); the FIR filters, dense layers and element-wise work are
+left out. Config E/F networks: G 'skip', D 'resnet'. In forward-pass units per image:
+  G main  G forward, D forward, D input gradient, G input + filter gradients   3 G + 2 D
+  D main  G forward (fakes); D forward, input and filter gradients, for fakes and reals   G + 6 D
+(a gradient pass costs one forward each for the input and the filter gradient). Path length
+and R1 (second-order) run every 4th / 16th minibatch and are not counted.
+"""
+
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app, flags  # noqa: E402
+
+from cpu_info import cpu_description  # noqa: E402  (benchmarks/, the script's directory)
+
+flags.DEFINE_integer("res", 128, "Resolution of the networks.")
+flags.DEFINE_integer("fmap-base", 8192, "Feature-map base (16384 = config F).")
+flags.DEFINE_integer("batch", 4, "Batch of the timed convolutions (the per-replica sub-batch).")
+flags.DEFINE_integer("minibatch", 8, "Images per minibatch, for the per-phase FLOPs.")
+flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "dtypes to time.")
+flags.DEFINE_integer("repeats", 5, "Timed calls per convolution (median).")
+FLAGS = flags.FLAGS
+
+
+def forward_conv_flops(res, fmap_base):
+    """(G, D) convolution FLOPs of one image's forward pass, config E/F architectures."""
+    from stylegan2_tf.networks import DiscriminatorConfig, GeneratorConfig
+    g_cfg = GeneratorConfig(img_resolution=res, fmap_base=fmap_base)
+    d_cfg = DiscriminatorConfig(img_resolution=res, fmap_base=fmap_base)
+    top = g_cfg.resolution_log2
+    g = 16 * 9 * g_cfg.nf(1) ** 2 + 16 * g_cfg.nf(1) * 3                     # 4x4 conv, ToRGB
+    for r in range(3, top + 1):
+        cin, cout, side = g_cfg.nf(r - 2), g_cfg.nf(r - 1), 2 ** r
+        g += (side // 2) ** 2 * 9 * cin * cout                                 # conv0, 2x up (transposed)
+        g += side ** 2 * (9 * cout * cout + cout * 3)                          # conv1, ToRGB
+    d = (2 ** top) ** 2 * 3 * d_cfg.nf(top - 1)                                # FromRGB
+    for r in range(top, 2, -1):
+        c, cout, side = d_cfg.nf(r - 1), d_cfg.nf(r - 2), 2 ** r
+        d += side ** 2 * 9 * c * c                                             # conv0
+        d += (side // 2) ** 2 * (9 * c * cout + c * cout)                      # conv1 and skip, 2x down
+    d += 16 * 9 * (d_cfg.nf(1) + 1) * d_cfg.nf(1)                              # epilogue conv (+ mbstd)
+    return 2 * g, 2 * d
+
+
+def conv_shapes(res, fmap_base):
+    """(side, channels) of the 3x3 same-resolution convolutions, from the top resolution down to 16²."""
+    from stylegan2_tf.networks import GeneratorConfig
+    cfg = GeneratorConfig(img_resolution=res, fmap_base=fmap_base)
+    return [(2 ** r, cfg.nf(r - 1)) for r in range(cfg.resolution_log2, 3, -1)]
+
+
+def main(argv):
+    del argv
+    import tensorflow as tf
+    from stylegan2_tf.ops.capabilities import onednn_enabled
+
+    print(f"# {cpu_description()}, TF {tf.__version__}, oneDNN {'on' if onednn_enabled() else 'off'}")
+    g, d = forward_conv_flops(FLAGS.res, FLAGS["fmap-base"].value)
+    n = FLAGS.minibatch
+    print(f"# {FLAGS.res}x{FLAGS.res}, fmap_base {FLAGS['fmap-base'].value}: forward convolutions per image "
+          f"G {g / 1e9:.2f} GFLOP, D {d / 1e9:.2f} GFLOP")
+    print(f"# per minibatch of {n}: G main {n * (3 * g + 2 * d) / 1e9:.0f} GFLOP, "
+          f"D main {n * (g + 6 * d) / 1e9:.0f} GFLOP")
+
+    def median_seconds(fn):
+        fn()
+        times = []
+        for _ in range(FLAGS.repeats):
+            t0 = time.perf_counter()
+            fn().numpy()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    print("| dtype | side | channels | forward GFLOP/s | input grad GFLOP/s | filter grad GFLOP/s |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    b = FLAGS.batch
+    for name in FLAGS.dtypes:
+        dtype = tf.as_dtype(name)
+        for side, c in conv_shapes(FLAGS.res, FLAGS["fmap-base"].value):
+            x = tf.cast(tf.random.stateless_normal([b, side, side, c], [1, 2]), dtype)
+            w = tf.cast(tf.random.stateless_normal([3, 3, c, c], [3, 4]), dtype)
+            dy = tf.cast(tf.random.stateless_normal([b, side, side, c], [5, 6]), dtype)
+            strides = [1, 1, 1, 1]
+            calls = (
+                tf.function(lambda: tf.nn.conv2d(x, w, 1, "SAME")),
+                tf.function(lambda: tf.raw_ops.Conv2DBackpropInput(
+                    input_sizes=tf.shape(x), filter=w, out_backprop=dy, strides=strides, padding="SAME")),
+                tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
+                    input=x, filter_sizes=tf.shape(w), out_backprop=dy, strides=strides, padding="SAME")))
+            flops = 2 * b * side * side * 9 * c * c
+            rates = [flops / median_seconds(fn) / 1e9 for fn in calls]
+            print(f"| {name} | {side} | {c} | " + " | ".join(f"{r:.0f}" for r in rates) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
