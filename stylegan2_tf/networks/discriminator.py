@@ -9,10 +9,10 @@ Epilogue at 4x4: minibatch stddev, Conv 3x3, Dense0 (flattened 4x4 features), Ou
 
 Mixed precision (config.num_fp16_res): blocks at resolution >= config.fp16_resolution
 compute in float16 or config.mixed_dtype (their input features and image are cast on
-entry); the epilogue and the scores are float32. conv_clamp clamps FromRGB, Conv0 and Conv1 of every block
-and the epilogue's Conv, not the 4x4 FromRGB of 'skip' (as NVIDIA's code). In resnet
-blocks NVIDIA's code scales Conv1 by sqrt(0.5) inside its epilogue with clamp
-conv_clamp*sqrt(0.5); clamping first and scaling the sum afterwards is the same.
+entry); the epilogue and the scores are float32. conv_clamp clamps FromRGB, Conv0 and
+Conv1 of every block and the epilogue's Conv, not the 4x4 FromRGB of 'skip' (as NVIDIA's
+code). In resnet blocks NVIDIA's code scales Conv1 by sqrt(0.5) inside its epilogue with
+clamp conv_clamp*sqrt(0.5); clamping first and scaling the sum afterwards is the same.
 """
 
 import math
