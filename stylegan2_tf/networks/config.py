@@ -70,6 +70,11 @@ class _Config:
         """Whether the block at `resolution` computes in `mixed_dtype` (its weights stay float32)."""
         return resolution >= self.fp16_resolution
 
+    def activation_dtype(self, resolution, default):
+        """The dtype name the block at `resolution` computes in: `mixed_dtype` in the
+        `num_fp16_res` highest resolutions, else `default` (the network's compute dtype)."""
+        return self.mixed_dtype if self.use_fp16(resolution) else default
+
     @property
     def progressive(self):
         """Whether the network grows progressively (has a lod variable)."""

@@ -36,7 +36,7 @@ class DiscriminatorBlock(keras.layers.Layer):
         cfg = config
         self.res_log2 = int(res_log2)
         self.use_fp16 = cfg.use_fp16(2 ** self.res_log2)
-        self.activation_dtype = tf.as_dtype(cfg.mixed_dtype) if self.use_fp16 else tf.as_dtype(self.compute_dtype)
+        self.activation_dtype = tf.as_dtype(cfg.activation_dtype(2 ** self.res_log2, self.compute_dtype))
         self.architecture = cfg.architecture
         self.resample_kernel = cfg.resample_kernel
         in_ch, mid_ch, out_ch = cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 1), cfg.nf(res_log2 - 2)

@@ -36,7 +36,7 @@ class SynthesisBlock(keras.layers.Layer):
         self.res_log2 = int(res_log2)
         self.resolution = 2 ** self.res_log2
         self.use_fp16 = cfg.use_fp16(self.resolution)
-        self.activation_dtype = tf.as_dtype(cfg.mixed_dtype) if self.use_fp16 else tf.as_dtype(self.compute_dtype)
+        self.activation_dtype = tf.as_dtype(cfg.activation_dtype(self.resolution, self.compute_dtype))
         self.architecture = cfg.architecture
         self.resample_kernel = cfg.resample_kernel
         self.is_last = self.res_log2 == cfg.resolution_log2
