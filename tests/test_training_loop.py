@@ -310,6 +310,21 @@ def test_bfloat16_training_runs_without_loss_scaling_and_resumes_only_as_bfloat1
         Trainer(_opts(data_dir, tmp_path, fp16_res=2, total_kimg=0.032), resume=t.run_dir, echo=False)
 
 
+@pytest.mark.parametrize("onednn, warned", [(False, True), (True, False)])
+def test_bfloat16_without_onednn_is_logged_as_slow(data_dir, tmp_path, monkeypatch, onednn, warned):
+    import stylegan2_tf.training.loop as loop_module
+    monkeypatch.setattr(loop_module, "onednn_enabled", lambda: onednn)
+    def log_text(trainer):  # (the log file exists once something is logged)
+        path = os.path.join(trainer.run_dir, "log.txt")
+        return open(path).read() if os.path.exists(path) else ""
+
+    t = Trainer(_opts(data_dir, tmp_path, fp16_res=2, mixed_dtype="bfloat16"), echo=False)
+    assert ("emulated bfloat16 kernels run about 12x slower than float32" in log_text(t)) == warned
+    # float16 runs are not concerned.
+    t = Trainer(_opts(data_dir, tmp_path / "f16", fp16_res=2), echo=False)
+    assert "bfloat16" not in log_text(t)
+
+
 def _uniform_from_bits(seed, shape):
     """U(0, 1] in float64 from stateless int64 draws, which XLA and TF's kernels produce alike
     (their float generators differ)."""

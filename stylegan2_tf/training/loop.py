@@ -30,7 +30,7 @@ from ..data.errors import DatasetError
 from ..generate import image_grid, save_image, to_uint8
 from ..networks import Discriminator, Generator
 from ..official.writer import save_network_pkl
-from ..ops.capabilities import cpu_grouped_conv_gradient
+from ..ops.capabilities import cpu_grouped_conv_gradient, onednn_enabled
 from .loss_scaling import DynamicLossScale
 from .losses import StyleGAN2Loss
 from .optimizer import FusedAdam
@@ -156,6 +156,7 @@ class Trainer:
         self.log = Logger(os.path.join(self.run_dir, "log.txt") if self.is_chief else None, echo=echo and self.is_chief)
         if self.watchdog is not None and self.is_chief:
             self.watchdog.set_log_path(self.log.path)
+        self._note_cpu_precision()
         self._build()
         self.resumed = False
         self._ckpt_nimg = None
@@ -174,6 +175,16 @@ class Trainer:
                 f"--fused-modconv: this TensorFlow cannot differentiate grouped convolutions on the CPU in "
                 f"{' and '.join(missing)} (oneDNN is off, or lacks that dtype on this CPU); leave the option out "
                 f"(automatic: non-fused on CPUs) or pass --nofused-modconv. Both forms give the same numbers.")
+
+    def _note_cpu_precision(self):
+        """bfloat16 blocks on a CPU without oneDNN run TensorFlow's emulated bfloat16 kernels,
+        measured 12x slower than float32 (benchmarks/README.md): said in the log, not refused
+        (the numbers are right)."""
+        if (self.opts.fp16_res > 0 and self.opts.mixed_dtype == "bfloat16" and onednn_enabled() is False
+                and not tf.config.list_logical_devices("GPU")):
+            self.log("warning: --mixed-dtype bfloat16 with TensorFlow's oneDNN kernels off (TF_ENABLE_ONEDNN_OPTS=0, "
+                     "the default on CPUs without AVX-512): the emulated bfloat16 kernels run about 12x slower "
+                     "than float32 here; leave --fp16-res out for float32")
 
     def _metrics_setup(self):
         """--metrics: names parsed and feature-network files (environment / config file) loaded
