@@ -39,8 +39,9 @@ template <Act A, typename T> SG2_HD T Value(T z, T alpha) {
   return z;
 }
 
-// The k-th derivative of act at z (k = 1, 2, 3). At the kinks of relu / lrelu / elu / selu the
-// left derivative is used, as TensorFlow's own gradients do (z > 0 is the positive branch).
+// The k-th derivative of act at z (k = 1, 2, 3). At z = 0 the branch is TensorFlow's: relu and
+// lrelu take the left one (their gradients test z > 0), elu and selu the right one (theirs test
+// the output < 0).
 template <Act A, typename T> SG2_HD T Derivative(T z, T alpha, int k) {
   switch (A) {
     case Act::kLinear: return k == 1 ? T(1) : T(0);
@@ -56,9 +57,9 @@ template <Act A, typename T> SG2_HD T Derivative(T z, T alpha, int k) {
       const T s = Sigmoid(z), d = s * (T(1) - s);
       return m == 0 ? s : m == 1 ? d : m == 2 ? d * (T(1) - T(2) * s) : d * (T(1) - T(6) * s + T(6) * s * s);
     }
-    case Act::kElu: return z > T(0) ? (k == 1 ? T(1) : T(0)) : std::exp(z);
+    case Act::kElu: return z >= T(0) ? (k == 1 ? T(1) : T(0)) : std::exp(z);
     case Act::kSelu:
-      return z > T(0) ? (k == 1 ? T(kSeluScale) : T(0)) : T(kSeluScale * kSeluAlpha) * std::exp(z);
+      return z >= T(0) ? (k == 1 ? T(kSeluScale) : T(0)) : T(kSeluScale * kSeluAlpha) * std::exp(z);
     case Act::kSwish: {
       const T s = Sigmoid(z), p = s * (T(1) - s), q = T(1) - T(2) * s;
       if (k == 1) return s + z * p;

@@ -2,7 +2,8 @@
 // and its derivatives of any order k >= 1 up to 3:
 //   Sg2FusedBiasActDeriv(dy, x, b; order=k) = dy * gain * act^(k)(x + b) * [|act(x + b) * gain| <= clamp].
 // The Python side (stylegan2_tf/ops/custom_ops.py) chains these for first and higher gradients;
-// the reference implementation is stylegan2_tf/ops/fused_bias_act.py.
+// the reference implementation is stylegan2_tf/ops/fused_bias_act.py. On the CPU, bfloat16
+// tensors are computed in float32 and rounded once (bfloat16.h).
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bfloat16.h"
 #include "bias_act_math.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -100,17 +102,35 @@ void Row(const T* dy, const T* x, const T* b, T* out, int64_t C, const Params& p
 }
 
 template <typename T>
+void AnyRow(Act act, const T* dy, const T* x, const T* b, T* out, int64_t C, const Params& p) {
+  switch (act) {
+#define SG2_CASE(K) case Act::K: Row<Act::K, T>(dy, x, b, out, C, p); break;
+    SG2_CASE(kLinear) SG2_CASE(kRelu) SG2_CASE(kLrelu) SG2_CASE(kTanh) SG2_CASE(kSigmoid)
+    SG2_CASE(kElu) SG2_CASE(kSelu) SG2_CASE(kSoftplus) SG2_CASE(kSwish)
+#undef SG2_CASE
+  }
+}
+
+// T: the tensors' element type; uint16_t stands for bfloat16, whose rows are widened to float32,
+// computed by the float32 rows above and rounded once on the way out.
+template <typename T>
 void Run(OpKernelContext* ctx, Act act, const T* dy, const T* x, const T* b, T* out, int64_t rows, int64_t C,
          const Params& p) {
   auto rows_fn = [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t o = r * C;
-      const T* d = dy ? dy + o : nullptr;
-      switch (act) {
-#define SG2_CASE(K) case Act::K: Row<Act::K, T>(d, x + o, b, out + o, C, p); break;
-        SG2_CASE(kLinear) SG2_CASE(kRelu) SG2_CASE(kLrelu) SG2_CASE(kTanh) SG2_CASE(kSigmoid)
-        SG2_CASE(kElu) SG2_CASE(kSelu) SG2_CASE(kSoftplus) SG2_CASE(kSwish)
-#undef SG2_CASE
+    if constexpr (std::is_same<T, uint16_t>::value) {
+      std::vector<float> bf(C), xf(C), df(dy ? C : 0), of(C);
+      WidenBf16(b, bf.data(), C);
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t o = r * C;
+        WidenBf16(x + o, xf.data(), C);
+        if (dy) WidenBf16(dy + o, df.data(), C);
+        AnyRow<float>(act, dy ? df.data() : nullptr, xf.data(), bf.data(), of.data(), C, p);
+        NarrowBf16(of.data(), out + o, C);
+      }
+    } else {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t o = r * C;
+        AnyRow<T>(act, dy ? dy + o : nullptr, x + o, b, out + o, C, p);
       }
     }
   };
@@ -152,16 +172,19 @@ class FusedBiasActBase : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), out));
   }
 
-  template <typename T>
+  // T: the tensors' type; K: the element type the kernel computes on (uint16_t for bfloat16).
+  template <typename T, typename K>
   void ComputeCpu(OpKernelContext* ctx, const Tensor* dy, const Tensor& x, const Tensor& b, const Tensor& scalars) {
+    static_assert(sizeof(T) == sizeof(K), "K must have T's bits");
     Params p = params_;
     Tensor* out = nullptr;
     Prepare(ctx, dy, x, b, scalars, &p, &out);
     if (!out || x.NumElements() == 0) return;
     const int64_t C = x.dim_size(x.dims() - 1);
-    std::vector<T> zeros(b.dim_size(0) ? 0 : C, T(0));  // no bias: add zeros, one code path
-    Run<T>(ctx, act_, dy ? dy->flat<T>().data() : nullptr, x.flat<T>().data(),
-           b.dim_size(0) ? b.flat<T>().data() : zeros.data(), out->flat<T>().data(), x.NumElements() / C, C, p);
+    std::vector<K> zeros(b.dim_size(0) ? 0 : C, K(0));  // no bias: add zeros (all-zero bits), one code path
+    auto data = [](const Tensor& t) { return reinterpret_cast<const K*>(t.flat<T>().data()); };
+    Run<K>(ctx, act_, dy ? data(*dy) : nullptr, data(x), b.dim_size(0) ? data(b) : zeros.data(),
+           reinterpret_cast<K*>(out->flat<T>().data()), x.NumElements() / C, C, p);
   }
 
 #ifdef SG2_WITH_CUDA
@@ -209,7 +232,7 @@ class FusedBiasActOp : public FusedBiasActBase {
       ComputeGpu<T, K>(ctx, dy, x, b, scalars);
 #endif
     } else {
-      ComputeCpu<T>(ctx, dy, x, b, scalars);
+      ComputeCpu<T, K>(ctx, dy, x, b, scalars);
     }
   }
 };
@@ -235,7 +258,7 @@ REGISTER_OP("Sg2FusedBiasAct")
     .Input("b: T")
     .Input("params: double")
     .Output("y: T")
-    .Attr("T: {half, float, double}")
+    .Attr("T: {half, bfloat16, float, double}")
     .Attr("act: string")
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->input(0));
@@ -248,7 +271,7 @@ REGISTER_OP("Sg2FusedBiasActDeriv")
     .Input("b: T")
     .Input("params: double")
     .Output("dx: T")
-    .Attr("T: {half, float, double}")
+    .Attr("T: {half, bfloat16, float, double}")
     .Attr("act: string")
     .Attr("order: int")
     .SetShapeFn([](InferenceContext* c) {
@@ -263,6 +286,7 @@ REGISTER_OP("Sg2FusedBiasActDeriv")
       Name("Sg2FusedBiasActDeriv").Device(DEVICE).TypeConstraint<T>("T").HostMemory("params"),         \
       SG2_OP(FusedBiasActDerivOp, T, K, GPU));
 #define SG2_OP(NAME, T, K, GPU) NAME<T, K, GPU>
+SG2_REGISTER(tensorflow::DEVICE_CPU, Eigen::bfloat16, uint16_t, false)
 SG2_REGISTER(tensorflow::DEVICE_CPU, float, float, false)
 SG2_REGISTER(tensorflow::DEVICE_CPU, double, double, false)
 #ifdef SG2_WITH_CUDA

@@ -8,10 +8,14 @@
 // Only the taps that meet a non-zero of u are visited (a quarter of them for up = 2), and the inner
 // loop runs over the contiguous channels. The gradient with respect to x is the same op with the
 // flipped filter, up and down swapped and the padding mirrored (stylegan2_tf/ops/custom_ops.py), so
-// derivatives of every order exist. Reference: stylegan2_tf/ops/upfirdn_2d.py.
+// derivatives of every order exist. On the CPU, bfloat16 tensors are read as float32, summed in
+// float32 and rounded once (bfloat16.h). Reference: stylegan2_tf/ops/upfirdn_2d.py.
 
 #include <cstdint>
+#include <type_traits>
 #include <vector>
+
+#include "bfloat16.h"
 
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -94,12 +98,22 @@ class UpFirDn2DBase : public OpKernel {
   Geometry g_;
 };
 
-template <typename T>
+// The sum's element type: float32 for bfloat16 (stored as uint16_t), else the tensors' own.
+inline float Widen(uint16_t v) { return WidenBf16(v); }
+inline float Widen(float v) { return v; }
+inline double Widen(double v) { return v; }
+template <typename S> struct Accumulator { using type = S; };
+template <> struct Accumulator<uint16_t> { using type = float; };
+
+// T: the tensors' type; S: the element type of their data (uint16_t for bfloat16).
+template <typename T, typename S>
 class UpFirDn2DOp : public UpFirDn2DBase {
  public:
   using UpFirDn2DBase::UpFirDn2DBase;
+  using A = typename Accumulator<S>::type;
 
   void Compute(OpKernelContext* ctx) override {
+    static_assert(sizeof(T) == sizeof(S), "S must have T's bits");
     Tensor* y = nullptr;
     Prepare(ctx, &y);
     if (!y || y->NumElements() == 0) return;
@@ -111,26 +125,31 @@ class UpFirDn2DOp : public UpFirDn2DBase {
 
     const auto rows = AxisTaps(H, OH, g_.upy, g_.downy, g_.pady0, kh);
     const auto cols = AxisTaps(W, OW, g_.upx, g_.downx, g_.padx0, kw);
-    const T* xd = x.flat<T>().data();
-    const T* fd = f.flat<T>().data();
-    T* yd = y->flat<T>().data();
+    const S* xd = reinterpret_cast<const S*>(x.flat<T>().data());
+    const S* fd = reinterpret_cast<const S*>(f.flat<T>().data());
+    S* yd = reinterpret_cast<S*>(y->flat<T>().data());
 
     auto work = [&](int64_t begin, int64_t end) {
-      std::vector<T> acc(C);
+      std::vector<A> acc(C);
       for (int64_t r = begin; r < end; ++r) {  // r = n * OH + oy
         const int64_t n = r / OH, oy = r % OH;
-        const T* xn = xd + n * H * W * C;
+        const S* xn = xd + n * H * W * C;
         for (int64_t ox = 0; ox < OW; ++ox) {
-          std::fill(acc.begin(), acc.end(), T(0));
+          std::fill(acc.begin(), acc.end(), A(0));
           for (const Tap& ty : rows[oy]) {
             for (const Tap& tx : cols[ox]) {
-              const T w = fd[ty.k * kw + tx.k];
-              const T* src = xn + (ty.i * W + tx.i) * C;
-              T* __restrict a = acc.data();
-              for (int64_t c = 0; c < C; ++c) a[c] += w * src[c];
+              const A w = Widen(fd[ty.k * kw + tx.k]);
+              const S* __restrict src = xn + (ty.i * W + tx.i) * C;
+              A* __restrict a = acc.data();
+              for (int64_t c = 0; c < C; ++c) a[c] += w * Widen(src[c]);
             }
           }
-          std::copy(acc.begin(), acc.end(), yd + (r * OW + ox) * C);
+          S* out = yd + (r * OW + ox) * C;
+          if constexpr (std::is_same<S, uint16_t>::value) {
+            NarrowBf16(acc.data(), out, C);
+          } else {
+            std::copy(acc.begin(), acc.end(), out);
+          }
         }
       }
     };
@@ -140,7 +159,6 @@ class UpFirDn2DOp : public UpFirDn2DBase {
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
     tensorflow::Shard(workers->num_threads, workers->workers, N * OH, cost, work);
   }
-
 };
 
 #ifdef SG2_WITH_CUDA
@@ -176,7 +194,7 @@ REGISTER_OP("Sg2UpFirDn2D")
     .Input("x: T")
     .Input("f: T")
     .Output("y: T")
-    .Attr("T: {half, float, double}")
+    .Attr("T: {half, bfloat16, float, double}")
     .Attr("upx: int")
     .Attr("upy: int")
     .Attr("downx: int")
@@ -208,10 +226,13 @@ REGISTER_OP("Sg2UpFirDn2D")
       return absl::OkStatus();
     });
 
-REGISTER_KERNEL_BUILDER(Name("Sg2UpFirDn2D").Device(tensorflow::DEVICE_CPU).TypeConstraint<float>("T"),
-                        UpFirDn2DOp<float>);
-REGISTER_KERNEL_BUILDER(Name("Sg2UpFirDn2D").Device(tensorflow::DEVICE_CPU).TypeConstraint<double>("T"),
-                        UpFirDn2DOp<double>);
+#define SG2_REGISTER_CPU(T, S)                                                                 \
+  REGISTER_KERNEL_BUILDER(Name("Sg2UpFirDn2D").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
+                          UpFirDn2DOp<T, S>);
+SG2_REGISTER_CPU(Eigen::bfloat16, uint16_t)
+SG2_REGISTER_CPU(float, float)
+SG2_REGISTER_CPU(double, double)
+#undef SG2_REGISTER_CPU
 #ifdef SG2_WITH_CUDA
 #define SG2_REGISTER_GPU(T, K)                                                                 \
   REGISTER_KERNEL_BUILDER(Name("Sg2UpFirDn2D").Device(tensorflow::DEVICE_GPU).TypeConstraint<T>("T"), \

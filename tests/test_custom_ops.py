@@ -77,6 +77,25 @@ def test_third_derivative_equals_reference(kernels):
         np.testing.assert_allclose(third[1], third[0], rtol=1e-12, atol=1e-12, err_msg=act)
 
 
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_derivatives_at_zero_take_tensorflows_branch(kernels, act):
+    """x + b = 0 happens in bfloat16 (a value and a bias of opposite sign): the kernel's first and
+    second derivatives there are the reference's (relu/lrelu left, elu/selu right)."""
+    x = tf.constant([[0.0, -0.0, 0.5, -0.5]], tf.float64)
+    b = tf.constant([0.0, 0.0, -0.5, 0.5], tf.float64)
+    results = []
+    for impl in ("ref", "custom"):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(x)
+                y = fused_bias_act(x, b, act=act, impl=impl)
+            g = inner.gradient(y, x)
+        results.append((g.numpy(), outer.gradient(g, x, unconnected_gradients=tf.UnconnectedGradients.ZERO).numpy()))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-15, err_msg=act)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-15, atol=1e-15, err_msg=act)
+
+
 def test_the_same_errors_from_both_implementations(kernels):
     x = tf.zeros([2, 3, 4])
     for impl in ("ref", "custom"):
@@ -90,13 +109,88 @@ def test_the_same_errors_from_both_implementations(kernels):
             fused_bias_act(x, act="gelu", impl=impl)
         with pytest.raises(ValueError, match="x must have a known rank >= 1"):
             fused_bias_act(tf.constant(1.0), impl=impl)
-    with pytest.raises(CustomOpsError, match="supports float32 and float64, not float16"):
+    with pytest.raises(CustomOpsError, match="supports bfloat16, float32 and float64, not float16"):
         fused_bias_act(tf.zeros([2, 3], tf.float16), impl="custom")
     with pytest.raises(ValueError, match="impl must be one of"):
         fused_bias_act(x, impl="fast")
     with use_implementation("custom"):       # a forced block refuses what the kernel cannot do
         with pytest.raises(CustomOpsError, match="one bias per channel of the last axis"):
             fused_bias_act(x, tf.zeros([3]), axis=1)
+
+
+# --------------------------------------------------------------------------- bfloat16
+
+def _bf16_bits(t):
+    """A bfloat16 tensor's values as signed integers that step by one per bfloat16 ulp (ordered
+    like the values, -0 = +0)."""
+    bits = t.numpy().view(np.uint16).astype(np.int32)
+    return np.where(bits & 0x8000, -(bits & 0x7FFF), bits)
+
+
+def _assert_rounded_once(got, exact64, what, float32_tol=0.0):
+    """got (bfloat16) is exact64 (the float64 result on the same bfloat16 inputs) computed in
+    float32 and rounded to bfloat16 once, to nearest even: within half a bfloat16 ulp (2^-8 of the
+    value) plus float32's own error (float32_tol of the largest value), and equal to exact64
+    rounded once nearly everywhere (not where float64 -> float32 -> bfloat16 rounds a near-tie the
+    other way, or float32 loses digits to cancellation)."""
+    exact = exact64.numpy()
+    err = np.abs(got.numpy().astype(np.float64) - exact)
+    bound = 2.0 ** -8 * np.abs(exact) + float32_tol * np.max(np.abs(exact))
+    equal = np.mean(_bf16_bits(got) == _bf16_bits(tf.cast(tf.cast(exact64, tf.float32), tf.bfloat16)))
+    assert got.dtype == tf.bfloat16 and np.all(err <= bound) and equal >= 0.97, (what, np.max(err - bound), equal)
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS))
+def test_bfloat16_fused_bias_act_computes_in_float32_and_rounds_once(kernels, act):
+    """The kernel widens bfloat16 to float32 and rounds the result once: the value and the
+    derivative op (the gradient with respect to x for a given dy) are the float64 results on the
+    same inputs, correctly rounded. The second derivatives (a chain of bfloat16 ops) agree with
+    float64 to a few bfloat16 ulps."""
+    rng = np.random.default_rng(zlib.crc32(act.encode()) + 1)
+    for shape, clamp in [((2, 5, 7, 40), None), ((3, 11), 0.7), ((1, 3, 3, 4), 0.3)]:
+        x, b, dy = (tf.cast(rng.normal(size=s) * 2, tf.bfloat16) for s in (shape, shape[-1:], shape))
+        x64, b64, dy64 = (tf.cast(v, tf.float64) for v in (x, b, dy))
+        for bias in (b, None):
+            _assert_rounded_once(fused_bias_act(x, bias, act=act, clamp=clamp, impl="custom"),
+                                 fused_bias_act(x64, None if bias is None else b64, act=act, clamp=clamp, impl="ref"),
+                                 (act, shape, clamp, bias is None, "y"), float32_tol=5e-6)
+        weights = np.cos(np.arange(np.prod(shape)).reshape(shape))      # a constant: d2x weighs dx unevenly
+        grads = {}
+        for impl, args in (("custom", (x, b, dy)), ("ref", (x64, b64, dy64))):
+            xi, bi, dyi = args
+            with tf.GradientTape() as outer:
+                outer.watch(xi)
+                with tf.GradientTape() as inner:
+                    inner.watch(xi)
+                    y = fused_bias_act(xi, bi, act=act, clamp=clamp, impl=impl)
+                gx = inner.gradient(y, xi, output_gradients=dyi)
+                second = tf.reduce_sum(gx * tf.constant(weights, xi.dtype))
+            grads[impl] = gx, outer.gradient(second, xi, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        _assert_rounded_once(grads["custom"][0], grads["ref"][0], (act, shape, clamp, "dx"), float32_tol=5e-6)
+        h, h64 = (v.numpy().astype(np.float64) for v in (grads["custom"][1], grads["ref"][1]))
+        assert np.max(np.abs(h - h64)) <= 4 * 2.0 ** -8 * max(np.max(np.abs(h64)), 1e-30), (act, shape, clamp)
+
+
+def test_bfloat16_upfirdn_sums_in_float32_and_rounds_once(kernels):
+    """UpFirDn2D on bfloat16 over random geometries: the float64 result on the same (rounded)
+    input and filter, rounded to bfloat16 once; and so is its gradient (the adjoint op) for a given
+    dy."""
+    rng = np.random.default_rng(7)
+    for up, down, pad, (h, w), k in _random_geometries(40, seed=13):
+        k = tf.cast(tf.cast(k, tf.bfloat16), tf.float64).numpy()        # the filter the kernel sees
+        x = tf.cast(rng.normal(size=(2, h, w, 17)), tf.bfloat16)
+        x64 = tf.cast(x, tf.float64)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = upfirdn_2d(x, k, up=up, down=down, pad=pad, impl="custom")
+        with tf.GradientTape() as tape64:
+            tape64.watch(x64)
+            y64 = upfirdn_2d(x64, k, up=up, down=down, pad=pad, impl="ref")
+        _assert_rounded_once(y, y64, (up, down, pad, (h, w), k.shape, "y"))
+        dy = tf.cast(rng.normal(size=y.shape), tf.bfloat16)
+        _assert_rounded_once(tape.gradient(y, x, output_gradients=dy),
+                             tape64.gradient(y64, x64, output_gradients=tf.cast(dy, tf.float64)),
+                             (up, down, pad, (h, w), k.shape, "dx"))
 
 
 def test_build_failure_falls_back_once_and_custom_says_why(tmp_path, monkeypatch, caplog):
@@ -140,6 +234,18 @@ def test_sources_are_found_beside_the_package_or_under_the_prefix(tmp_path):
     (clone / "custom_ops" / "fused_bias_act.cc").write_text("")
     assert custom_ops.find_sources(str(clone), [str(prefix)]) == str(clone / "custom_ops")   # a clone first
     assert custom_ops.find_sources(str(tmp_path / "none"), []) == str(tmp_path / "none" / "custom_ops")
+
+
+def test_a_wheel_installs_every_source_the_build_reads():
+    """setup.cfg's data_files put each source and header the build compiles or hashes under
+    share/stylegan2_tf/custom_ops: a wheel without one could not build the kernels."""
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(os.path.join(os.path.dirname(custom_ops.SOURCES_DIR), "setup.cfg"))
+    installed = {os.path.join(folder, os.path.basename(path)).replace("share/stylegan2_tf/custom_ops", "").lstrip("/")
+                 for folder, files in cfg["options.data_files"].items() for path in files.split()}
+    needed = set(custom_ops.CPU_SOURCES + custom_ops.CUDA_SOURCES + custom_ops.HEADERS)
+    assert needed <= installed, sorted(needed - installed)
 
 
 def test_selection_environment_and_forcing(kernels, monkeypatch):
@@ -287,5 +393,5 @@ def test_upfirdn_same_errors_from_both_implementations(kernels):
             upfirdn_2d(x, np.ones((2, 2)), up=0, impl=impl)
         with pytest.raises(ValueError, match="x must be floating point, got int32"):
             upfirdn_2d(tf.zeros([1, 4, 4, 2], tf.int32), np.ones((2, 2)), impl=impl)
-    with pytest.raises(CustomOpsError, match="UpFirDn2D: the CPU kernel supports float32 and float64, not float16"):
+    with pytest.raises(CustomOpsError, match="UpFirDn2D: the CPU kernel supports bfloat16, float32 and float64, not float16"):
         upfirdn_2d(tf.zeros([1, 4, 4, 2], tf.float16), np.ones((2, 2)), impl="custom")

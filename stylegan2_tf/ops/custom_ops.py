@@ -59,8 +59,8 @@ def find_sources(package_root=None, prefixes=None):
 SOURCES_DIR = find_sources()
 CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc")      # the TF ops (CPU kernels; GPU wrappers)
 CUDA_SOURCES = ("cuda/fused_bias_act.cu", "cuda/upfirdn_2d.cu")   # plain CUDA, no TensorFlow
-HEADERS = ("bias_act_math.h", "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
-CPU_DTYPES = (tf.float32, tf.float64)
+HEADERS = ("bfloat16.h", "bias_act_math.h", "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
+CPU_DTYPES = (tf.bfloat16, tf.float32, tf.float64)   # bfloat16: computed in float32
 GPU_DTYPES = (tf.float16, tf.float32, tf.float64)
 LIBRARY_NAME = "stylegan2_tf_ops.so"
 PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
@@ -401,7 +401,7 @@ def choose(op_name, dtype, impl=None):
         elif gpu_unavailable_reason():
             reason = f"{op_name}: {gpu_unavailable_reason()}"
     elif dtype not in CPU_DTYPES:
-        reason = f"{op_name}: the CPU kernel supports float32 and float64, not {dtype.name}"
+        reason = f"{op_name}: the CPU kernel supports bfloat16, float32 and float64, not {dtype.name}"
     elif library() is None:
         reason = unavailable_reason()
     if reason is None:
