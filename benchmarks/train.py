@@ -6,6 +6,7 @@
   python benchmarks/train.py --fp16-res 5 --mixed-dtype bfloat16 ...  # bfloat16 there (AMX CPUs)
   python benchmarks/train.py --modconv fused ...  # force a modulated-conv form (default: automatic)
   python benchmarks/train.py --xla all ...        # XLA-compile phases (all, or e.g. G_main,D_main)
+  python benchmarks/train.py --phase-times 3 ...  # + each phase's step function alone (median of 3)
 
 Runs the training loop's own step functions (G main, path length every 4, D main, R1
 every 16, EMA) on a synthetic dataset written to a temporary directory, after a
@@ -50,6 +51,8 @@ flags.DEFINE_enum("modconv", "auto", ["auto", "fused", "nonfused"],
                   "Modulated-conv form: automatic (fused on GPUs, non-fused on CPUs) or forced.")
 flags.DEFINE_string("xla", "none", "Phases compiled with XLA: none, all, or a comma-separated list of "
                     "G_main, G_pl, D_main, D_r1 (one replica).")
+flags.DEFINE_integer("phase-times", 0, "Also time each phase's step function alone (G main, path length, "
+                     "D main, R1), median of N calls after the timed minibatches; 0: off.")
 FLAGS = flags.FLAGS
 
 
@@ -95,12 +98,31 @@ def time_training(tmp, replicas, batch, label):
         else:
             print(f"warm-up (tracing) minibatch: {time.perf_counter() - t0:.1f} s")
     mean = statistics.mean(times)
+    if FLAGS["phase-times"].value:
+        print(f"phase times (median of {FLAGS['phase-times'].value} calls): {time_phases(t, rounds)}")
     mem, kind = _peak_memory_mib(tf)
     print(f"ms/minibatch: {mean * 1000:.0f} (mean of {len(times)}, incl. lazy regularization)")
     print(f"peak memory so far: {mem:.0f} MiB ({kind})")
     ips = opts.batch / mean
     print(f"img/s: {ips:.3f}")
     return ips
+
+
+def time_phases(t, rounds):
+    """Each of the loop's four step functions alone on the same rounds (all traced by the warm-up
+    minibatch): '<phase> <median> s | ...'. They train as they run, like the loop's own calls."""
+    import tensorflow as tf
+    seed = tf.constant([1, 2], tf.int64)
+    parts = []
+    for name, step in t._steps_for(t.phase).items():
+        seconds = []
+        for _ in range(FLAGS["phase-times"].value):
+            t0 = time.perf_counter()
+            stats = step(rounds, seed)
+            [float(v.numpy()) for v in stats.values()]      # wait for the results
+            seconds.append(time.perf_counter() - t0)
+        parts.append(f"{name} {statistics.median(seconds):.2f} s")
+    return " | ".join(parts)
 
 
 def main(argv):
