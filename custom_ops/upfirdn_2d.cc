@@ -226,21 +226,17 @@ REGISTER_OP("Sg2UpFirDn2D")
       return absl::OkStatus();
     });
 
-#define SG2_REGISTER_CPU(T, S)                                                                 \
-  REGISTER_KERNEL_BUILDER(Name("Sg2UpFirDn2D").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
-                          UpFirDn2DOp<T, S>);
-SG2_REGISTER_CPU(Eigen::bfloat16, uint16_t)
-SG2_REGISTER_CPU(float, float)
-SG2_REGISTER_CPU(double, double)
-#undef SG2_REGISTER_CPU
+// OP<T, K>: T the tensors' type, K the element type of their data in the kernel.
+#define SG2_REGISTER(DEVICE, OP, T, K) \
+  REGISTER_KERNEL_BUILDER(Name("Sg2UpFirDn2D").Device(tensorflow::DEVICE).TypeConstraint<T>("T"), OP<T, K>);
+SG2_REGISTER(DEVICE_CPU, UpFirDn2DOp, Eigen::bfloat16, uint16_t)
+SG2_REGISTER(DEVICE_CPU, UpFirDn2DOp, float, float)
+SG2_REGISTER(DEVICE_CPU, UpFirDn2DOp, double, double)
 #ifdef SG2_WITH_CUDA
-#define SG2_REGISTER_GPU(T, K)                                                                 \
-  REGISTER_KERNEL_BUILDER(Name("Sg2UpFirDn2D").Device(tensorflow::DEVICE_GPU).TypeConstraint<T>("T"), \
-                          UpFirDn2DGpuOp<T, K>);
-SG2_REGISTER_GPU(Eigen::half, half_t)
-SG2_REGISTER_GPU(float, float)
-SG2_REGISTER_GPU(double, double)
-#undef SG2_REGISTER_GPU
+SG2_REGISTER(DEVICE_GPU, UpFirDn2DGpuOp, Eigen::half, half_t)
+SG2_REGISTER(DEVICE_GPU, UpFirDn2DGpuOp, float, float)
+SG2_REGISTER(DEVICE_GPU, UpFirDn2DGpuOp, double, double)
 #endif  // SG2_WITH_CUDA
+#undef SG2_REGISTER
 
 }  // namespace sg2
