@@ -319,7 +319,7 @@ def test_bfloat16_without_onednn_is_logged_as_slow(data_dir, tmp_path, monkeypat
         return open(path).read() if os.path.exists(path) else ""
 
     t = Trainer(_opts(data_dir, tmp_path, fp16_res=2, mixed_dtype="bfloat16"), echo=False)
-    assert ("emulated bfloat16 kernels run about 12x slower than float32" in log_text(t)) == warned
+    assert ("emulated bfloat16 kernels run 12-15x slower than float32" in log_text(t)) == warned
     # float16 runs are not concerned.
     t = Trainer(_opts(data_dir, tmp_path / "f16", fp16_res=2), echo=False)
     assert "bfloat16" not in log_text(t)

@@ -178,12 +178,12 @@ class Trainer:
 
     def _note_cpu_precision(self):
         """bfloat16 blocks on a CPU without oneDNN run TensorFlow's emulated bfloat16 kernels,
-        measured 12x slower than float32 (benchmarks/README.md): said in the log, not refused
+        measured 12-15x slower than float32 (benchmarks/README.md): said in the log, not refused
         (the numbers are right)."""
         if (self.opts.fp16_res > 0 and self.opts.mixed_dtype == "bfloat16" and onednn_enabled() is False
                 and not tf.config.list_logical_devices("GPU")):
             self.log("warning: --mixed-dtype bfloat16 with TensorFlow's oneDNN kernels off (TF_ENABLE_ONEDNN_OPTS=0, "
-                     "the default on CPUs without AVX-512): the emulated bfloat16 kernels run about 12x slower "
+                     "the default on CPUs without AVX-512): the emulated bfloat16 kernels run 12-15x slower "
                      "than float32 here; leave --fp16-res out for float32")
 
     def _metrics_setup(self):
