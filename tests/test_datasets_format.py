@@ -200,7 +200,7 @@ def test_reads_nvidia_layout_all_levels(tmp_path):
     got = np.stack(list(iter_images(info.files[0])))
     np.testing.assert_array_equal(got, imgs)
     # Lower level through the pipeline.
-    ds = make_dataset(d, resolution=8, batch_size=6, shuffle_buffer=0, repeat=False)
+    ds = make_dataset(d, resolution=8, batch_size=6, shuffle_buffer=0, repeat=False, deterministic=True)
     images, labels = next(iter(ds))
     ref = np.stack([block_mean_rint(i, 4) for i in imgs]).transpose(0, 2, 3, 1).astype(np.float32)
     np.testing.assert_allclose(images.numpy(), ref * (2.0 / 255.0) - 1.0, atol=1e-6)
@@ -215,7 +215,7 @@ def test_reads_directory_with_only_top_file(tmp_path):
     write_nvidia_style(d, imgs, [4], labels)
     info = read_dataset_info(d)
     assert (info.resolution, info.num_images, info.label_size) == (16, 3, 5)
-    images, lab = next(iter(make_dataset(d, batch_size=3, shuffle_buffer=0, repeat=False)))
+    images, lab = next(iter(make_dataset(d, batch_size=3, shuffle_buffer=0, repeat=False, deterministic=True)))
     np.testing.assert_allclose(images.numpy(), imgs.transpose(0, 2, 3, 1) * (2.0 / 255.0) - 1.0, atol=1e-6)
     np.testing.assert_array_equal(lab.numpy(), labels)
     with pytest.raises(DatasetError, match="no file with resolution 8"):
