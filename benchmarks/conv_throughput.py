@@ -14,6 +14,11 @@ left out. Config E/F networks: G 'skip', D 'resnet'. In forward-pass units per i
   D main  G forward (fakes); D forward, input and filter gradients, for fakes and reals   G + 6 D
 (a gradient pass costs one forward each for the input and the filter gradient). Path length
 and R1 (second-order) run every 4th / 16th minibatch and are not counted.
+
+--winograd also times the batched matrix products that Winograd F(2x2, 3x3) would put in place
+of each convolution (16 products of [batch x side²/4, C] x [C, C], 2.25x fewer multiplies), as
+direct-equivalent GFLOP/s: the convolution's FLOPs over the products' time. That is an upper
+bound on what the algorithm could give here, before its input and output transforms.
 """
 
 import os
@@ -34,6 +39,7 @@ flags.DEFINE_integer("batch", 4, "Batch of the timed convolutions (the per-repli
 flags.DEFINE_integer("minibatch", 8, "Images per minibatch, for the per-phase FLOPs.")
 flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "dtypes to time.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per convolution (median).")
+flags.DEFINE_bool("winograd", False, "Also time the matrix products of Winograd F(2x2, 3x3).")
 FLAGS = flags.FLAGS
 
 
@@ -86,8 +92,11 @@ def main(argv):
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
 
-    print("| dtype | side | channels | forward GFLOP/s | input grad GFLOP/s | filter grad GFLOP/s |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    head = ["forward", "input grad", "filter grad"]
+    if FLAGS.winograd:
+        head += [f"Winograd {h}" for h in head]
+    print("| dtype | side | channels | " + " | ".join(f"{h} GFLOP/s" for h in head) + " |")
+    print("| --- | --- | --- |" + " --- |" * len(head))
     b = FLAGS.batch
     for name in FLAGS.dtypes:
         dtype = tf.as_dtype(name)
@@ -102,6 +111,15 @@ def main(argv):
                     input_sizes=tf.shape(x), filter=w, out_backprop=dy, strides=strides, padding="SAME")),
                 tf.function(lambda: tf.raw_ops.Conv2DBackpropFilter(
                     input=x, filter_sizes=tf.shape(w), out_backprop=dy, strides=strides, padding="SAME")))
+            if FLAGS.winograd:
+                # One product per point of the 4x4 tile transform, over every 2x2 output tile.
+                tiles = b * (side // 2) ** 2
+                v = tf.cast(tf.random.stateless_normal([16, tiles, c], [7, 8]), dtype)
+                u = tf.cast(tf.random.stateless_normal([16, c, c], [9, 10]), dtype)
+                dm = tf.cast(tf.random.stateless_normal([16, tiles, c], [11, 12]), dtype)
+                calls += (tf.function(lambda: tf.matmul(v, u)),
+                          tf.function(lambda: tf.matmul(dm, u, transpose_b=True)),
+                          tf.function(lambda: tf.matmul(v, dm, transpose_a=True)))
             flops = 2 * b * side * side * 9 * c * c
             rates = [flops / median_seconds(fn) / 1e9 for fn in calls]
             print(f"| {name} | {side} | {c} | " + " | ".join(f"{r:.0f}" for r in rates) + " |", flush=True)

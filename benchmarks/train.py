@@ -11,7 +11,10 @@
 Runs the training loop's own step functions (G main, path length every 4, D main, R1
 every 16, EMA) on a synthetic dataset written to a temporary directory, after a
 warm-up (tracing) minibatch. Reports ms/minibatch and img/s; the last line is
-`img/s: <number>`. Peak memory: GPU allocator peak on a GPU, else the peak RSS.
+`img/s: <number>`. Peak memory: TensorFlow's allocator peak, of the busiest GPU on a GPU
+(per replica), else of the CPU allocator, which is what the step's tensors take there (with
+`--modconv fused`, the GPU's form of the graph; see benchmarks/README.md, "Config F memory");
+then the process peak RSS (which adds TensorFlow's own code, graphs and oneDNN's scratch).
 
 --replicas N: MirroredStrategy over N GPUs, or over N logical CPU devices when the
 machine has fewer GPUs (they share the CPU's cores, so this measures the cost of
@@ -57,9 +60,24 @@ FLAGS = flags.FLAGS
 
 
 def _peak_memory_mib(tf):
-    if tf.config.list_logical_devices("GPU"):
-        return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2 ** 20, "GPU:0 peak"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
+    """-> (MiB, what it is): the largest allocator peak over the devices that compute (every GPU,
+    else the CPU), i.e. the tensors of the busiest replica: on a GPU its memory, on a CPU the same
+    figure for the CPU's allocator (shared by logical CPU devices)."""
+    names = [d.name for d in tf.config.list_logical_devices("GPU")] or ["/device:CPU:0"]
+    peaks = []
+    for name in names:
+        try:
+            peaks.append((tf.config.experimental.get_memory_info(name)["peak"], name.split("device:")[-1]))
+        except (ValueError, tf.errors.OpError):  # an allocator without statistics
+            pass
+    if not peaks:
+        return _peak_rss_mib(), "process peak RSS"
+    peak, name = max(peaks)
+    return peak / 2 ** 20, f"allocator peak, {name}"
+
+
+def _peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def time_training(tmp, replicas, batch, label):
@@ -102,7 +120,7 @@ def time_training(tmp, replicas, batch, label):
         print(f"phase times (median of {FLAGS['phase-times'].value} calls): {time_phases(t, rounds)}")
     mem, kind = _peak_memory_mib(tf)
     print(f"ms/minibatch: {mean * 1000:.0f} (mean of {len(times)}, incl. lazy regularization)")
-    print(f"peak memory so far: {mem:.0f} MiB ({kind})")
+    print(f"peak memory so far: {mem:.0f} MiB ({kind}); process peak RSS {_peak_rss_mib():.0f} MiB")
     ips = opts.batch / mean
     print(f"img/s: {ips:.3f}")
     return ips
