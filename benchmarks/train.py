@@ -15,6 +15,8 @@ warm-up (tracing) minibatch. Reports ms/minibatch and img/s; the last line is
 (per replica), else of the CPU allocator, which is what the step's tensors take there (with
 `--modconv fused`, the GPU's form of the graph; see benchmarks/README.md, "Config F memory");
 then the process peak RSS (which adds TensorFlow's own code, graphs and oneDNN's scratch).
+With oneDNN off, TensorFlow's default CPU allocator keeps no statistics: set
+TF_CPU_ALLOCATOR_USE_BFC=true for the allocator peak, else the first figure is the peak RSS.
 
 --replicas N: MirroredStrategy over N GPUs, or over N logical CPU devices when the
 machine has fewer GPUs (they share the CPU's cores, so this measures the cost of
@@ -35,6 +37,7 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as run_training.py does
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags, logging  # noqa: E402

@@ -3,6 +3,7 @@ non-finite losses, bad input, and that it actually learns."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -157,11 +158,16 @@ def test_sigkill_mid_tick_leaves_valid_snapshot_and_resume_works(data_dir, tmp_p
     assert not [f for f in os.listdir(run_dir) if f.startswith(".tmp-")]  # no half-written file left visible
     nets = load_network_pkl(run_dir / snapshots[-1])  # intact
     assert nets["G_ema"].config.img_resolution == 16
-    # Resume from the killed run and finish one more tick.
-    r = run_python([ROOT / "run_training.py", "--resume", "latest", "--result-dir", results, "--total-kimg", "0.096"])
+    # Resume from the killed run and finish one more tick, with oneDNN's CPU kernels off.
+    r = run_python([ROOT / "run_training.py", "--resume", "latest", "--result-dir", results, "--total-kimg", "0.096"],
+                   env={"TF_ENABLE_ONEDNN_OPTS": "0"})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     log = open(run_dir / "log.txt").read()
     assert "Resumed from" in log and "Saved network-final.pkl" in log
+    # run_training.py turns oneDNN on unless the environment says otherwise (TensorFlow's own default
+    # is on only on AVX-512 CPUs), and the log says which ran.
+    first = "off" if os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").lower() in ("0", "false") else "on"
+    assert re.findall(r"oneDNN CPU kernels (\w+)", log) == [first, "off"], log
 
 
 def test_non_finite_loss_stops_with_step_and_term(data_dir, tmp_path):

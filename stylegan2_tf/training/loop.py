@@ -156,6 +156,7 @@ class Trainer:
         self.log = Logger(os.path.join(self.run_dir, "log.txt") if self.is_chief else None, echo=echo and self.is_chief)
         if self.watchdog is not None and self.is_chief:
             self.watchdog.set_log_path(self.log.path)
+        self._note_machine()
         self._note_cpu_precision()
         self._build()
         self.resumed = False
@@ -176,6 +177,13 @@ class Trainer:
                 f"{' and '.join(missing)} (oneDNN is off, or lacks that dtype on this CPU); leave the option out "
                 f"(automatic: non-fused on CPUs) or pass --nofused-modconv. Both forms give the same numbers.")
 
+    def _note_machine(self):
+        """TensorFlow's version, the devices and whether its oneDNN CPU kernels are on: what a speed
+        figure or a rounding difference in the log depends on."""
+        gpus = tf.config.list_logical_devices("GPU")
+        onednn = {True: "on", False: "off", None: "unknown"}[onednn_enabled()]
+        self.log(f"TensorFlow {tf.__version__}, {len(gpus)} GPU(s), oneDNN CPU kernels {onednn}")
+
     def _note_cpu_precision(self):
         """bfloat16 blocks on a CPU without oneDNN run TensorFlow's emulated bfloat16 kernels,
         measured 12-15x slower than float32 (benchmarks/README.md): said in the log, not refused
@@ -183,8 +191,8 @@ class Trainer:
         if (self.opts.fp16_res > 0 and self.opts.mixed_dtype == "bfloat16" and onednn_enabled() is False
                 and not tf.config.list_logical_devices("GPU")):
             self.log("warning: --mixed-dtype bfloat16 with TensorFlow's oneDNN kernels off (TF_ENABLE_ONEDNN_OPTS=0, "
-                     "the default on CPUs without AVX-512): the emulated bfloat16 kernels run 12-15x slower "
-                     "than float32 here; leave --fp16-res out for float32")
+                     "or TensorFlow's default on CPUs without AVX-512 outside run_training.py): the emulated "
+                     "bfloat16 kernels run 12-15x slower than float32 here; leave --fp16-res out for float32")
 
     def _metrics_setup(self):
         """--metrics: names parsed and feature-network files (environment / config file) loaded
