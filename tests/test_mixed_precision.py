@@ -413,3 +413,32 @@ def test_bad_mixed_dtype_options_are_refused(kw, message):
     from stylegan2_tf.training.options import TrainingError, TrainingOptions
     with pytest.raises(TrainingError, match=re.escape(message)):
         TrainingOptions(data_dir="d", dataset="x", **kw).validate()
+
+
+@pytest.mark.parametrize("onednn, machine, flags, expected", [
+    (True, "x86_64", {"avx2", "fma", "avx512f", "avx512_bf16"}, True),
+    (True, "x86_64", {"avx2", "fma", "avx512f"}, True),              # oneDNN emulates bfloat16 on AVX-512
+    (True, "x86_64", {"avx2", "fma", "avx_ne_convert"}, True),       # AVX2 CPUs with bfloat16 conversions
+    (True, "x86_64", {"avx2", "fma"}, False),                        # TF falls back to its emulated kernels
+    (False, "x86_64", {"avx2", "fma", "avx512f", "amx_bf16"}, False),  # TF_ENABLE_ONEDNN_OPTS=0
+    (True, "x86_64", None, None),                                    # no /proc/cpuinfo
+    (True, "aarch64", {"bf16"}, None),
+    (None, "x86_64", {"avx512f"}, None),
+])
+def test_onednn_bfloat16_follows_tensorflows_rule(monkeypatch, onednn, machine, flags, expected):
+    # TensorFlow's rule (IsBF16SupportedByOneDNNOnThisCPU): oneDNN on, and AVX512F or AVX_NE_CONVERT.
+    from stylegan2_tf.ops import capabilities
+    monkeypatch.setattr(capabilities, "onednn_enabled", lambda: onednn)
+    monkeypatch.setattr(capabilities, "cpu_flags", lambda: None if flags is None else frozenset(flags))
+    monkeypatch.setattr(capabilities.platform, "machine", lambda: machine)
+    assert capabilities.onednn_bfloat16() is expected
+
+
+def test_cpu_flags_reads_this_machine():
+    from stylegan2_tf.ops.capabilities import cpu_flags
+    import platform
+    flags = cpu_flags()
+    if not os.path.exists("/proc/cpuinfo"):
+        assert flags is None
+    elif platform.machine() == "x86_64":
+        assert {"sse2", "fpu"} <= flags  # every x86-64 CPU has them

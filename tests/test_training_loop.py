@@ -319,7 +319,7 @@ def test_bfloat16_training_runs_without_loss_scaling_and_resumes_only_as_bfloat1
 @pytest.mark.parametrize("onednn, warned", [(False, True), (True, False)])
 def test_bfloat16_without_onednn_is_logged_as_slow(data_dir, tmp_path, monkeypatch, onednn, warned):
     import stylegan2_tf.training.loop as loop_module
-    monkeypatch.setattr(loop_module, "onednn_enabled", lambda: onednn)
+    monkeypatch.setattr(loop_module, "onednn_bfloat16", lambda: onednn)
     def log_text(trainer):  # (the log file exists once something is logged)
         path = os.path.join(trainer.run_dir, "log.txt")
         return open(path).read() if os.path.exists(path) else ""

@@ -32,6 +32,8 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from .capabilities import cpu_flags
+
 IMPL_ENV = "STYLEGAN2_TF_OPS"
 CACHE_ENV = "STYLEGAN2_TF_OPS_CACHE"
 CXX_ENV = "STYLEGAN2_TF_CXX"
@@ -81,14 +83,8 @@ _forced = threading.local()
 # --------------------------------------------------------------------------- build
 
 def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return " ".join(sorted(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return platform.processor()
+    flags = cpu_flags()
+    return " ".join(sorted(flags)) if flags is not None else platform.processor()
 
 
 def compiler():

@@ -30,7 +30,7 @@ from ..data.errors import DatasetError
 from ..generate import image_grid, save_image, to_uint8
 from ..networks import Discriminator, Generator
 from ..official.writer import save_network_pkl
-from ..ops.capabilities import cpu_grouped_conv_gradient, onednn_enabled
+from ..ops.capabilities import cpu_grouped_conv_gradient, onednn_bfloat16, onednn_enabled
 from .loss_scaling import DynamicLossScale
 from .losses import StyleGAN2Loss
 from .optimizer import FusedAdam
@@ -185,14 +185,15 @@ class Trainer:
         self.log(f"TensorFlow {tf.__version__}, {len(gpus)} GPU(s), oneDNN CPU kernels {onednn}")
 
     def _note_cpu_precision(self):
-        """bfloat16 blocks on a CPU without oneDNN run TensorFlow's emulated bfloat16 kernels,
-        measured 12-15x slower than float32 (benchmarks/README.md): said in the log, not refused
-        (the numbers are right)."""
-        if (self.opts.fp16_res > 0 and self.opts.mixed_dtype == "bfloat16" and onednn_enabled() is False
+        """bfloat16 blocks on a CPU where TensorFlow does not run bfloat16 through oneDNN (oneDNN
+        off, or a CPU without AVX-512 / AVX-NE-CONVERT) run its emulated bfloat16 kernels, measured
+        12-15x slower than float32 (benchmarks/README.md): said in the log, not refused (the
+        numbers are right)."""
+        if (self.opts.fp16_res > 0 and self.opts.mixed_dtype == "bfloat16" and onednn_bfloat16() is False
                 and not tf.config.list_logical_devices("GPU")):
-            self.log("warning: --mixed-dtype bfloat16 with TensorFlow's oneDNN kernels off (TF_ENABLE_ONEDNN_OPTS=0, "
-                     "or TensorFlow's default on CPUs without AVX-512 outside run_training.py): the emulated "
-                     "bfloat16 kernels run 12-15x slower than float32 here; leave --fp16-res out for float32")
+            self.log("warning: --mixed-dtype bfloat16 on a CPU where TensorFlow has no oneDNN bfloat16 kernels "
+                     "(TF_ENABLE_ONEDNN_OPTS=0, or a CPU without AVX-512): the emulated bfloat16 kernels run "
+                     "12-15x slower than float32 here; leave --fp16-res out for float32")
 
     def _metrics_setup(self):
         """--metrics: names parsed and feature-network files (environment / config file) loaded
