@@ -58,22 +58,23 @@ def test_fused_bias_act_kernel_equals_reference(kernels, dtype, tol, act):
                                fused_bias_act(x, act=act, impl="ref").numpy(), rtol=tol, atol=tol)
 
 
+def _repeated_derivatives(f, x, order, unconnected=tf.UnconnectedGradients.NONE):
+    """[f(x), f'(x), ..., f^(order)(x)], where f^(k) is the gradient of sum(f^(k-1)) w.r.t. x,
+    each taken by its own tape around the lower orders."""
+    if order == 0:
+        return [f(x)]
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        lower = _repeated_derivatives(f, x, order - 1, unconnected)
+    return lower + [tape.gradient(lower[-1], x, unconnected_gradients=unconnected)]
+
+
 def test_third_derivative_equals_reference(kernels):
     x = tf.constant(np.linspace(-3, 3, 25).reshape(5, 5) + 0.01, tf.float64)   # off the kinks
     b = tf.constant(np.linspace(-0.5, 0.5, 5), tf.float64)
     for act in ("tanh", "sigmoid", "softplus", "swish", "elu", "selu"):
-        third = []
-        for impl in ("ref", "custom"):
-            with tf.GradientTape() as t3:
-                t3.watch(x)
-                with tf.GradientTape() as t2:
-                    t2.watch(x)
-                    with tf.GradientTape() as t1:
-                        t1.watch(x)
-                        y = tf.reduce_sum(fused_bias_act(x, b, act=act, impl=impl))
-                    s1 = tf.reduce_sum(t1.gradient(y, x))
-                s2 = tf.reduce_sum(t2.gradient(s1, x))
-            third.append(t3.gradient(s2, x).numpy())
+        third = [_repeated_derivatives(lambda v: fused_bias_act(v, b, act=act, impl=impl), x, 3)[3].numpy()
+                 for impl in ("ref", "custom")]
         np.testing.assert_allclose(third[1], third[0], rtol=1e-12, atol=1e-12, err_msg=act)
 
 
@@ -83,15 +84,9 @@ def test_derivatives_at_zero_take_tensorflows_branch(kernels, act):
     second derivatives there are the reference's (relu/lrelu left, elu/selu right)."""
     x = tf.constant([[0.0, -0.0, 0.5, -0.5]], tf.float64)
     b = tf.constant([0.0, 0.0, -0.5, 0.5], tf.float64)
-    results = []
-    for impl in ("ref", "custom"):
-        with tf.GradientTape() as outer:
-            outer.watch(x)
-            with tf.GradientTape() as inner:
-                inner.watch(x)
-                y = fused_bias_act(x, b, act=act, impl=impl)
-            g = inner.gradient(y, x)
-        results.append((g.numpy(), outer.gradient(g, x, unconnected_gradients=tf.UnconnectedGradients.ZERO).numpy()))
+    results = [[d.numpy() for d in _repeated_derivatives(lambda v: fused_bias_act(v, b, act=act, impl=impl), x, 2,
+                                                         tf.UnconnectedGradients.ZERO)[1:]]
+               for impl in ("ref", "custom")]
     np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-15, err_msg=act)
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-15, atol=1e-15, err_msg=act)
 
