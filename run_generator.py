@@ -42,10 +42,6 @@ flags.DEFINE_bool("fused-modconv", None, "Force the fused (grouped) or non-fused
 FLAGS = flags.FLAGS
 
 
-def flag(name):
-    return FLAGS[name].value
-
-
 def _progress(prefix):
     start = time.time()
 
@@ -54,68 +50,78 @@ def _progress(prefix):
     return report
 
 
-def truncation(G):
-    """(psi, cutoff): the flags, else the network's official defaults."""
-    psi, cutoff = G.config.default_truncation
-    if flag("truncation-psi") is not None:
-        psi = flag("truncation-psi")
-    if flag("truncation-cutoff") is not None:
-        cutoff = flag("truncation-cutoff")
-    return psi, cutoff
+class Network:
+    """The loaded generator with the options every command shares: truncation (the flags, else
+    the network's official defaults), class, noise mode and batch size."""
+
+    def __init__(self, path, truncation_psi, truncation_cutoff, class_idx, noise_mode, batch_size, fused_modconv):
+        from stylegan2_tf.generate import GenerationError, ImageSynthesizer, check_psi
+        from stylegan2_tf.loading import load_generator
+        if not path:
+            raise GenerationError("--network is required")
+        if truncation_psi is not None:
+            check_psi(truncation_psi)
+        if batch_size < 1:
+            raise GenerationError("--batch-size must be >= 1")
+        print(f'Loading network from "{path}"...', flush=True)
+        self.G = load_generator(path)
+        self.synth = ImageSynthesizer(self.G, noise_mode=noise_mode, fused_modconv=fused_modconv)
+        psi, cutoff = self.G.config.default_truncation
+        self.psi = psi if truncation_psi is None else truncation_psi
+        self.cutoff = cutoff if truncation_cutoff is None else truncation_cutoff
+        self.class_idx, self.noise_mode, self.batch_size = class_idx, noise_mode, batch_size
+
+    def ws(self, seeds):
+        """w of the seeds' z, truncated, for the chosen class."""
+        from stylegan2_tf.generate import class_labels, seed_to_z
+        z = np.concatenate([seed_to_z(s, self.G.config.z_dim) for s in seeds])
+        return self.synth.map(z, class_labels(self.G, self.class_idx, len(seeds)), psi=self.psi,
+                              cutoff=self.cutoff).numpy()
 
 
-def _load(path):
-    from stylegan2_tf.loading import load_generator
-    print(f'Loading network from "{path}"...', flush=True)
-    return load_generator(path)
-
-
-def generate_images(G, synth):
+def generate_images(net, seeds, projected_w, outdir):
+    """seedNNNN.png for every seed, or projected.png: the image of a projected_w.npz."""
     from stylegan2_tf.generate import class_labels, ensure_outdir, parse_range, save_image, seed_to_z
-    if flag("projected-w"):
-        return generate_from_projection(G)
-    seeds = parse_range(flag("seeds"), "--seeds")
-    psi, cutoff = truncation(G)
-    c = class_labels(G, flag("class"), len(seeds))
-    outdir = ensure_outdir(flag("outdir"))
-    z = np.concatenate([seed_to_z(s, G.config.z_dim) for s in seeds])
-    images = synth.generate(z, c, psi=psi, cutoff=cutoff, batch_size=flag("batch-size"),
-                            progress=_progress("Generating"))
+    if projected_w:
+        return generate_from_projection(net.G, projected_w, outdir)
+    seeds = parse_range(seeds, "--seeds")
+    c = class_labels(net.G, net.class_idx, len(seeds))
+    outdir = ensure_outdir(outdir)
+    z = np.concatenate([seed_to_z(s, net.G.config.z_dim) for s in seeds])
+    images = net.synth.generate(z, c, psi=net.psi, cutoff=net.cutoff, batch_size=net.batch_size,
+                                progress=_progress("Generating"))
     for seed, img in zip(seeds, images):
         save_image(img, os.path.join(outdir, f"seed{seed:04d}.png"))
     print(f"Wrote {len(seeds)} images to {outdir}")
 
 
-def generate_from_projection(G):
-    from stylegan2_tf.generate import GenerationError, ensure_outdir, save_image, to_uint8
-    from stylegan2_tf.projector import ProjectionError, load_projection
-    try:
-        ws = load_projection(flag("projected-w"), G)
-    except ProjectionError as e:
-        raise GenerationError(str(e)) from None
-    outdir = ensure_outdir(flag("outdir"))
+def generate_from_projection(G, projected_w, outdir):
+    from stylegan2_tf.generate import ensure_outdir, save_image, to_uint8
+    from stylegan2_tf.projector import load_projection
+    ws = load_projection(projected_w, G)
+    outdir = ensure_outdir(outdir)
     image = to_uint8(G.synthesize(ws, noise_mode="const")).numpy()[0]
     path = os.path.join(outdir, "projected.png")
     save_image(image, path)
     print(f"Wrote {path}")
 
 
-def style_mixing_example(G, synth):
-    from stylegan2_tf.generate import (GenerationError, class_labels, ensure_outdir, image_grid, parse_range,
-                                       save_image, seed_to_z)
-    row_seeds = parse_range(flag("row-seeds"), "--row-seeds")
-    col_seeds = parse_range(flag("col-seeds"), "--col-seeds")
-    col_styles = parse_range(flag("col-styles"), "--col-styles")
-    if not FLAGS["col-styles"].present:  # the default 0-6 is for big networks: keep what exists
-        col_styles = [s for s in col_styles if s < G.num_ws - 1] or [0]
+def style_mixing_example(net, row_seeds, col_seeds, col_styles, outdir):
+    """grid.png: the row seeds' images with the column seeds' `col_styles` w layers mixed in.
+    col_styles None: the layers 0-6 that exist below the last."""
+    from stylegan2_tf.generate import GenerationError, ensure_outdir, image_grid, parse_range, save_image
+    G = net.G
+    row_seeds = parse_range(row_seeds, "--row-seeds")
+    col_seeds = parse_range(col_seeds, "--col-seeds")
+    if col_styles is None:  # the default 0-6 is for big networks: keep what exists
+        col_styles = [s for s in range(7) if s < G.num_ws - 1] or [0]
+    else:
+        col_styles = parse_range(col_styles, "--col-styles")
     if max(col_styles) >= G.num_ws:
         raise GenerationError(f"--col-styles: this network has w layers 0-{G.num_ws - 1}, got {max(col_styles)}")
-    outdir = ensure_outdir(flag("outdir"))
+    outdir = ensure_outdir(outdir)
     seeds = list(dict.fromkeys(row_seeds + col_seeds))
-    z = np.concatenate([seed_to_z(s, G.config.z_dim) for s in seeds])
-    psi, cutoff = truncation(G)
-    ws = synth.map(z, class_labels(G, flag("class"), len(seeds)), psi=psi, cutoff=cutoff).numpy()
-    w_of = dict(zip(seeds, ws))
+    w_of = dict(zip(seeds, net.ws(seeds)))
     mixed = []
     for r in row_seeds:
         for col in col_seeds:
@@ -123,7 +129,7 @@ def style_mixing_example(G, synth):
             w[col_styles] = w_of[col][col_styles]
             mixed.append(w)
     all_ws = np.stack([w_of[s] for s in seeds] + mixed)
-    images = synth.synthesize(all_ws, batch_size=flag("batch-size"), progress=_progress("Style mixing"))
+    images = net.synth.synthesize(all_ws, batch_size=net.batch_size, progress=_progress("Style mixing"))
     img_of = dict(zip(seeds, images[:len(seeds)]))
     mixed_imgs = iter(images[len(seeds):])
     rows = [[None] + [img_of[col] for col in col_seeds]]
@@ -136,60 +142,59 @@ def style_mixing_example(G, synth):
     print(f"Wrote {path}")
 
 
-def interpolate(G, synth):
+def interpolate(net, seeds, frames, fps, outdir):
+    """A looping GIF walking linearly in W from seed to seed (`frames` per step)."""
     from PIL import Image
 
-    from stylegan2_tf.generate import GenerationError, class_labels, ensure_outdir, parse_range, seed_to_z
-    seeds = parse_range(flag("seeds"), "--seeds")
+    from stylegan2_tf.generate import GenerationError, ensure_outdir, parse_range
+    seeds = parse_range(seeds, "--seeds")
     if len(seeds) < 2:
         raise GenerationError("interpolate needs at least two --seeds")
-    frames = flag("frames")
     if frames < 1:
         raise GenerationError("--frames must be >= 1")
-    outdir = ensure_outdir(flag("outdir"))
-    z = np.concatenate([seed_to_z(s, G.config.z_dim) for s in seeds])
-    psi, cutoff = truncation(G)
-    ws = synth.map(z, class_labels(G, flag("class"), len(seeds)), psi=psi, cutoff=cutoff).numpy()
+    outdir = ensure_outdir(outdir)
+    ws = net.ws(seeds)
     # Linear walk in W (W is where the paper measures perceptual path length), looping back.
     walk = []
     for i in range(len(ws)):
         a, b = ws[i], ws[(i + 1) % len(ws)]
         for t in np.arange(frames) / frames:
             walk.append(a + (b - a) * t)
-    images = synth.synthesize(np.stack(walk), batch_size=flag("batch-size"), progress=_progress("Interpolating"))
+    images = net.synth.synthesize(np.stack(walk), batch_size=net.batch_size, progress=_progress("Interpolating"))
     frames_pil = [Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img) for img in images]
     path = os.path.join(outdir, "interpolate-" + "-".join(str(s) for s in seeds) + ".gif")
-    frames_pil[0].save(path, save_all=True, append_images=frames_pil[1:], duration=int(1000 / max(flag("fps"), 1)),
-                       loop=0)
+    frames_pil[0].save(path, save_all=True, append_images=frames_pil[1:], duration=int(1000 / max(fps, 1)), loop=0)
     print(f"Wrote {path} ({len(frames_pil)} frames)")
 
 
-def export(G, _synth):
+def export(net, outdir):
     from stylegan2_tf.export import export_saved_model
-    path = export_saved_model(G, flag("outdir"), noise_mode=flag("noise-mode"))
+    path = export_saved_model(net.G, outdir, noise_mode=net.noise_mode)
     print(f"Wrote SavedModel to {path} (signature serving_default: z, psi"
-          f"{', class_idx' if G.config.c_dim else ''} -> images uint8 NHWC)")
+          f"{', class_idx' if net.G.config.c_dim else ''} -> images uint8 NHWC)")
 
 
 def main(argv):
     if len(argv) != 2 or argv[1] not in COMMANDS:
         got = " ".join(argv[1:]) or "nothing"
         sys.exit(f"error: expected one command of {', '.join(COMMANDS)}; got {got}")
-    if not flag("network"):
-        sys.exit("error: --network is required")
-    from stylegan2_tf.generate import GenerationError, ImageSynthesizer, check_psi
-    from stylegan2_tf.official import NetworkPickleError
-    try:
-        if flag("truncation-psi") is not None:
-            check_psi(flag("truncation-psi"))
-        if flag("batch-size") < 1:
-            raise GenerationError("--batch-size must be >= 1")
-        G = _load(flag("network"))
-        synth = ImageSynthesizer(G, noise_mode=flag("noise-mode"), fused_modconv=flag("fused-modconv"))
-        {"generate-images": generate_images, "style-mixing-example": style_mixing_example,
-         "interpolate": interpolate, "export": export}[argv[1]](G, synth)
-    except (GenerationError, NetworkPickleError, FileExistsError) as e:
-        sys.exit(f"error: {e}")
+    from stylegan2_tf.cli import run
+    run(dispatch, argv[1])
+
+
+def dispatch(command):
+    f = FLAGS
+    net = Network(f.network, f["truncation-psi"].value, f["truncation-cutoff"].value, f["class"].value,
+                  f["noise-mode"].value, f["batch-size"].value, f["fused-modconv"].value)
+    if command == "generate-images":
+        generate_images(net, f.seeds, f["projected-w"].value, f.outdir)
+    elif command == "style-mixing-example":
+        col_styles = f["col-styles"].value if f["col-styles"].present else None
+        style_mixing_example(net, f["row-seeds"].value, f["col-seeds"].value, col_styles, f.outdir)
+    elif command == "interpolate":
+        interpolate(net, f.seeds, f.frames, f.fps, f.outdir)
+    else:
+        export(net, f.outdir)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,7 @@ Each result is appended to <result-dir>/metric-<name>.txt (one line, NVIDIA's la
 results are marked "shortened", not the paper's protocol.
 """
 
-import datetime
-import json
+import contextlib
 import os
 import sys
 import time
@@ -41,10 +40,6 @@ flags.DEFINE_integer("seed", 0, "Seed of the sampling.")
 FLAGS = flags.FLAGS
 
 
-def flag(name):
-    return FLAGS[name].value
-
-
 class ProgressPrinter:
     """'fid50k: fakes 1200/50000, 35s, ETA 23m 41s' lines, at most every few seconds."""
 
@@ -53,7 +48,7 @@ class ProgressPrinter:
         self.start, self.last, self.phase = time.time(), 0.0, None
 
     def __call__(self, what, done, total):
-        from stylegan2_tf.training.loop import format_time
+        from stylegan2_tf.metrics import format_time
         now = time.time()
         if what != self.phase:
             self.phase, self.phase_start = what, now
@@ -66,84 +61,57 @@ class ProgressPrinter:
               f"ETA {format_time(eta)}", flush=True)
 
 
-def write_result(result_dir, network, result, settings):
-    from stylegan2_tf.training.loop import format_time
-    os.makedirs(result_dir, exist_ok=True)
-    name = result["metric"]
-    values = " ".join(f"{k} {v:.4f}" if abs(v) >= 1e-3 or v == 0 else f"{k} {v:.6g}"
-                      for k, v in result["results"].items())
-    marker = "" if result["protocol"] == "paper" else f" [shortened: {result['num_fakes']} fakes, not the paper's protocol]"
-    line = f"{os.path.splitext(os.path.basename(network))[0]} time {format_time(result['seconds'])} {values}{marker}"
-    with open(os.path.join(result_dir, f"metric-{name}.txt"), "a") as f:
-        f.write(line + "\n")
-    record = dict(result, network=os.path.abspath(network), settings=settings,
-                  timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    with open(os.path.join(result_dir, f"metric-{name}.jsonl"), "a") as f:
-        f.write(json.dumps(record) + "\n")
-    return line
-
-
 def main(argv):
     if len(argv) > 1:
         sys.exit(f"error: unexpected arguments {' '.join(argv[1:])}")
-    if not flag("network"):
-        sys.exit("error: --network is required")
-    from stylegan2_tf.data import DatasetError
-    from stylegan2_tf.metrics import FeatureNetworkError
-    from stylegan2_tf.metrics.definitions import MetricError, parse_metric_list
-    from stylegan2_tf.official import NetworkPickleError
-    try:
-        run(parse_metric_list(flag("metrics")))
-    except (MetricError, FeatureNetworkError, NetworkPickleError, DatasetError) as e:
-        sys.exit(f"error: {e}")
+    from stylegan2_tf.cli import run
+    run(compute, network=FLAGS.network, metrics=FLAGS.metrics, data_dir=FLAGS["data-dir"].value,
+        dataset=FLAGS.dataset, mirror_augment=FLAGS["mirror-augment"].value, num_gpus=FLAGS["num-gpus"].value,
+        result_dir=FLAGS["result-dir"].value, inception=FLAGS.inception, lpips=FLAGS.lpips, vgg16=FLAGS.vgg16,
+        num_images=FLAGS["num-images"].value, batch_size=FLAGS["batch-size"].value,
+        cache_dir=FLAGS["cache-dir"].value, seed=FLAGS.seed)
 
 
-def run(metrics):
-    from stylegan2_tf.metrics.evaluate import MetricOptions, _Context, compute_metric, resolve_feature_files
-    from stylegan2_tf.metrics.definitions import MetricError
+def compute(network, metrics, data_dir, dataset, mirror_augment, num_gpus, result_dir, inception, lpips, vgg16,
+            num_images, batch_size, cache_dir, seed):
+    """Every metric of the comma-separated `metrics` for the network pickle `network`; each result
+    is printed and appended to <result_dir>/metric-<name>.txt / .jsonl."""
+    from stylegan2_tf.loading import load_generator
+    from stylegan2_tf.metrics import (Evaluator, MetricError, MetricOptions, parse_metric_list,
+                                      resolve_feature_files, write_metric_result)
+    from stylegan2_tf.training.strategy import make_strategy
+    if not network:
+        raise MetricError("--network is required")
+    metrics = parse_metric_list(metrics)
     if not metrics:
         raise MetricError("no metrics requested (--metrics)")
-    if flag("num-images") is not None and flag("num-images") < 2:
+    if num_images is not None and num_images < 2:
         raise MetricError("--num-images must be at least 2")
-    files = resolve_feature_files(flag("inception"), flag("lpips"), flag("vgg16"))
+    files = resolve_feature_files(inception, lpips, vgg16)
     tfrecord_dir = None
     if any(m.needs_dataset for m in metrics):
-        if not flag("dataset"):
+        if not dataset:
             raise MetricError(f"{metrics[0].name if metrics[0].needs_dataset else 'this metric'} uses reals: "
                               f"pass --data-dir and --dataset")
-        tfrecord_dir = os.path.join(flag("data-dir") or "datasets", flag("dataset"))
-    cache_dir = flag("cache-dir") or os.environ.get("STYLEGAN2_TF_CACHE") or \
+        tfrecord_dir = os.path.join(data_dir or "datasets", dataset)
+    cache_dir = cache_dir or os.environ.get("STYLEGAN2_TF_CACHE") or \
         os.path.join(os.path.expanduser("~"), ".cache", "stylegan2_tf", "metrics")
-
-    from stylegan2_tf.training import TrainingError, make_strategy
-    try:
-        strategy = make_strategy(flag("num-gpus")) if flag("num-gpus") > 1 else None
-    except TrainingError as e:
-        raise MetricError(str(e)) from None
-    from stylegan2_tf.loading import load_generator
-    print(f'Loading network from "{flag("network")}"...', flush=True)
-    if strategy is not None:
-        with strategy.scope():
-            G = load_generator(flag("network"))
-    else:
-        G = load_generator(flag("network"))
-    opts = MetricOptions(G=G, tfrecord_dir=tfrecord_dir, mirror_augment=flag("mirror-augment"), feature_files=files,
-                         cache_dir=cache_dir, num_images=flag("num-images"), batch_size=flag("batch-size"),
-                         strategy=strategy, seed=flag("seed"))
-    ctx = _Context(opts)
-    for kind in dict.fromkeys(m.network for m in metrics):   # every file checked before any sampling
-        ctx.network(kind)
-    if tfrecord_dir:
-        ctx.info                                                # dataset problems before sampling too
-    settings = {"dataset": tfrecord_dir, "mirror_augment": flag("mirror-augment"), "num_gpus": flag("num-gpus"),
-                "num_images": flag("num-images"), "seed": flag("seed"),
-                "feature_files": {k: v for k, v in files.items() if v}}
-    if flag("num-images") is not None:
-        print(f"--num-images {flag('num-images')}: a shortened run, not the paper's protocol", flush=True)
+    strategy = make_strategy(num_gpus) if num_gpus > 1 else None
+    print(f'Loading network from "{network}"...', flush=True)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        G = load_generator(network)
+    opts = MetricOptions(G=G, tfrecord_dir=tfrecord_dir, mirror_augment=mirror_augment, feature_files=files,
+                         cache_dir=cache_dir, num_images=num_images, batch_size=batch_size, strategy=strategy,
+                         seed=seed)
+    evaluator = Evaluator(opts).prepare(metrics)   # every file and the dataset checked before any sampling
+    settings = {"dataset": tfrecord_dir, "mirror_augment": mirror_augment, "num_gpus": num_gpus,
+                "num_images": num_images, "seed": seed, "feature_files": {k: v for k, v in files.items() if v}}
+    if num_images is not None:
+        print(f"--num-images {num_images}: a shortened run, not the paper's protocol", flush=True)
     for metric in metrics:
         opts.progress = ProgressPrinter(metric.name)
-        result = compute_metric(metric, opts, _ctx=ctx)
-        print(write_result(flag("result-dir"), flag("network"), result, settings), flush=True)
+        result = evaluator.evaluate(metric)
+        print(write_metric_result(result_dir, network, result, settings=settings), flush=True)
 
 
 if __name__ == "__main__":

@@ -58,35 +58,6 @@ FLAGS = flags.FLAGS
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-class CLIError(Exception):
-    pass
-
-
-def flag(name):
-    return FLAGS[name].value
-
-
-def load_target(path, res, channels):
-    """Image file -> [res, res, channels] float in [-1, 1]: centre crop to a square, Lanczos resize."""
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = im.convert("RGB" if channels == 3 else "L")
-    except FileNotFoundError:
-        raise CLIError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise CLIError(f"{path}: not a readable image ({type(e).__name__})") from None
-    w, h = im.size
-    side = min(w, h)
-    if side * 2 < res:
-        raise CLIError(f"{path}: {w}x{h} is far smaller than the network's {res}x{res} (at least {res // 2} px needed)")
-    left, top = (w - side) // 2, (h - side) // 2
-    im = im.crop((left, top, left + side, top + side)).resize((res, res), Image.LANCZOS)
-    x = np.asarray(im, np.float32).reshape(res, res, channels)
-    return x / 127.5 - 1.0
-
-
 def to_uint8(x):
     return np.clip(np.asarray(x) * 127.5 + 128.0, 0, 255).astype(np.uint8)
 
@@ -96,49 +67,75 @@ def save_png(x, path):
     save_image(to_uint8(x), path)
 
 
-def projector_config():
-    from stylegan2_tf.projector import ProjectorConfig
-    if flag("num-steps") < 1 or flag("num-snapshots") < 1:
-        raise CLIError("--num-steps and --num-snapshots must be >= 1")
-    return ProjectorConfig(num_steps=flag("num-steps"), initial_learning_rate=flag("lr"),
-                           regularize_noise_weight=flag("noise-reg-weight"),
-                           initial_noise_factor=flag("initial-noise-factor"),
-                           noise_ramp_length=flag("noise-ramp-length"), w_plus=flag("w-plus"), seed=flag("seed"))
+class Projection:
+    """What every command shares: the network, LPIPS and projection settings, the output folder.
+    `load()` reads the network and LPIPS files (after a command has checked its own inputs)."""
 
+    def __init__(self, network, lpips, cfg, num_snapshots, outdir):
+        from stylegan2_tf.errors import UserError
+        from stylegan2_tf.metrics import resolve_feature_files
+        if not network:
+            raise UserError("--network is required")
+        if cfg.num_steps < 1 or num_snapshots < 1:
+            raise UserError("--num-steps and --num-snapshots must be >= 1")
+        self.network, self.cfg, self.num_snapshots, self.outdir = network, cfg, num_snapshots, outdir
+        self.lpips_files = resolve_feature_files(lpips=lpips)["lpips"]
+        if not self.lpips_files:
+            raise UserError("no LPIPS file: pass --lpips or set STYLEGAN2_TF_LPIPS (see stylegan2_tf/metrics/README.md)")
+        self.G = self.projector = None
 
-def project_targets(G, projector, targets, outdir):
-    """targets: [(name, [H, W, C] array)] -> rows of (name, distance, seconds)."""
-    from PIL import Image
-    from stylegan2_tf.projector import save_projection
-    cfg = projector.cfg
-    snapshot_steps = sorted({max(1, round(cfg.num_steps * (i + 1) / flag("num-snapshots")))
-                             for i in range(flag("num-snapshots"))})
-    rows = []
-    for index, (name, target) in enumerate(targets):
-        tdir = os.path.join(outdir, name)
-        os.makedirs(tdir, exist_ok=True)
-        save_png(target, os.path.join(tdir, "target.png"))
-        frames, start = [], time.time()
+    def load(self):
+        from stylegan2_tf.loading import load_generator
+        from stylegan2_tf.metrics import load_lpips
+        from stylegan2_tf.projector import Projector
+        lpips = load_lpips(self.lpips_files)
+        print(f'Loading network from "{self.network}"...', flush=True)
+        self.G = load_generator(self.network)
+        self.projector = Projector(self.G, lpips.network, self.cfg)
+        if not self.cfg.papers_method:
+            print("--w-plus: one w per layer (W+), not the paper's method", flush=True)
+        os.makedirs(self.outdir, exist_ok=True)
+        return self
 
-        def callback(step, dist, loss, w):
-            if step in snapshot_steps:
-                ws = w[0] if cfg.w_plus else np.tile(w.numpy()[0], [G.num_ws, 1])
-                img = G.synthesize(np.asarray(ws, np.float32)[np.newaxis], noise_mode="const")[0].numpy()
-                save_png(img, os.path.join(tdir, f"step{step:04d}.png"))
-                frames.append(np.concatenate([to_uint8(target), to_uint8(img)], axis=1))
-            if step % 50 == 0 or step == cfg.num_steps:
-                elapsed = time.time() - start
-                eta = elapsed / step * (cfg.num_steps - step)
-                print(f"{name} ({index + 1}/{len(targets)}): step {step}/{cfg.num_steps} lpips {dist:.4f} "
-                      f"loss {loss:.4g}, {elapsed:.0f} s, ETA {eta:.0f} s", flush=True)
+    @property
+    def shape(self):
+        return self.G.config.img_resolution, self.G.config.img_channels
 
-        result = projector.project(target, callback=callback)
-        save_png(result["image"], os.path.join(tdir, "proj.png"))
-        save_projection(os.path.join(tdir, "projected_w.npz"), G, result, cfg)
-        gif = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
-        gif[0].save(os.path.join(tdir, "proj.gif"), save_all=True, append_images=gif[1:], duration=500, loop=0)
-        rows.append((name, result["distance"], time.time() - start))
-    return rows
+    def project(self, targets, outdir=None):
+        """targets: [(name, [H, W, C] array)] -> rows of (name, distance, seconds); per target a
+        folder with target.png, stepNNNN.png, proj.png, proj.gif and projected_w.npz."""
+        from PIL import Image
+        from stylegan2_tf.projector import save_projection
+        G, cfg, outdir = self.G, self.cfg, outdir or self.outdir
+        snapshot_steps = sorted({max(1, round(cfg.num_steps * (i + 1) / self.num_snapshots))
+                                 for i in range(self.num_snapshots)})
+        rows = []
+        for index, (name, target) in enumerate(targets):
+            tdir = os.path.join(outdir, name)
+            os.makedirs(tdir, exist_ok=True)
+            save_png(target, os.path.join(tdir, "target.png"))
+            frames, start = [], time.time()
+
+            def callback(step, dist, loss, w):
+                if step in snapshot_steps:
+                    ws = w[0] if cfg.w_plus else np.tile(w.numpy()[0], [G.num_ws, 1])
+                    img = G.synthesize(np.asarray(ws, np.float32)[np.newaxis], noise_mode="const")[0].numpy()
+                    save_png(img, os.path.join(tdir, f"step{step:04d}.png"))
+                    frames.append(np.concatenate([to_uint8(target), to_uint8(img)], axis=1))
+                if step % 50 == 0 or step == cfg.num_steps:
+                    elapsed = time.time() - start
+                    eta = elapsed / step * (cfg.num_steps - step)
+                    print(f"{name} ({index + 1}/{len(targets)}): step {step}/{cfg.num_steps} lpips {dist:.4f} "
+                          f"loss {loss:.4g}, {elapsed:.0f} s, ETA {eta:.0f} s", flush=True)
+
+            result = self.projector.project(target, callback=callback)
+            save_png(result["image"], os.path.join(tdir, "proj.png"))
+            save_projection(os.path.join(tdir, "projected_w.npz"), G, result, cfg)
+            gif = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
+            gif[0].save(os.path.join(tdir, "proj.gif"), save_all=True, append_images=gif[1:], duration=500, loop=0)
+            rows.append((name, result["distance"], time.time() - start))
+        print_summary(rows, cfg)
+        return rows
 
 
 def print_summary(rows, cfg):
@@ -149,160 +146,91 @@ def print_summary(rows, cfg):
         print(f"{name:<24s} {dist:10.5f} {sec:9.1f}")
 
 
-def histogram_png(groups, threshold, path, bins=20):
-    """Histogram of the distances (the paper's Fig. 9), one colour per group, the threshold as a
-    red line. groups: [(label, distances)]."""
-    from PIL import Image, ImageDraw
-    colours = [(70, 110, 180), (230, 140, 40), (90, 160, 90)]
-    groups = [(label, np.asarray(d, np.float64)) for label, d in groups if len(d)]
-    hi = max(max(float(d.max()) for _, d in groups), threshold or 0.0) * 1.05 + 1e-12
-    counts = [np.histogram(d, bins=bins, range=(0.0, hi))[0] for _, d in groups]
-    w, h, pad = 640, 360, 40
-    im = Image.new("RGB", (w, h), "white")
-    draw = ImageDraw.Draw(im)
-    top = max(max(c.max() for c in counts), 1)
-    bw = (w - 2 * pad) / bins
-    sub = bw / len(groups)
-    for g, c in enumerate(counts):
-        for i, n in enumerate(c):
-            x0 = pad + i * bw + g * sub
-            y0 = h - pad - (h - 2 * pad) * n / top
-            draw.rectangle([x0 + 1, y0, x0 + sub - 1, h - pad], fill=colours[g % len(colours)])
-    draw.line([pad, h - pad, w - pad, h - pad], fill="black")
-    if threshold is not None:
-        x = pad + (w - 2 * pad) * threshold / hi
-        draw.line([x, pad / 2, x, h - pad], fill=(200, 30, 30), width=2)
-        draw.text((x + 4, pad / 2), f"threshold {threshold:.4g}", fill=(200, 30, 30))
-    draw.text((pad, h - pad + 8), "0", fill="black")
-    draw.text((w - pad - 60, h - pad + 8), f"{hi:.4g}", fill="black")
-    legend = ", ".join(f"{label} ({len(d)})" for label, d in groups)
-    draw.text((pad, 8), f"LPIPS distance after projection: {legend}", fill="black")
-    for g, (label, _) in enumerate(groups):
-        draw.rectangle([w - pad - 120, 8 + 14 * g, w - pad - 110, 18 + 14 * g], fill=colours[g % len(colours)])
-        draw.text((w - pad - 104, 7 + 14 * g), label, fill="black")
-    im.save(path)
+# --------------------------------------------------------------------------- targets
+
+def _seeds(seeds, command):
+    from stylegan2_tf.errors import UserError
+    from stylegan2_tf.generate import parse_range
+    if not seeds:
+        raise UserError(f"{command} needs --seeds" + (" (the network's own images) as well as --dataset (real ones)"
+                                                       if command == "calibrate" else ""))
+    return parse_range(seeds, "--seeds")
 
 
-def file_digest(path):
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _dataset_dir(data_dir, dataset, command):
+    from stylegan2_tf.errors import UserError
+    if not dataset:
+        raise UserError(f"{command} needs --dataset (and --data-dir)")
+    return os.path.join(data_dir, dataset)
 
 
-def measured_with(cfg, lpips_files):
-    """What the distances depend on: the network file, the LPIPS files (comma-separated paths) and
-    the projection settings."""
-    import dataclasses
-    return dict(network=file_digest(flag("network")),
-                lpips=sorted(file_digest(p.strip()) for p in lpips_files.split(",")),
-                projection=dataclasses.asdict(cfg))
+def generated_targets(G, seeds, truncation_psi):
+    from stylegan2_tf.generate import class_labels, seed_to_z
+    return [(f"seed{seed:04d}", G(seed_to_z(seed, G.config.z_dim), c=class_labels(G, None, 1),
+                                  truncation_psi=truncation_psi, noise_mode="const").numpy()[0]) for seed in seeds]
 
 
-def read_calibration(path, cfg, lpips_files):
-    """-> threshold from a calibration.json; one-line CLIError when it was measured otherwise."""
-    import json
-    try:
-        with open(path) as f:
-            cal = json.load(f)
-        threshold, theirs = float(cal["threshold"]), cal["measured_with"]
-    except FileNotFoundError:
-        raise CLIError(f"{path}: no such file") from None
-    except (ValueError, KeyError, TypeError) as e:
-        raise CLIError(f"{path}: not a calibration.json of run_projector.py calibrate ({type(e).__name__})") from None
-    mine = measured_with(cfg, lpips_files)
-    if theirs.get("network") != mine["network"]:
-        raise CLIError(f"{path}: calibrated for another network file (sha256 {str(theirs.get('network'))[:12]}..., "
-                       f"{flag('network')} is {mine['network'][:12]}...)")
-    if theirs.get("lpips") != mine["lpips"]:
-        raise CLIError(f"{path}: calibrated with other LPIPS weights; distances would not be comparable")
-    if theirs.get("projection") != mine["projection"]:
-        diff = sorted(k for k in mine["projection"] if theirs.get("projection", {}).get(k) != mine["projection"][k])
-        raise CLIError(f"{path}: calibrated with other projection settings ({', '.join(diff)} differ); "
-                       f"use the same flags")
-    return threshold
+def real_targets(dataset_dir, num_images, res, channels):
+    from stylegan2_tf.data import iter_images, read_dataset_info
+    from stylegan2_tf.errors import UserError
+    info = read_dataset_info(dataset_dir)
+    if res not in info.resolutions:
+        raise UserError(f"{dataset_dir}: no {res}x{res} images (has {info.resolutions}) for this network")
+    info = read_dataset_info(dataset_dir, res)
+    if info.channels != channels:
+        raise UserError(f"{dataset_dir}: {info.channels}-channel images, the network makes {channels}")
+    out = []
+    for path in info.files:
+        for img in iter_images(path):
+            if len(out) == num_images:
+                return out
+            out.append((f"image{len(out):04d}", img.transpose(1, 2, 0).astype(np.float32) / 127.5 - 1.0))
+    return out
 
 
-def main(argv):
-    if len(argv) != 2 or argv[1] not in COMMANDS:
-        got = " ".join(argv[1:]) or "nothing"
-        sys.exit(f"error: expected one command of {', '.join(COMMANDS)}; got {got}")
-    if not flag("network"):
-        sys.exit("error: --network is required")
-    from stylegan2_tf.metrics import FeatureNetworkError
-    from stylegan2_tf.official import NetworkPickleError
-    from stylegan2_tf.projector import ProjectionError
-    from stylegan2_tf.generate import GenerationError
-    from stylegan2_tf.data import DatasetError
-    try:
-        run(argv[1])
-    except (CLIError, FeatureNetworkError, NetworkPickleError, ProjectionError, GenerationError, DatasetError) as e:
-        sys.exit(f"error: {e}")
+def file_targets(paths, res, channels):
+    from stylegan2_tf.projector import load_target_image
+    return [(os.path.splitext(os.path.basename(p))[0], load_target_image(p, res, channels)) for p in paths]
 
 
-def run(command):
-    from stylegan2_tf.loading import load_generator
-    from stylegan2_tf.metrics import load_lpips
-    from stylegan2_tf.metrics.evaluate import resolve_feature_files
-    from stylegan2_tf.projector import Projector
-    cfg = projector_config()
-    lpips_files = resolve_feature_files(lpips=flag("lpips"))["lpips"]
-    if not lpips_files:
-        raise CLIError("no LPIPS file: pass --lpips or set STYLEGAN2_TF_LPIPS (see stylegan2_tf/metrics/README.md)")
-    targets_spec = _check_command_inputs(command)
-    threshold = flag("threshold")
-    if command == "attribute" and threshold is None:     # before any projection: a mismatch stops at once
-        threshold = read_calibration(flag("calibration"), cfg, lpips_files)
-    lpips = load_lpips(lpips_files)
-    print(f'Loading network from "{flag("network")}"...', flush=True)
-    G = load_generator(flag("network"))
-    res, ch = G.config.img_resolution, G.config.img_channels
-    targets = _targets(command, targets_spec, G, res, ch)
-    projector = Projector(G, lpips.network, cfg)
-    if not cfg.papers_method:
-        print("--w-plus: one w per layer (W+), not the paper's method", flush=True)
-    outdir = flag("outdir")
-    os.makedirs(outdir, exist_ok=True)
-    if command == "calibrate":
-        calibrate(G, projector, targets, outdir, cfg, lpips_files)
-        return
-    rows = project_targets(G, projector, targets, outdir)
-    print_summary(rows, cfg)
-    if command == "attribute":
-        print(f"\n{'image':<24s} {'LPIPS':>10s}  verdict (threshold {threshold:g})")
-        with open(os.path.join(outdir, "attribution.txt"), "w") as f:
-            for name, dist, _ in rows:
-                verdict = "made by this network" if dist <= threshold else "not made by this network"
-                line = f"{name:<24s} {dist:10.5f}  {verdict}"
-                print(line)
-                f.write(line + "\n")
-        histogram_png([("images", [r[1] for r in rows])], threshold, os.path.join(outdir, "distances.png"))
-        print(f"Wrote {os.path.join(outdir, 'attribution.txt')} and distances.png")
+# --------------------------------------------------------------------------- commands
+
+def project_generated_images(run, seeds, truncation_psi):
+    seeds = _seeds(seeds, "project-generated-images")
+    run.load()
+    run.project(generated_targets(run.G, seeds, truncation_psi))
 
 
-def calibrate(G, projector, targets, outdir, cfg, lpips_files):
-    """Project the network's own images and real ones; write the separating threshold."""
-    import json
-    from stylegan2_tf.projector import choose_threshold
-    generated, real = targets
-    gen_rows = project_targets(G, projector, generated, os.path.join(outdir, "generated"))
-    real_rows = project_targets(G, projector, real, os.path.join(outdir, "real"))
-    print_summary(gen_rows + real_rows, cfg)
-    gen_d, real_d = [r[1] for r in gen_rows], [r[1] for r in real_rows]
-    choice = choose_threshold(gen_d, real_d)
-    cal = dict(choice, rule="maximum balanced accuracy; midpoint of the widest gap among ties",
-               generated={n: d for n, d, _ in gen_rows}, real={n: d for n, d, _ in real_rows},
-               dataset=os.path.join(flag("data-dir"), flag("dataset")), truncation_psi=flag("truncation-psi"),
-               network_path=flag("network"), lpips_paths=lpips_files.split(","),
-               measured_with=measured_with(cfg, lpips_files))
-    path = os.path.join(outdir, "calibration.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(cal, f, indent=1)
-    os.replace(path + ".tmp", path)
-    histogram_png([("generated", gen_d), ("real", real_d)], choice["threshold"],
-                  os.path.join(outdir, "distances.png"))
+def project_real_images(run, data_dir, dataset, num_images):
+    dataset_dir = _dataset_dir(data_dir, dataset, "project-real-images")
+    run.load()
+    run.project(real_targets(dataset_dir, num_images, *run.shape))
+
+
+def project(run, targets):
+    from stylegan2_tf.errors import UserError
+    if not targets:
+        raise UserError("project needs --target IMAGE (repeatable)")
+    run.load()
+    run.project(file_targets(targets, *run.shape))
+
+
+def calibrate(run, seeds, truncation_psi, data_dir, dataset, num_images):
+    """Project the network's own images and real ones; write calibration.json with the threshold
+    that separates the two distance distributions best, and the histogram."""
+    from stylegan2_tf.attribution import histogram_png, write_calibration
+    dataset_dir = _dataset_dir(data_dir, dataset, "calibrate")
+    seeds = _seeds(seeds, "calibrate")
+    run.load()
+    generated = generated_targets(run.G, seeds, truncation_psi)
+    real = real_targets(dataset_dir, num_images, *run.shape)
+    gen_rows = run.project(generated, os.path.join(run.outdir, "generated"))
+    real_rows = run.project(real, os.path.join(run.outdir, "real"))
+    path = os.path.join(run.outdir, "calibration.json")
+    choice = write_calibration(path, {n: d for n, d, _ in gen_rows}, {n: d for n, d, _ in real_rows}, run.network,
+                               run.cfg, run.lpips_files, dataset=dataset_dir, truncation_psi=truncation_psi)
+    histogram_png([("generated", [r[1] for r in gen_rows]), ("real", [r[1] for r in real_rows])],
+                  choice["threshold"], os.path.join(run.outdir, "distances.png"))
     print(f"\nThreshold {choice['threshold']:.5g}: generated accepted {choice['generated_accepted']:.1%}, "
           f"real rejected {choice['real_rejected']:.1%} (balanced accuracy {choice['balanced_accuracy']:.1%})")
     if choice["balanced_accuracy"] < 0.75:
@@ -311,66 +239,60 @@ def calibrate(G, projector, targets, outdir, cfg, lpips_files):
     print(f"Wrote {path} and distances.png; use: run_projector.py attribute --calibration {path}")
 
 
-def _check_command_inputs(command):
-    if command == "project-generated-images":
-        from stylegan2_tf.generate import parse_range
-        if not flag("seeds"):
-            raise CLIError("project-generated-images needs --seeds")
-        return parse_range(flag("seeds"), "--seeds")
-    if command in ("project-real-images", "calibrate"):
-        if not flag("dataset"):
-            raise CLIError(f"{command} needs --dataset (and --data-dir)")
-        if command == "project-real-images":
-            return os.path.join(flag("data-dir"), flag("dataset"))
-        from stylegan2_tf.generate import parse_range
-        if not flag("seeds"):
-            raise CLIError("calibrate needs --seeds (the network's own images) as well as --dataset (real ones)")
-        return parse_range(flag("seeds"), "--seeds"), os.path.join(flag("data-dir"), flag("dataset"))
-    if command == "project":
-        if not flag("target"):
-            raise CLIError("project needs --target IMAGE (repeatable)")
-        return list(flag("target"))
-    if not flag("images") or not os.path.isdir(flag("images")):
-        raise CLIError(f"attribute needs --images DIR (a directory of images); got {flag('images')!r}")
-    if flag("threshold") is None and not flag("calibration"):
-        raise CLIError("attribute needs --calibration FILE (from run_projector.py calibrate) or --threshold T")
-    if flag("calibration") and not os.path.isfile(flag("calibration")):
-        raise CLIError(f"{flag('calibration')}: no such file")
-    files = sorted(os.path.join(flag("images"), f) for f in os.listdir(flag("images"))
-                   if f.lower().endswith(IMAGE_SUFFIXES))
+def attribute(run, images, threshold, calibration):
+    """Project every image of the folder `images`; a verdict per image against `threshold`, or
+    the threshold of `calibration` (checked against this network and these settings first)."""
+    from stylegan2_tf.attribution import histogram_png, read_calibration, verdict
+    from stylegan2_tf.errors import UserError
+    if not images or not os.path.isdir(images):
+        raise UserError(f"attribute needs --images DIR (a directory of images); got {images!r}")
+    if threshold is None and not calibration:
+        raise UserError("attribute needs --calibration FILE (from run_projector.py calibrate) or --threshold T")
+    if calibration and not os.path.isfile(calibration):
+        raise UserError(f"{calibration}: no such file")
+    files = sorted(os.path.join(images, f) for f in os.listdir(images) if f.lower().endswith(IMAGE_SUFFIXES))
     if not files:
-        raise CLIError(f"{flag('images')}: no image files ({', '.join(IMAGE_SUFFIXES)})")
-    return files
+        raise UserError(f"{images}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    if threshold is None:     # before any projection: a mismatch stops at once
+        threshold = read_calibration(calibration, run.network, run.cfg, run.lpips_files)
+    run.load()
+    rows = run.project(file_targets(files, *run.shape))
+    print(f"\n{'image':<24s} {'LPIPS':>10s}  verdict (threshold {threshold:g})")
+    with open(os.path.join(run.outdir, "attribution.txt"), "w") as f:
+        for name, dist, _ in rows:
+            line = f"{name:<24s} {dist:10.5f}  {verdict(dist, threshold)}"
+            print(line)
+            f.write(line + "\n")
+    histogram_png([("images", [r[1] for r in rows])], threshold, os.path.join(run.outdir, "distances.png"))
+    print(f"Wrote {os.path.join(run.outdir, 'attribution.txt')} and distances.png")
 
 
-def _targets(command, spec, G, res, ch):
-    if command == "calibrate":
-        return (_targets("project-generated-images", spec[0], G, res, ch),
-                _targets("project-real-images", spec[1], G, res, ch))
+def main(argv):
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        got = " ".join(argv[1:]) or "nothing"
+        sys.exit(f"error: expected one command of {', '.join(COMMANDS)}; got {got}")
+    from stylegan2_tf.cli import run as run_cli
+    run_cli(dispatch, argv[1])
+
+
+def dispatch(command):
+    from stylegan2_tf.projector import ProjectorConfig
+    f = FLAGS
+    cfg = ProjectorConfig(num_steps=f["num-steps"].value, initial_learning_rate=f.lr,
+                          regularize_noise_weight=f["noise-reg-weight"].value,
+                          initial_noise_factor=f["initial-noise-factor"].value,
+                          noise_ramp_length=f["noise-ramp-length"].value, w_plus=f["w-plus"].value, seed=f.seed)
+    run = Projection(f.network, f.lpips, cfg, f["num-snapshots"].value, f.outdir)
     if command == "project-generated-images":
-        from stylegan2_tf.generate import class_labels, seed_to_z
-        out = []
-        for seed in spec:
-            c = class_labels(G, None, 1)
-            img = G(seed_to_z(seed, G.config.z_dim), c=c, truncation_psi=flag("truncation-psi"), noise_mode="const")
-            out.append((f"seed{seed:04d}", img.numpy()[0]))
-        return out
-    if command == "project-real-images":
-        from stylegan2_tf.data import iter_images, read_dataset_info
-        info = read_dataset_info(spec)
-        if res not in info.resolutions:
-            raise CLIError(f"{spec}: no {res}x{res} images (has {info.resolutions}) for this network")
-        info = read_dataset_info(spec, res)
-        if info.channels != ch:
-            raise CLIError(f"{spec}: {info.channels}-channel images, the network makes {ch}")
-        out = []
-        for path in info.files:
-            for img in iter_images(path):
-                if len(out) == flag("num-images"):
-                    return out
-                out.append((f"image{len(out):04d}", img.transpose(1, 2, 0).astype(np.float32) / 127.5 - 1.0))
-        return out
-    return [(os.path.splitext(os.path.basename(p))[0], load_target(p, res, ch)) for p in spec]
+        project_generated_images(run, f.seeds, f["truncation-psi"].value)
+    elif command == "project-real-images":
+        project_real_images(run, f["data-dir"].value, f.dataset, f["num-images"].value)
+    elif command == "project":
+        project(run, f.target)
+    elif command == "calibrate":
+        calibrate(run, f.seeds, f["truncation-psi"].value, f["data-dir"].value, f.dataset, f["num-images"].value)
+    else:
+        attribute(run, f.images, f.threshold, f.calibration)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def main(argv):
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS["inter-op-threads"].value)
     from stylegan2_tf.metrics import statistics
     from stylegan2_tf.metrics.definitions import parse_metric_list
-    from stylegan2_tf.metrics.evaluate import (MetricOptions, _Context, _fake_features, _inception_input, _vgg_input,
+    from stylegan2_tf.metrics.evaluate import (MetricOptions, Evaluator, _fake_features, _inception_input, _vgg_input,
                                                path_length_distances)
     from stylegan2_tf.metrics.image_prep import quantize_to_uint8
     from stylegan2_tf.networks import Generator, GeneratorConfig
@@ -86,7 +86,7 @@ def main(argv):
     with tempfile.TemporaryDirectory() as tmp:
         files = write_feature_files(tmp)
         for metric in metrics:
-            ctx = _Context(MetricOptions(G=G, feature_files=files, batch_size=b))
+            ctx = Evaluator(MetricOptions(G=G, feature_files=files, batch_size=b))
             net = ctx.network(metric.network)
             if metric.kind == "ppl":
                 run = lambda count: path_length_distances(ctx, metric, count)  # noqa: E731

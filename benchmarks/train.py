@@ -89,7 +89,7 @@ def time_training(tmp, replicas, batch, label):
 
     from stylegan2_tf.networks import num_trainable_params
     from stylegan2_tf.training import TrainingOptions, make_strategy
-    from stylegan2_tf.training.loop import Trainer
+    from stylegan2_tf.training import Trainer
 
     opts = TrainingOptions(data_dir=tmp, dataset="shapes", result_dir=os.path.join(tmp, "results"),
                            config=FLAGS.config, fmap_base=FLAGS["fmap-base"].value, batch=batch,
@@ -100,17 +100,17 @@ def time_training(tmp, replicas, batch, label):
     t = Trainer(opts, strategy=make_strategy(replicas), echo=False)
     devices = t.strategy.extended.worker_devices if replicas > 1 else ["default device"]
     print(f"## {label}: {FLAGS.config} {FLAGS.res}x{FLAGS.res}, fmap_base {opts.fmap_base}, "
-          f"G {num_trainable_params(t.G):,} D {num_trainable_params(t.D):,} params, batch {opts.batch} = "
+          f"G {num_trainable_params(t.state.G):,} D {num_trainable_params(t.state.D):,} params, batch {opts.batch} = "
           f"{opts.rounds} round(s) x {replicas} replica(s) x {opts.batch_gpu}, "
           f"fp16_res {opts.fp16_res}{f' ({opts.mixed_dtype})' if opts.fp16_res else ''}, "
           f"modconv {FLAGS.modconv}, xla {FLAGS.xla}, "
           f"devices {', '.join(d.split('/')[-1] for d in devices)}")
-    data = t._dataset(0)
+    data = t.dataset(0)
     times = []
     # Minibatch 0 runs all four phases (traces everything); then time a full reg cycle.
     for mb in range(FLAGS.steps + 1):
         rounds = tuple(next(data) for _ in range(opts.rounds))
-        t.minibatch.assign(mb)  # picks the lazy-regularization phases
+        t.state.minibatch.assign(mb)  # picks the lazy-regularization phases
         t0 = time.perf_counter()
         out = t.train_minibatch(rounds)
         float(out["Loss/D/loss"].numpy())
@@ -135,7 +135,7 @@ def time_phases(t, rounds):
     import tensorflow as tf
     seed = tf.constant([1, 2], tf.int64)
     parts = []
-    for name, step in t._steps_for(t.phase).items():
+    for name, step in t.steps(t.state.stage).items():
         seconds = []
         for _ in range(FLAGS["phase-times"].value):
             t0 = time.perf_counter()

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from .generate import to_uint8
 from .layers import check_noise_mode
-from .ops.custom_ops import use_implementation
+from .ops.implementation import use_implementation
 
 
 class GeneratorServing(tf.Module):

@@ -13,11 +13,12 @@ import numpy as np
 import tensorflow as tf
 
 from .layers import check_noise_mode
+from .errors import UserError
 
 PSI_RANGE = (-1.0, 2.0)
 
 
-class GenerationError(ValueError):
+class GenerationError(UserError):
     """Bad user input for generation (seeds, psi, class, network kind)."""
 
 
@@ -136,5 +137,8 @@ def image_grid(rows):
 
 
 def ensure_outdir(path):
+    """The output folder, made if missing; GenerationError when a file has that name."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise GenerationError(f"{path}: exists and is not a directory (--outdir)")
     os.makedirs(path, exist_ok=True)
     return path

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from stylegan2_tf.metrics.image_prep import box_downsample_to
+from .errors import UserError
 
 
 @dataclasses.dataclass
@@ -44,7 +45,7 @@ class ProjectorConfig:
         return not self.w_plus
 
 
-class ProjectionError(ValueError):
+class ProjectionError(UserError):
     """Bad target, network or projection file."""
 
 
@@ -187,36 +188,6 @@ class Projector:
                 "image": image, "distance": final}
 
 
-# --------------------------------------------------------------------------- attribution threshold
-
-def choose_threshold(generated, real):
-    """The LPIPS distance that best tells the network's own images (projected: `generated`) from
-    others (`real`): an image is attributed when its distance is <= the threshold.
-
-    The rule maximises balanced accuracy, (generated accepted + real rejected) / 2, over the
-    midpoints between consecutive distinct distances; among equally good splits it takes the one
-    in the widest gap. Separable distributions give the midpoint between the largest generated
-    and the smallest real distance. -> dict(threshold, generated_accepted, real_rejected,
-    balanced_accuracy).
-    """
-    g = np.asarray(generated, np.float64).ravel()
-    r = np.asarray(real, np.float64).ravel()
-    if g.size == 0 or r.size == 0:
-        raise ProjectionError("choosing a threshold needs distances of generated and of real images")
-    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(r))):
-        raise ProjectionError("choosing a threshold: a distance is not finite")
-    u = np.unique(np.concatenate([g, r]))
-    candidates = np.concatenate([[u[0] / 2], (u[:-1] + u[1:]) / 2, [u[-1] + max(u[-1] - u[0], u[-1], 1e-12)]])
-    gaps = np.concatenate([[u[0]], u[1:] - u[:-1], [np.inf]])
-    accepted = (g[np.newaxis] <= candidates[:, np.newaxis]).mean(axis=1)
-    rejected = (r[np.newaxis] > candidates[:, np.newaxis]).mean(axis=1)
-    balanced = (accepted + rejected) / 2
-    best = np.flatnonzero(balanced >= balanced.max() - 1e-12)
-    i = best[np.argmax(gaps[best])]
-    return dict(threshold=float(candidates[i]), generated_accepted=float(accepted[i]),
-                real_rejected=float(rejected[i]), balanced_accuracy=float(balanced[i]))
-
-
 # --------------------------------------------------------------------------- projected_w.npz
 
 def save_projection(path, G, result, cfg: ProjectorConfig):
@@ -252,3 +223,25 @@ def load_projection(path, G):
     for var, value in zip(targets, noise):
         var.assign(value)
     return ws[np.newaxis].astype(np.float32)
+
+
+def load_target_image(path, res, channels):
+    """Image file -> [res, res, channels] float in [-1, 1]: centre crop to a square, Lanczos resize."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = im.convert("RGB" if channels == 3 else "L")
+    except FileNotFoundError:
+        raise ProjectionError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise ProjectionError(f"{path}: not a readable image ({type(e).__name__})") from None
+    w, h = im.size
+    side = min(w, h)
+    if side * 2 < res:
+        raise ProjectionError(f"{path}: {w}x{h} is far smaller than the network's {res}x{res} (at least {res // 2} "
+                              f"px needed)")
+    left, top = (w - side) // 2, (h - side) // 2
+    im = im.crop((left, top, left + side, top + side)).resize((res, res), Image.LANCZOS)
+    return np.asarray(im, np.float32).reshape(res, res, channels) / 127.5 - 1.0
+

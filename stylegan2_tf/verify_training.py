@@ -61,8 +61,10 @@ def compute_training_reference(G, D, inputs, r1_gamma=10.0):
     grad_stats("G_main", tape, objective, g_vars)
 
     with tf.GradientTape() as tape:
-        penalty, lengths, pl_mean = loss.g_pl(z[:n_pl], None if c is None else c[:n_pl], pl_noise=pl_noise)
-        objective = tf.reduce_mean(penalty * loss.pl_weight)
+        # g_pl's objective has the gradient of mean(penalty) with the decayed mean's own gradient.
+        objective, penalty, lengths, pl_mean = loss.g_pl(z[:n_pl], None if c is None else c[:n_pl],
+                                                         pl_noise=pl_noise)
+        objective = objective * loss.pl_weight
     out["train/G_pl/lengths"] = lengths.numpy()
     out["train/G_pl/pl_mean"] = np.float32(pl_mean.numpy())
     out["train/G_pl/penalty"] = penalty.numpy()

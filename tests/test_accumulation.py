@@ -22,9 +22,12 @@ import tensorflow as tf
 from stylegan2_tf.data.synthetic import create_shapes_dataset
 from stylegan2_tf.networks import Discriminator, Generator
 from stylegan2_tf.training import StyleGAN2Loss, TrainingOptions, ema_beta, lazy_adam_params
-from stylegan2_tf.training.loop import Trainer
+from stylegan2_tf.training import Trainer
 from stylegan2_tf.training.optimizer import FusedAdam
-from stylegan2_tf.training.phases import PHASES, StatelessRNG
+from stylegan2_tf.training.phases import StatelessRNG
+
+# The phases' random streams (phases.PHASES), written out: the draws this test reproduces pin them.
+STREAMS = {"G_main": 0, "G_pl": 1, "D_main": 2, "D_r1": 3}
 
 ROUNDS, BATCH_GPU = 4, 4
 
@@ -36,7 +39,7 @@ def _interleave(parts):
 
 def _phase_rng(seed, phase, r):
     """The loop's per-(phase, sub-batch) generator (one replica: sub-batch = round, int64)."""
-    phase_seed = tf.random.experimental.stateless_fold_in(seed, PHASES.index(phase))
+    phase_seed = tf.random.experimental.stateless_fold_in(seed, STREAMS[phase])
     return StatelessRNG(tf.random.experimental.stateless_fold_in(phase_seed, tf.constant(r, tf.int64)))
 
 
@@ -46,23 +49,23 @@ def test_four_rounds_equal_one_batch_of_sixteen(tmp_path, float64):
                            fmap_base=128, fmap_max=32, latent_dim=16, mapping_layers=2, batch=ROUNDS * BATCH_GPU,
                            batch_gpu=BATCH_GPU, snapshot_ticks=0, style_mixing_prob=0.0)
     t = Trainer(opts, echo=False)
-    assert opts.rounds == ROUNDS and t.G.mapping.w_avg.dtype == "float64"
-    t.loss.noise_mode = "const"  # before the steps are traced
+    assert opts.rounds == ROUNDS and t.state.G.mapping.w_avg.dtype == "float64"
+    t.state.loss.noise_mode = "const"  # before the steps are traced
     # Non-zero noise strengths and pl_mean, so their terms take part.
-    for v in t.G.variables:
+    for v in t.state.G.variables:
         if "noise_strength" in v.path:
             v.assign(tf.fill(v.shape, tf.constant(0.2, v.dtype)))
-    t.loss.pl_mean.assign(0.3)
-    for dst, src in zip(t.Gs.variables, t.G.variables):
+    t.state.loss.pl_mean.assign(0.3)
+    for dst, src in zip(t.state.G_ema.variables, t.state.G.variables):
         dst.assign(src)
 
     # The reference networks start from the Trainer's weights.
     G, D, Gs = Generator(t.g_cfg), Discriminator(t.d_cfg), Generator(t.g_cfg)
-    for ref, net in ((G, t.G), (D, t.D), (Gs, t.Gs)):
+    for ref, net in ((G, t.state.G), (D, t.state.D), (Gs, t.state.G_ema)):
         for a, b in zip(ref.variables, net.variables):
             a.assign(b.numpy())
 
-    data = t._dataset(0)
+    data = t.dataset(0)
     rounds = tuple(next(data) for _ in range(ROUNDS))
     seed = tf.constant([12, 34], tf.int64)
     stats = t.train_minibatch(rounds, seed=seed)  # minibatch 0: all four phases
@@ -103,7 +106,11 @@ def test_four_rounds_equal_one_batch_of_sixteen(tmp_path, float64):
     pl = {}
 
     def pl_objective():
-        pl["penalty"], pl["lengths"], _ = loss.g_pl(tf.concat(z_pl, 0), None, pl_noise=tf.concat(y_pl, 0))
+        lengths = loss.path_lengths(tf.concat(z_pl, 0), None, pl_noise=tf.concat(y_pl, 0))
+        # The official formulation: the decayed mean, with its gradient, in every sample's penalty.
+        mean = loss.pl_mean + (tf.reduce_mean(lengths) - loss.pl_mean) * opts.pl_decay
+        pl["penalty"], pl["lengths"] = tf.square(lengths - mean), lengths
+        loss.pl_mean.assign(tf.stop_gradient(mean))
         return tf.reduce_mean(pl["penalty"]) * opts.pl_weight * opts.g_reg_interval
     step(G, opt_G, pl_objective)
 
@@ -132,11 +139,11 @@ def test_four_rounds_equal_one_batch_of_sixteen(tmp_path, float64):
     assert sorted(stats) == sorted(expect)
     for k, v in expect.items():
         np.testing.assert_allclose(float(stats[k]), v, rtol=1e-10, err_msg=k)
-    np.testing.assert_allclose(float(t.loss.pl_mean.numpy()), float(loss.pl_mean.numpy()), rtol=1e-12)
+    np.testing.assert_allclose(float(t.state.loss.pl_mean.numpy()), float(loss.pl_mean.numpy()), rtol=1e-12)
     assert float(loss.pl_mean.numpy()) != 0.3
 
     changed = 0
-    for name, ref, net in (("G", G, t.G), ("D", D, t.D), ("Gs", Gs, t.Gs)):
+    for name, ref, net in (("G", G, t.state.G), ("D", D, t.state.D), ("Gs", Gs, t.state.G_ema)):
         for a, b in zip(ref.variables, net.variables):
             x, y = a.numpy(), b.numpy()
             scale = max(float(np.max(np.abs(x))), 1e-30)

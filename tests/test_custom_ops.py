@@ -14,7 +14,9 @@ import tensorflow as tf  # noqa: E402
 
 from stylegan2_tf.ops import (ACTIVATIONS, conv_downsample_2d, custom_ops, downsample_2d,  # noqa: E402
                               filter_2d, fused_bias_act, upfirdn_2d, upsample_2d, upsample_conv_2d)
-from stylegan2_tf.ops.custom_ops import CustomOpsError, use_implementation  # noqa: E402
+from stylegan2_tf.ops import implementation  # noqa: E402
+from stylegan2_tf.ops.custom_ops import CustomOpsError  # noqa: E402
+from stylegan2_tf.ops.implementation import use_implementation  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +215,7 @@ def test_missing_sources_fall_back(tmp_path, monkeypatch):
     monkeypatch.setattr(custom_ops, "SOURCES_DIR", str(tmp_path / "nowhere"))
     custom_ops._reset_for_tests()
     try:
-        assert custom_ops.choose("FusedBiasAct", tf.float32, "auto") == "ref"
+        assert implementation.choose("FusedBiasAct", tf.float32, "auto") == "ref"
         assert "kernel sources not found" in custom_ops.unavailable_reason()
     finally:
         custom_ops._reset_for_tests()
@@ -244,27 +246,27 @@ def test_a_wheel_installs_every_source_the_build_reads():
 
 
 def test_selection_environment_and_forcing(kernels, monkeypatch):
-    monkeypatch.setenv(custom_ops.IMPL_ENV, "custom")
-    assert custom_ops.choose("FusedBiasAct", tf.float32) == "custom"
-    assert custom_ops.choose("FusedBiasAct", tf.float32, "ref") == "ref"    # the argument wins over the variable
+    monkeypatch.setenv(implementation.IMPL_ENV, "custom")
+    assert implementation.choose("FusedBiasAct", tf.float32) == "custom"
+    assert implementation.choose("FusedBiasAct", tf.float32, "ref") == "ref"    # the argument wins over the variable
     with use_implementation("ref"):                                         # and the block over both
-        assert custom_ops.choose("FusedBiasAct", tf.float32, "custom") == "ref"
-    monkeypatch.setenv(custom_ops.IMPL_ENV, "quick")
+        assert implementation.choose("FusedBiasAct", tf.float32, "custom") == "ref"
+    monkeypatch.setenv(implementation.IMPL_ENV, "quick")
     with pytest.raises(ValueError, match=r"\$STYLEGAN2_TF_OPS"):
-        custom_ops.choose("FusedBiasAct", tf.float32)
-    monkeypatch.delenv(custom_ops.IMPL_ENV)
-    assert custom_ops.choose("FusedBiasAct", tf.float64, "auto") == "custom"
-    assert custom_ops.choose("FusedBiasAct", tf.float16, "auto") == "ref"
+        implementation.choose("FusedBiasAct", tf.float32)
+    monkeypatch.delenv(implementation.IMPL_ENV)
+    assert implementation.choose("FusedBiasAct", tf.float64, "auto") == "custom"
+    assert implementation.choose("FusedBiasAct", tf.float16, "auto") == "ref"
 
 
 def test_default_is_the_kernels_on_a_cpu_and_the_reference_where_a_gpu_is(kernels, monkeypatch):
-    monkeypatch.delenv(custom_ops.IMPL_ENV, raising=False)
-    assert custom_ops.choose("UpFirDn2D", tf.float32) == "custom"
+    monkeypatch.delenv(implementation.IMPL_ENV, raising=False)
+    assert implementation.choose("UpFirDn2D", tf.float32) == "custom"
     monkeypatch.setitem(custom_ops._state, "gpus", True)   # as on a machine with a visible GPU
-    assert custom_ops.choose("UpFirDn2D", tf.float32) == "ref"
+    assert implementation.choose("UpFirDn2D", tf.float32) == "ref"
     monkeypatch.setitem(custom_ops._state, "gpu_error", "the kernels were built without CUDA")
     with pytest.raises(CustomOpsError, match="UpFirDn2D: the kernels were built without CUDA"):
-        custom_ops.choose("UpFirDn2D", tf.float32, "custom")
+        implementation.choose("UpFirDn2D", tf.float32, "custom")
 
 
 def test_xla_functions_use_the_reference(kernels):
@@ -311,7 +313,7 @@ def test_network_losses_and_regularised_gradients_match(kernels):
 def test_saved_model_never_needs_the_op_library(kernels, tmp_path, monkeypatch):
     from stylegan2_tf.export import export_saved_model
     from stylegan2_tf.networks import Generator, GeneratorConfig
-    monkeypatch.setenv(custom_ops.IMPL_ENV, "custom")
+    monkeypatch.setenv(implementation.IMPL_ENV, "custom")
     G = Generator(GeneratorConfig(img_resolution=8, z_dim=8, w_dim=8, mapping_layers=1, fmap_base=32, fmap_max=8))
     G(tf.zeros([1, 8]))
     out = export_saved_model(G, str(tmp_path / "export"))

@@ -55,11 +55,11 @@ def to_net(imgs_nchw):
 
 def collect(ds, batches=None):
     xs, ls = [], []
-    for i, (x, l) in enumerate(ds):
+    for i, (x, y) in enumerate(ds):
         if batches is not None and i >= batches:
             break
         xs.append(x.numpy())
-        ls.append(l.numpy())
+        ls.append(y.numpy())
     return np.concatenate(xs), np.concatenate(ls)
 
 
@@ -74,18 +74,18 @@ def test_values_range_and_labels_in_order(tmp_path):
     ds = make_dataset(d, batch_size=4, shuffle_buffer=0, repeat=False, deterministic=True)
     shapes = [tuple(x.shape) for x, _ in ds]
     assert shapes == [(4, 8, 8, 3), (4, 8, 8, 3), (2, 8, 8, 3)]
-    x, l = collect(ds)
+    x, y = collect(ds)
     assert x.dtype == np.float32 and x.min() >= -1.0 and x.max() <= 1.0
     np.testing.assert_allclose(x, to_net(imgs), atol=1e-6, rtol=0)
     assert x[imgs.transpose(0, 2, 3, 1) == 0].max() == -1.0 and x[imgs.transpose(0, 2, 3, 1) == 255].min() == 1.0
-    np.testing.assert_array_equal(l, lab)
+    np.testing.assert_array_equal(y, lab)
 
 
 def test_grayscale_and_no_labels(tmp_path):
     d, imgs, _ = make_set(tmp_path, n=5, c=1, res=4, labels=False)
     # Without deterministic=True the parallel decode may reorder records, even within one batch.
-    x, l = collect(make_dataset(d, batch_size=5, shuffle_buffer=0, repeat=False, deterministic=True))
-    assert x.shape == (5, 4, 4, 1) and l.shape == (5, 0)
+    x, y = collect(make_dataset(d, batch_size=5, shuffle_buffer=0, repeat=False, deterministic=True))
+    assert x.shape == (5, 4, 4, 1) and y.shape == (5, 0)
     np.testing.assert_allclose(x, to_net(imgs), atol=1e-6)
     only = next(iter(make_dataset(d, batch_size=2, shuffle_buffer=0, with_labels=False)))
     assert isinstance(only, tf.Tensor) and only.shape == (2, 4, 4, 1)
@@ -111,15 +111,15 @@ def test_shuffle_keeps_labels_attached_and_is_deterministic_with_seed(tmp_path):
 def test_repeat_drops_remainder(tmp_path):
     d, _, _ = make_set(tmp_path, n=4)
     ds = make_dataset(d, batch_size=3, shuffle_buffer=0, deterministic=True)
-    x, l = collect(ds, batches=4)
+    x, y = collect(ds, batches=4)
     assert ds.element_spec[0].shape == (3, 8, 8, 3)
-    np.testing.assert_array_equal(l[:, 0], np.tile(np.arange(4), 3))
+    np.testing.assert_array_equal(y[:, 0], np.tile(np.arange(4), 3))
 
 
 def test_mirror_augment(tmp_path):
     d, imgs, lab = make_set(tmp_path, n=32)
     kw = dict(batch_size=8, shuffle_buffer=0, repeat=False, mirror_augment=True, seed=3, deterministic=True)
-    x, l = collect(make_dataset(d, **kw))
+    x, y = collect(make_dataset(d, **kw))
     ref = to_net(imgs)
     flipped = np.zeros(32, bool)
     for i in range(32):
@@ -128,7 +128,7 @@ def test_mirror_augment(tmp_path):
         np.testing.assert_allclose(x[i], ref[i][:, ::-1, :], atol=1e-6)  # width axis of HWC
         flipped[i] = True
     assert 4 <= flipped.sum() <= 28  # both outcomes occur (p of failing ~ 1e-5)
-    np.testing.assert_array_equal(l, lab)
+    np.testing.assert_array_equal(y, lab)
     x2, _ = collect(make_dataset(d, **kw))
     np.testing.assert_array_equal(x, x2)
     # Unseeded: still each image is the original or its mirror.
@@ -141,8 +141,8 @@ def test_mirror_augment(tmp_path):
 
 def test_max_images(tmp_path):
     d, _, _ = make_set(tmp_path, n=10, files=2)
-    _, l = collect(make_dataset(d, batch_size=4, shuffle_buffer=0, repeat=False, max_images=7, deterministic=True))
-    assert sorted(l[:, 0].astype(int).tolist()) == list(range(7))
+    _, y = collect(make_dataset(d, batch_size=4, shuffle_buffer=0, repeat=False, max_images=7, deterministic=True))
+    assert sorted(y[:, 0].astype(int).tolist()) == list(range(7))
 
 
 def test_shard_by_record(tmp_path):
@@ -150,9 +150,9 @@ def test_shard_by_record(tmp_path):
     got = []
     for k in range(2):
         ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=k, num_replicas_in_sync=2)
-        x, l = collect(make_dataset(d, batch_size=5, shuffle_buffer=0, repeat=False, input_context=ctx, deterministic=True))
-        np.testing.assert_array_equal(index_of(x), l[:, 0].astype(int))
-        got.append(l[:, 0].astype(int).tolist())
+        x, y = collect(make_dataset(d, batch_size=5, shuffle_buffer=0, repeat=False, input_context=ctx, deterministic=True))
+        np.testing.assert_array_equal(index_of(x), y[:, 0].astype(int))
+        got.append(y[:, 0].astype(int).tolist())
     assert got == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
 
 
@@ -161,14 +161,14 @@ def test_shard_by_file(tmp_path):
     got = []
     for k in range(2):
         ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=k, num_replicas_in_sync=2)
-        x, l = collect(make_dataset(d, batch_size=5, repeat=False, seed=1, input_context=ctx))
-        np.testing.assert_array_equal(index_of(x), l[:, 0].astype(int))
-        got.append(sorted(l[:, 0].astype(int).tolist()))
+        x, y = collect(make_dataset(d, batch_size=5, repeat=False, seed=1, input_context=ctx))
+        np.testing.assert_array_equal(index_of(x), y[:, 0].astype(int))
+        got.append(sorted(y[:, 0].astype(int).tolist()))
     assert got == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     # Both files without sharding: everything once, labels aligned across the file boundary.
-    x, l = collect(make_dataset(d, batch_size=3, shuffle_buffer=0, repeat=False, deterministic=True))
-    assert sorted(l[:, 0].astype(int).tolist()) == list(range(10))
-    np.testing.assert_allclose(x, to_net(imgs[l[:, 0].astype(int)]), atol=1e-6)
+    x, y = collect(make_dataset(d, batch_size=3, shuffle_buffer=0, repeat=False, deterministic=True))
+    assert sorted(y[:, 0].astype(int).tolist()) == list(range(10))
+    np.testing.assert_allclose(x, to_net(imgs[y[:, 0].astype(int)]), atol=1e-6)
 
 
 def test_per_replica_batches_under_mirrored_strategy(tmp_path):
@@ -190,7 +190,7 @@ def test_per_replica_batches_under_mirrored_strategy(tmp_path):
         ls = strategy.experimental_local_results(labels)
         print(json.dumps({"replicas": strategy.num_replicas_in_sync,
                           "shapes": [list(x.shape) for x in xs],
-                          "ids": [l.numpy()[:, 0].astype(int).tolist() for l in ls]}))
+                          "ids": [y.numpy()[:, 0].astype(int).tolist() for y in ls]}))
         """
     )
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")

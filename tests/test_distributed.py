@@ -106,7 +106,7 @@ def _compare(data_dir, result_dir, n, dtype, config):
     import numpy as np
     import tensorflow as tf
     from stylegan2_tf.training import TrainingOptions, make_strategy
-    from stylegan2_tf.training.loop import Trainer
+    from stylegan2_tf.training import Trainer
     tol = TOLERANCES[dtype]
 
     bg = 4
@@ -121,43 +121,43 @@ def _compare(data_dir, result_dir, n, dtype, config):
     assert one.opts.rounds == n and many.opts.rounds == 1
     if one.opts.progressive:
         for t in (one, many):   # mid-fade: 16x16 lerped with 8x8
-            t._set_phase(dataclasses.replace(t.phase, lod=0.5, resolution=16))
+            t.state.apply_stage(dataclasses.replace(t.state.stage, lod=0.5, resolution=16))
 
     # Same initial weights (copied, so the comparison does not rest on initializers under a strategy).
-    nets = ("G", "D", "Gs")
+    nets = ("G", "D", "G_ema")
     for name in nets:
-        for a, b in zip(getattr(one, name).variables, getattr(many, name).variables):
+        for a, b in zip(getattr(one.state, name).variables, getattr(many.state, name).variables):
             b.assign(a.numpy())
-    before = {name: [v.numpy().copy() for v in getattr(one, name).variables] for name in nets}
+    before = {name: [v.numpy().copy() for v in getattr(one.state, name).variables] for name in nets}
 
     # Same sub-batches: replica r of the distributed input gets the 1-replica stream's r-th batch.
-    it = one._dataset(0)
+    it = one.dataset(0)
     rounds_one = tuple(next(it) for _ in range(n))
-    rounds_many = (next(many._dataset(0)),)
+    rounds_many = (next(many.dataset(0)),)
     for (img, _), local in zip(rounds_one, strategy.experimental_local_results(rounds_many[0][0])):
         np.testing.assert_array_equal(img.numpy(), local.numpy())
 
     # Both generators were seeded alike, so the minibatch seed they draw is the same too.
-    assert int(one.minibatch.numpy()) == 0  # all four phases run
+    assert int(one.state.minibatch.numpy()) == 0  # all four phases run
     stats_one = one.train_minibatch(rounds_one)
     stats_many = many.train_minibatch(rounds_many)
     assert sorted(stats_one) == sorted(stats_many) and len(stats_one) == 7
     for k in stats_one:
         np.testing.assert_allclose(stats_many[k].numpy(), stats_one[k].numpy(), rtol=tol["loss"], err_msg=k)
 
-    np.testing.assert_allclose(many.loss.pl_mean.numpy(), one.loss.pl_mean.numpy(), rtol=tol["loss"])
-    assert float(one.loss.pl_mean.numpy()) != 0.0
+    np.testing.assert_allclose(many.state.loss.pl_mean.numpy(), one.state.loss.pl_mean.numpy(), rtol=tol["loss"])
+    assert float(one.state.loss.pl_mean.numpy()) != 0.0
     worst = {"grad": 0.0, "update": 0.0}
     where = {}
     compared = 0
     for opt in ("opt_G", "opt_D"):
-        for a, b in zip(getattr(one, opt).variables, getattr(many, opt).variables):
+        for a, b in zip(getattr(one.state, opt).variables, getattr(many.state, opt).variables):
             if "momentum" in a.path:
                 d = _max_rel(a.numpy(), b.numpy())
                 if d > worst["grad"]:
                     worst["grad"], where["grad"] = d, a.path
     for name in nets:
-        for i, (a, b) in enumerate(zip(getattr(one, name).variables, getattr(many, name).variables)):
+        for i, (a, b) in enumerate(zip(getattr(one.state, name).variables, getattr(many.state, name).variables)):
             ua, ub = a.numpy() - before[name][i], b.numpy() - before[name][i]
             if np.any(ua != 0) or np.any(ub != 0):
                 compared += 1
@@ -171,13 +171,13 @@ def _compare(data_dir, result_dir, n, dtype, config):
 
     assert worst["grad"] <= tol["grad"], (worst, where)
     assert tol["update"] is None or worst["update"] <= tol["update"], (worst, where)
-    assert compared >= len(one.G.trainable_variables) + len(one.D.trainable_variables)
+    assert compared >= len(one.state.G.trainable_variables) + len(one.state.D.trainable_variables)
 
     # Mirrored state agrees across replicas: every variable of G, D, Gs (w_avg included) and pl_mean.
-    w_avg = many.G.mapping.w_avg
+    w_avg = many.state.G.mapping.w_avg
     assert np.any(w_avg.numpy() != 0)
-    checked = [("pl_mean", many.loss.pl_mean)] + [(f"{name}:{v.path}", v) for name in nets
-                                                  for v in getattr(many, name).variables]
+    checked = [("pl_mean", many.state.loss.pl_mean)] + [(f"{name}:{v.path}", v) for name in nets
+                                                  for v in getattr(many.state, name).variables]
     assert any(v is w_avg for _, v in checked)
     for key, v in checked:
         values = _local_values(strategy, v)
@@ -185,7 +185,7 @@ def _compare(data_dir, result_dir, n, dtype, config):
         for x in values[1:]:
             np.testing.assert_array_equal(x, values[0], err_msg=key)
     if one.opts.progressive:
-        assert float(many.G.lod.numpy()) == float(many.D.lod.numpy()) == 0.5
+        assert float(many.state.G.lod.numpy()) == float(many.state.D.lod.numpy()) == 0.5
     print(f"{n} replicas == 1 replica x {n} rounds ({dtype}, {config}): max rel diff gradients {worst['grad']:.2e}, "
           f"updates {worst['update']:.2e}", flush=True)
 

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from conftest import FIXTURES, ROOT, run_python
+from conftest import FIXTURES, run_python
 
 RELOAD = """
 import json, sys

@@ -15,7 +15,7 @@ import tensorflow as tf  # noqa: E402
 from feature_net_weights import write_tiny_feature_files  # noqa: E402
 from stylegan2_tf.metrics import statistics  # noqa: E402
 from stylegan2_tf.metrics.definitions import METRICS, MetricDef, MetricError, parse_metric_list  # noqa: E402
-from stylegan2_tf.metrics.evaluate import MetricOptions, _Context, compute_metric, resolve_feature_files  # noqa: E402
+from stylegan2_tf.metrics.evaluate import Evaluator, MetricOptions, compute_metric, resolve_feature_files  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -90,7 +90,7 @@ def test_fid_equals_statistics_of_independently_computed_features(generator, dat
 
 
 def test_mirror_augment_appends_flipped_reals(generator, dataset, feature_files, tmp_path):
-    ctx = _Context(_opts(generator, dataset, feature_files, mirror_augment=True))
+    ctx = Evaluator(_opts(generator, dataset, feature_files, mirror_augment=True))
     from stylegan2_tf.metrics.evaluate import _real_images
     batches = np.concatenate([b.numpy() for b in _real_images(ctx, None, 16)])
     assert len(batches) == 80
@@ -133,13 +133,13 @@ def test_ppl_of_a_linear_generator_equals_the_analytic_value():
     G = _LinearGenerator(s * q.T, channels=12)
     l2 = types.SimpleNamespace(network=lambda a, b: tf.reduce_sum(tf.square(a - b), axis=[1, 2, 3]))
     opts = MetricOptions(G=G, batch_size=50, num_images=2000)
-    ctx = _Context(opts)
+    ctx = Evaluator(opts)
     ctx._networks["lpips"] = l2
-    w_end = compute_metric(METRICS["ppl2_wend"], opts, _ctx=ctx)["results"]["ppl2_wend"]
+    w_end = compute_metric(METRICS["ppl2_wend"], opts, evaluator=ctx)["results"]["ppl2_wend"]
     assert w_end == pytest.approx(2 * s ** 2 * k, rel=0.01)
     z_full = MetricDef("ppl_zfull_nocrop", "ppl", 50000, 0, "lpips", "test",
                        (("space", "z"), ("sampling", "full"), ("crop", False), ("epsilon", 1e-4)))
-    value = compute_metric(z_full, opts, _ctx=ctx)["results"]["ppl_zfull_nocrop"]
+    value = compute_metric(z_full, opts, evaluator=ctx)["results"]["ppl_zfull_nocrop"]
     assert value == pytest.approx(s ** 2 * (np.pi / 2) ** 2 * (1 + 1 / k), rel=0.01)
 
 

@@ -22,7 +22,13 @@ def test_training_computes_metrics_at_snapshots(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir() and not p.name.startswith(".")]
     fid_lines = (run_dir / "metric-fid50k_full.txt").read_text().splitlines()
-    assert len(fid_lines) >= 1 and fid_lines[0].startswith("network-snapshot-") and "(shortened)" in fid_lines[0]
+    # The layout run_metrics.py writes (metrics/report.py), for the snapshot's pickle.
+    assert len(fid_lines) >= 1 and fid_lines[0].startswith("network-snapshot-")
+    assert "[shortened: 8 fakes, not the paper's protocol]" in fid_lines[0]
+    fid_records = [json.loads(line) for line in (run_dir / "metric-fid50k_full.jsonl").read_text().splitlines()]
+    assert len(fid_records) == len(fid_lines) and fid_records[0]["protocol"] == "shortened"
+    assert fid_records[0]["network"] == str(run_dir / fid_records[0]["snapshot_pkl"])
+    assert fid_records[0]["kimg"] > 0 and fid_records[0]["num_fakes"] == 8
     records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
     metric_records = [rec for rec in records if "Metrics/fid50k_full" in rec]
     assert len(metric_records) == len(fid_lines) and all("Metrics/ppl2_wend" in rec for rec in metric_records)

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -25,7 +26,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 import _np_reference as ref  # noqa: E402
 
 from stylegan2_tf.layers import EqualizedConv2d, EqualizedDense, SynthesisLayer, ToRGB, modulated_conv2d  # noqa: E402
-from stylegan2_tf.layers import modulated as modulated_module  # noqa: E402
 from stylegan2_tf.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig  # noqa: E402
 from stylegan2_tf.networks.config import MIXED_DTYPES  # noqa: E402
 
@@ -158,6 +158,7 @@ def test_keras_config_round_trips_the_new_fields():
 
 @pytest.fixture(scope="module", params=MIXED_DTYPES)
 def fp16_nets(request):
+    keras.utils.set_random_seed(11)   # one network, the same in every run
     kw = dict(num_fp16_res=2, conv_clamp=256.0, mixed_dtype=request.param)
     G32, G16 = _pair(Generator, _g_cfg(arch="skip"), **kw)
     D32, D16 = _pair(Discriminator, _d_cfg(arch="resnet"), **kw)
@@ -406,7 +407,8 @@ def test_training_options_pass_precision_to_both_networks():
 
 
 @pytest.mark.parametrize("kw, message", [
-    (dict(fp16_res=2, mixed_dtype="float64"), "--mixed-dtype must be one of float16, bfloat16, got 'float64'"),
+    (dict(fp16_res=2, mixed_dtype="float64"), "--mixed-dtype float64: mixed_dtype must be one of ('float16', "
+     "'bfloat16'), got 'float64'"),   # the network config's own rule, named by the flag
     (dict(mixed_dtype="bfloat16"), "--mixed-dtype bfloat16 applies to the --fp16-res blocks"),
 ])
 def test_bad_mixed_dtype_options_are_refused(kw, message):

@@ -396,7 +396,7 @@ def _worker(report_path, argv):
     from stylegan2_tf.training import loop
 
     report = {}
-    make_dataset, train = loop.Trainer._dataset, loop.Trainer.train
+    make_dataset, train = loop.Trainer.dataset, loop.Trainer.train
 
     def recording_dataset(self, start_nimg, batch_gpu=None):
         it = make_dataset(self, start_nimg, batch_gpu)
@@ -406,17 +406,17 @@ def _worker(report_path, argv):
 
     def recording_train(self, **kw):
         if self.cluster.worker_id == int(os.environ.get("POISON_WORKER", -1)):
-            v = self.D.epilogue.out.bias  # this worker's copy only
+            v = self.state.D.epilogue.out.bias  # this worker's copy only
             v.assign(np.full(v.shape, np.nan, np.float32))
         run_dir = train(self, **kw)
-        report.update(run_dir=run_dir, resumed=self.resumed, cur_nimg=int(self.cur_nimg.numpy()),
-                      weights=_digest([v.numpy() for net in (self.G, self.D, self.Gs) for v in net.variables]),
-                      optimizers=_digest([v.numpy() for opt in (self.opt_G, self.opt_D) for v in opt.variables]))
+        report.update(run_dir=run_dir, resumed=self.resumed, cur_nimg=self.state.nimg,
+                      weights=_digest([v.numpy() for net in (self.state.G, self.state.D, self.state.G_ema) for v in net.variables]),
+                      optimizers=_digest([v.numpy() for opt in (self.state.opt_G, self.state.opt_D) for v in opt.variables]))
         with open(report_path, "w") as f:
             json.dump(report, f)
         return run_dir
 
-    loop.Trainer._dataset, loop.Trainer.train = recording_dataset, recording_train
+    loop.Trainer.dataset, loop.Trainer.train = recording_dataset, recording_train
     sys.argv = argv
     runpy.run_path(str(ROOT / argv[0]), run_name="__main__")
 

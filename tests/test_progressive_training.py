@@ -13,8 +13,9 @@ from stylegan2_tf.data.synthetic import create_shapes_dataset
 from stylegan2_tf.official import load_network_pkl, read_network_pickle
 from stylegan2_tf.ops import box_downsample_2d, nearest_upsample_2d
 from stylegan2_tf.training import TrainingError, TrainingOptions
-from stylegan2_tf.training.loop import Trainer
-from stylegan2_tf.training.schedule import fade_reals, lod_at, resets_optimizer, schedule
+from stylegan2_tf.training import Trainer
+from stylegan2_tf.ops import fade_reals
+from stylegan2_tf.training.schedule import growth_stage, lod_at, resets_optimizer
 
 TINY = dict(fmap_base=128, fmap_max=32, latent_dim=16, mapping_layers=2, batch=4, batch_gpu=4, tick_kimg=0.016,
             snapshot_ticks=1, resolution_dicts=False)
@@ -40,18 +41,18 @@ def test_schedule_follows_the_official_formula():
         (5 * 1200 + 300, 2.0, 256, 32, 4, 0.002), (6 * 1200 + 900, 0.5, 1024, 32, 4, 0.003),
         (7 * 1200 + 900, 0.0, 1024, 32, 4, 0.003), (25000, 0.0, 1024, 32, 4, 0.003)]
     for kimg, lod, res, batch, batch_gpu, lr in points:
-        p = schedule(opts, kimg * 1000, 1024)
+        p = growth_stage(opts, kimg * 1000, 1024)
         assert (p.lod, p.resolution, p.batch, p.batch_gpu, p.lr) == (lod, res, batch, batch_gpu, lr), kimg
-    assert schedule(opts, 0, 1024).tick_kimg == 28 and schedule(opts, 25000 * 1000, 1024).tick_kimg == 4
+    assert growth_stage(opts, 0, 1024).tick_kimg == 28 and growth_stage(opts, 25000 * 1000, 1024).tick_kimg == 4
     # 5400 kimg: 300 kimg into the 1024 fade (lod 1 -> 0) with the default 600 / 600.
     assert lod_at(5 * 1200 + 900, 256, 8, 600, 600) == 0.0
     assert lod_at(1200 + 750, 64, 8, 600, 600) == pytest.approx(1.75)
     # Without the dictionaries (an explicit --batch), batch and learning rate hold.
     fixed = TrainingOptions(config="config-a", batch=8, batch_gpu=4, lr=0.002, resolution_dicts=False)
-    assert {(p.batch, p.batch_gpu, p.lr) for p in (schedule(fixed, k * 1000, 64) for k in (0, 900, 5000))} == {
+    assert {(p.batch, p.batch_gpu, p.lr) for p in (growth_stage(fixed, k * 1000, 64) for k in (0, 900, 5000))} == {
         (8, 4, 0.002)}
     # Configs E/F: no lod, full resolution.
-    f = schedule(TrainingOptions(config="config-f"), 1000, 256)
+    f = growth_stage(TrainingOptions(config="config-f"), 1000, 256)
     assert (f.lod, f.resolution, f.batch, f.tick_kimg) == (None, 256, 32, 8)
 
 
@@ -95,24 +96,24 @@ def test_reals_are_faded_like_the_official_process_reals():
 def test_each_config_has_its_networks_and_regularization(config, phases, lazy, arch, data_dir, tmp_path):
     t = Trainer(_opts(data_dir, tmp_path, config=config), echo=False)
     assert (t.g_cfg.architecture, t.d_cfg.architecture) == arch
-    assert set(t._steps_for(t.phase)) == phases
+    assert set(t.steps(t.state.stage)) == phases
     assert t.opts.gamma == (100.0 if config == "config-e" else 10.0)
     # Lazy regularization scales G's and D's Adam (lr * k/(k+1), beta2^(k/(k+1))), also for config C's G,
     # which has no regularizer of its own (as the official loop does).
     c = 4 / 5 if lazy else 1.0
-    assert t.opt_G.learning_rate.numpy() == pytest.approx(0.002 * c)
-    assert t.opt_G.beta_2 == pytest.approx(0.99 ** c)
+    assert t.state.opt_G.learning_rate.numpy() == pytest.approx(0.002 * c)
+    assert t.state.opt_G.beta_2 == pytest.approx(0.99 ** c)
 
 
 def test_non_lazy_r1_is_part_of_every_d_step(data_dir, tmp_path):
     """Configs A/B: one D update per minibatch whose loss carries the R1 term."""
     t = Trainer(_opts(data_dir, tmp_path, config="config-b"), echo=False)
-    data = t._dataset(0, 4)
+    data = t.dataset(0, 4)
     for i in range(2):
         stats = t.train_minibatch((next(data),))
         assert stats["Loss/D/r1_penalty"].numpy() > 0
-        t.minibatch.assign_add(1)
-    assert int(t.opt_D.iterations.numpy()) == 2 and int(t.opt_G.iterations.numpy()) == 2
+        t.state.minibatch.assign_add(1)
+    assert int(t.state.opt_D.iterations.numpy()) == 2 and int(t.state.opt_G.iterations.numpy()) == 2
 
 
 def test_style_mixing_uses_the_layers_of_the_current_lod():
@@ -142,7 +143,7 @@ def growing_run(data_dir, tmp_path_factory):
     straight = Trainer(_opts(data_dir, results, **kw), echo=False)
     straight.train(stop_after_ticks=3)
     resumed = Trainer(_opts(data_dir, results, **kw), resume=straight.run_dir, echo=False)
-    at = (int(resumed.cur_nimg.numpy()), float(resumed.prev_lod.numpy()), float(resumed.G.lod.numpy()))
+    at = (int(resumed.state.cur_nimg.numpy()), float(resumed.state.prev_lod.numpy()), float(resumed.state.G.lod.numpy()))
     straight.train()
     resumed.train()
     return straight, resumed, at
@@ -151,11 +152,11 @@ def growing_run(data_dir, tmp_path_factory):
 def test_growing_run_resumes_exactly_mid_fade(growing_run):
     straight, resumed, at = growing_run
     assert at == (48, 0.5, 0.5)
-    for a, b in zip(straight.G.variables + straight.D.variables + straight.Gs.variables,
-                    resumed.G.variables + resumed.D.variables + resumed.Gs.variables):
+    for a, b in zip(straight.state.G.variables + straight.state.D.variables + straight.state.G_ema.variables,
+                    resumed.state.G.variables + resumed.state.D.variables + resumed.state.G_ema.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
     for name in ("opt_G", "opt_D"):
-        for a, b in zip(getattr(straight, name).variables, getattr(resumed, name).variables):
+        for a, b in zip(getattr(straight.state, name).variables, getattr(resumed.state, name).variables):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
@@ -167,7 +168,7 @@ def test_growing_run_follows_the_schedule_and_writes_official_snapshots(growing_
     assert [(s["kimg"], s["lod"], s["resolution"]) for s in stats[:6]] == [
         (0.016, 1.0, 8), (0.032, 1.0, 8), (0.048, 0.75, 16), (0.064, 0.5, 16), (0.08, 0.25, 16), (0.096, 0.0, 16)]
     # The last reset: lod 0.25 -> 0 (the fade ends) at 80 images; 4 minibatches since.
-    assert int(straight.opt_G.iterations.numpy()) == 4
+    assert int(straight.state.opt_G.iterations.numpy()) == 4
     snap = os.path.join(run_dir, "network-snapshot-000000.048.pkl")
     G, D, Gs = read_network_pickle(snap)
     assert (G.build_func_name, G.components["synthesis"].build_func_name, D.build_func_name) == (

@@ -12,7 +12,8 @@ import tensorflow as tf  # noqa: E402
 
 from conftest import ROOT, run_python  # noqa: E402
 from feature_net_weights import write_tiny_feature_files  # noqa: E402
-from stylegan2_tf.projector import (ProjectionError, Projector, ProjectorConfig, choose_threshold,  # noqa: E402
+from stylegan2_tf.attribution import AttributionError, choose_threshold  # noqa: E402
+from stylegan2_tf.projector import (ProjectionError, Projector, ProjectorConfig,  # noqa: E402
                                     learning_rate_at, load_projection, noise_regularization, save_projection,
                                     w_noise_scale_at)
 
@@ -84,9 +85,9 @@ def test_choose_threshold_known_answers():
     assert t["threshold"] == pytest.approx(0.7) and t["balanced_accuracy"] == pytest.approx(1 - 1 / 6)
     # Identical distributions cannot be told apart.
     assert choose_threshold([0.2, 0.2], [0.2])["balanced_accuracy"] == 0.5
-    with pytest.raises(ProjectionError, match="needs distances of generated and of real images"):
+    with pytest.raises(AttributionError, match="needs distances of generated and of real images"):
         choose_threshold([], [0.1])
-    with pytest.raises(ProjectionError, match="not finite"):
+    with pytest.raises(AttributionError, match="not finite"):
         choose_threshold([0.1, float("nan")], [0.2])
 
 

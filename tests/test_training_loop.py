@@ -16,7 +16,8 @@ from conftest import ROOT, run_python
 from stylegan2_tf.data.synthetic import create_shapes_dataset, shapes_images
 from stylegan2_tf.official import load_network_pkl, read_network_pickle
 from stylegan2_tf.training import TrainingError, TrainingOptions
-from stylegan2_tf.training.loop import Trainer, kimg_label
+from stylegan2_tf.training import Trainer
+from stylegan2_tf.training.snapshots import kimg_label
 
 # One accumulation round unless a test asks for more (tracing dominates these tests' time).
 TINY = dict(fmap_base=128, fmap_max=64, latent_dim=32, mapping_layers=2, batch=4, batch_gpu=4, tick_kimg=0.032,
@@ -36,7 +37,7 @@ def _opts(data_dir, result_dir, **kw):
 
 def _weights(trainer):
     return [(f"{net}:{i}:{v.path}", v.numpy().copy())
-            for net, m in (("G", trainer.G), ("D", trainer.D), ("Gs", trainer.Gs)) for i, v in enumerate(m.variables)]
+            for net, m in (("G", trainer.state.G), ("D", trainer.state.D), ("Gs", trainer.state.G_ema)) for i, v in enumerate(m.variables)]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def resumed_run(data_dir, tmp_path_factory):
     straight = Trainer(_opts(data_dir, results, **kw), echo=False)
     straight.train(stop_after_ticks=1)
     resumed = Trainer(_opts(data_dir, results, **kw), resume=straight.run_dir, echo=False)
-    resumed_at = (int(resumed.cur_nimg.numpy()), int(resumed.cur_tick.numpy()))
+    resumed_at = (int(resumed.state.cur_nimg.numpy()), int(resumed.state.cur_tick.numpy()))
     run_dir = straight.train()
     resumed.train()
     return straight, resumed, resumed_at, run_dir
@@ -65,9 +66,9 @@ def test_resume_continues_exactly(resumed_run):
     assert [k for k, _ in wa] == [k for k, _ in wb]
     for (k, a), (_, b) in zip(wa, wb):
         np.testing.assert_array_equal(a, b, err_msg=k)
-    assert float(straight.loss.pl_mean.numpy()) == float(resumed.loss.pl_mean.numpy()) != 0.0
+    assert float(straight.state.loss.pl_mean.numpy()) == float(resumed.state.loss.pl_mean.numpy()) != 0.0
     for name in ("opt_G", "opt_D"):
-        for a, b in zip(getattr(straight, name).variables, getattr(resumed, name).variables):
+        for a, b in zip(getattr(straight.state, name).variables, getattr(resumed.state, name).variables):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
@@ -95,7 +96,7 @@ def test_run_directory_holds_official_snapshots_logs_and_stats(resumed_run):
 
     # The snapshot is in NVIDIA's format and holds exactly the trained networks.
     nets = load_network_pkl(os.path.join(run_a, "network-final.pkl"))
-    for key, model in (("G", straight.G), ("D", straight.D), ("G_ema", straight.Gs)):
+    for key, model in (("G", straight.state.G), ("D", straight.state.D), ("G_ema", straight.state.G_ema)):
         assert len(nets[key].variables) == len(model.variables)
         for a, b in zip(nets[key].variables, model.variables):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -172,7 +173,7 @@ def test_sigkill_mid_tick_leaves_valid_snapshot_and_resume_works(data_dir, tmp_p
 
 def test_non_finite_loss_stops_with_step_and_term(data_dir, tmp_path):
     trainer = Trainer(_opts(data_dir, tmp_path, total_kimg=0.064, snapshot_ticks=1), echo=False)
-    v = trainer.D.epilogue.out.bias
+    v = trainer.state.D.epilogue.out.bias
     v.assign(np.full(v.shape, np.nan, np.float32))
     with pytest.raises(TrainingError, match=r"non-finite Loss/G/loss .* at minibatch 0"):
         trainer.train()
@@ -213,14 +214,14 @@ def test_bad_input_is_refused_before_training(data_dir, tmp_path, resumed_run, m
 
 def test_forced_fused_modconv_without_gradient_kernel_is_refused_before_anything_is_written(
         data_dir, tmp_path, monkeypatch):
-    import stylegan2_tf.training.loop as loop_module
-    monkeypatch.setattr(loop_module, "cpu_grouped_conv_gradient", lambda dtype: False)
+    import stylegan2_tf.training.machine as machine
+    monkeypatch.setattr(machine, "cpu_grouped_conv_gradient", lambda dtype: False)
     with pytest.raises(TrainingError, match=r"--fused-modconv: .*cannot differentiate grouped convolutions .* "
                                             r"float32 .*automatic: non-fused on CPUs"):
         Trainer(_opts(data_dir, tmp_path / "r", fused_modconv=True), echo=False)
     assert not (tmp_path / "r").exists()
     # Only float16 missing (oneDNN on, no AVX-512): refused only with --fp16-res.
-    monkeypatch.setattr(loop_module, "cpu_grouped_conv_gradient", lambda dtype: dtype != "float16")
+    monkeypatch.setattr(machine, "cpu_grouped_conv_gradient", lambda dtype: dtype != "float16")
     with pytest.raises(TrainingError, match=r"in float16 \("):
         Trainer(_opts(data_dir, tmp_path / "r", fused_modconv=True, fp16_res=1), echo=False)
     assert not (tmp_path / "r").exists()
@@ -242,9 +243,9 @@ def test_it_learns_the_shapes_dataset(tmp_path):
     reals = shapes_images(256, 16, 0)[0].transpose(0, 2, 3, 1).astype(np.float32) / 127.5 - 1
     z = np.random.RandomState(5).randn(256, 32).astype(np.float32)
     target = _image_stats(reals)
-    before = np.abs(_image_stats(trainer.Gs(z, noise_mode="const")) - target).sum()
+    before = np.abs(_image_stats(trainer.state.G_ema(z, noise_mode="const")) - target).sum()
     trainer.train()
-    after = np.abs(_image_stats(trainer.Gs(z, noise_mode="const")) - target).sum()
+    after = np.abs(_image_stats(trainer.state.G_ema(z, noise_mode="const")) - target).sum()
     assert after < 0.45 * before, (before, after)
 
 
@@ -253,23 +254,23 @@ def test_fp16_training_stays_finite_and_skips_overflowing_steps(data_dir, tmp_pa
     import tensorflow as tf
     t = Trainer(_opts(data_dir, tmp_path, fp16_res=2, total_kimg=0.032), echo=False)
     assert t.g_cfg.num_fp16_res == 2 and t.g_cfg.conv_clamp == 256 and t.d_cfg.conv_clamp == 256
-    assert sorted(t.loss_scales) == ["D_main", "D_r1", "G_main", "G_pl"]
-    assert [b.use_fp16 for b in t.G.synthesis.blocks] == [False, True, True]  # 4, 8, 16
+    assert sorted(t.state.loss_scales) == ["D_main", "D_r1", "G_main", "G_pl"]
+    assert [b.use_fp16 for b in t.state.G.synthesis.blocks] == [False, True, True]  # 4, 8, 16
     # A scale this large overflows every gradient: the first minibatch (all four phases) must skip
     # all its updates and halve each phase's scale, leaving G and D as they were.
     huge = 2.0 ** 120
-    for scaler in t.loss_scales.values():
+    for scaler in t.state.loss_scales.values():
         scaler.scale.assign(huge)
-    before = [v.numpy().copy() for v in t.G.trainable_variables + t.D.trainable_variables]
-    data = t._dataset(0)
+    before = [v.numpy().copy() for v in t.state.G.trainable_variables + t.state.D.trainable_variables]
+    data = t.dataset(0)
     stats = t.train_minibatch((next(data),))
-    for phase, scaler in t.loss_scales.items():
+    for phase, scaler in t.state.loss_scales.items():
         assert float(stats[f"Progress/overflow_{phase}"]) == 1.0, phase
         assert float(scaler.scale.numpy()) == huge / 2, phase
-    for b, v in zip(before, t.G.trainable_variables + t.D.trainable_variables):
+    for b, v in zip(before, t.state.G.trainable_variables + t.state.D.trainable_variables):
         np.testing.assert_array_equal(v.numpy(), b, err_msg=v.path)
     # With a usable scale the run trains: finite losses, weights and a snapshot.
-    for scaler in t.loss_scales.values():
+    for scaler in t.state.loss_scales.values():
         scaler.scale.assign(2.0 ** 15)
     t.train()
     records = [json.loads(line) for line in open(os.path.join(t.run_dir, "stats.jsonl"))]
@@ -281,11 +282,11 @@ def test_fp16_training_stays_finite_and_skips_overflowing_steps(data_dir, tmp_pa
     assert last["loss_scale_G_main"] >= 2.0 ** 14 and last["loss_scale_D_main"] >= 2.0 ** 14, last
     assert last["Progress/overflow_G_main"] <= 1 / 8 and last["Progress/overflow_D_main"] <= 1 / 8, last
     assert last["loss_scale_G_pl"] < 2.0 ** 15, last
-    ckpt = tf.train.load_checkpoint(t.ckpt_manager.latest_checkpoint)
+    ckpt = tf.train.load_checkpoint(t.state.checkpoints.latest_checkpoint)
     assert any("loss_scale_G_pl" in name for name in ckpt.get_variable_to_shape_map())
-    moved = [np.any(v.numpy() != b) for b, v in zip(before, t.G.trainable_variables + t.D.trainable_variables)]
+    moved = [np.any(v.numpy() != b) for b, v in zip(before, t.state.G.trainable_variables + t.state.D.trainable_variables)]
     assert np.mean(moved) > 0.9
-    assert all(np.all(np.isfinite(v.numpy())) for v in t.G.variables + t.D.variables)
+    assert all(np.all(np.isfinite(v.numpy())) for v in t.state.G.variables + t.state.D.variables)
     nets = load_network_pkl(os.path.join(t.run_dir, "network-final.pkl"))
     img = nets["G_ema"](tf.zeros([1, 32]), noise_mode="const")
     assert np.all(np.isfinite(img.numpy()))
@@ -297,19 +298,19 @@ def test_bfloat16_training_runs_without_loss_scaling_and_resumes_only_as_bfloat1
     import tensorflow as tf
     t = Trainer(_opts(data_dir, tmp_path, fp16_res=2, mixed_dtype="bfloat16", total_kimg=0.016), echo=False)
     assert (t.g_cfg.mixed_dtype, t.d_cfg.mixed_dtype, t.g_cfg.conv_clamp) == ("bfloat16", "bfloat16", 256)
-    assert t.loss_scales == {}
-    assert [b.activation_dtype for b in t.G.synthesis.blocks] == [tf.float32, tf.bfloat16, tf.bfloat16]
-    assert [b.activation_dtype for b in t.D.blocks] == [tf.bfloat16, tf.bfloat16]  # 16, 8
-    before = [v.numpy().copy() for v in t.G.trainable_variables + t.D.trainable_variables]
+    assert t.state.loss_scales == {}
+    assert [b.activation_dtype for b in t.state.G.synthesis.blocks] == [tf.float32, tf.bfloat16, tf.bfloat16]
+    assert [b.activation_dtype for b in t.state.D.blocks] == [tf.bfloat16, tf.bfloat16]  # 16, 8
+    before = [v.numpy().copy() for v in t.state.G.trainable_variables + t.state.D.trainable_variables]
     t.train()
     records = [json.loads(line) for line in open(os.path.join(t.run_dir, "stats.jsonl"))]
     assert records and all(np.isfinite(r["Loss/G/loss"]) and np.isfinite(r["Loss/D/loss"]) for r in records)
     assert not any(k.startswith("loss_scale") or "overflow" in k for k in records[-1])
-    ckpt = tf.train.load_checkpoint(t.ckpt_manager.latest_checkpoint)
+    ckpt = tf.train.load_checkpoint(t.state.checkpoints.latest_checkpoint)
     assert not any("loss_scale" in name for name in ckpt.get_variable_to_shape_map())
-    moved = [np.any(v.numpy() != b) for b, v in zip(before, t.G.trainable_variables + t.D.trainable_variables)]
+    moved = [np.any(v.numpy() != b) for b, v in zip(before, t.state.G.trainable_variables + t.state.D.trainable_variables)]
     assert np.mean(moved) > 0.9
-    assert all(v.dtype == tf.float32 and np.all(np.isfinite(v.numpy())) for v in t.G.variables + t.D.variables)
+    assert all(v.dtype == tf.float32 and np.all(np.isfinite(v.numpy())) for v in t.state.G.variables + t.state.D.variables)
     nets = load_network_pkl(os.path.join(t.run_dir, "network-final.pkl"))
     assert np.all(np.isfinite(nets["G_ema"](tf.zeros([1, 32]), noise_mode="const").numpy()))
     with pytest.raises(TrainingError, match=r"mixed_dtype='bfloat16' \(now 'float16'\)"):
@@ -318,8 +319,8 @@ def test_bfloat16_training_runs_without_loss_scaling_and_resumes_only_as_bfloat1
 
 @pytest.mark.parametrize("onednn, warned", [(False, True), (True, False)])
 def test_bfloat16_without_onednn_is_logged_as_slow(data_dir, tmp_path, monkeypatch, onednn, warned):
-    import stylegan2_tf.training.loop as loop_module
-    monkeypatch.setattr(loop_module, "onednn_bfloat16", lambda: onednn)
+    import stylegan2_tf.training.machine as machine
+    monkeypatch.setattr(machine, "onednn_bfloat16", lambda: onednn)
     def log_text(trainer):  # (the log file exists once something is logged)
         path = os.path.join(trainer.run_dir, "log.txt")
         return open(path).read() if os.path.exists(path) else ""
@@ -366,9 +367,9 @@ def test_xla_phases_give_the_same_training_step(data_dir, tmp_path, monkeypatch)
     out = {}
     for xla in ("none", "all"):
         t = Trainer(_opts(data_dir, tmp_path / xla, xla=xla), echo=False)
-        t.loss.noise_mode = "const"  # before the steps are traced
+        t.state.loss.noise_mode = "const"  # before the steps are traced
         assert t.opts.xla_phases == (() if xla == "none" else ("G_main", "G_pl", "D_main", "D_r1"))
-        data = t._dataset(0)
+        data = t.dataset(0)
         rounds = tuple(next(data) for _ in range(t.opts.rounds))
         stats = t.train_minibatch(rounds, seed=tf.constant([5, 6], tf.int64))  # minibatch 0: all four phases
         out[xla] = ({k: float(v) for k, v in stats.items()}, _weights(t))

@@ -53,7 +53,7 @@ def test_path_length_matches_explicit_jacobian(float64):
     z = tf.constant(np.random.RandomState(1).randn(2, 6))
     y = np.random.RandomState(2).randn(2, 8, 8, 3) / math.sqrt(64)
     loss.pl_mean.assign(0.5)
-    penalty, lengths, pl_mean = loss.g_pl(z, None, pl_noise=tf.constant(y))
+    _, penalty, lengths, pl_mean = loss.g_pl(z, None, pl_noise=tf.constant(y))
     ws = G.mapping(z)
     with tf.GradientTape() as tape:
         tape.watch(ws)
@@ -67,7 +67,7 @@ def test_path_length_matches_explicit_jacobian(float64):
     np.testing.assert_allclose(lengths.numpy(), expect, rtol=1e-8)
     new_mean = 0.5 + (expect.mean() - 0.5) * 0.01
     np.testing.assert_allclose(float(pl_mean), new_mean, rtol=1e-10)
-    np.testing.assert_allclose(float(loss.pl_mean.numpy()), new_mean, rtol=1e-10)
+    assert float(loss.pl_mean.numpy()) == 0.5  # assigned by the caller, once per minibatch
     np.testing.assert_allclose(penalty.numpy(), (expect - new_mean) ** 2, rtol=1e-8)
 
 
@@ -84,11 +84,21 @@ def test_path_length_surrogate_over_sub_batches_matches_whole_batch_gradient(flo
     loss.pl_mean.assign(0.7)
     variables = G.trainable_variables
     with tf.GradientTape() as tape:
-        penalty, lengths, pl_mean = loss.g_pl(z, None, pl_noise=y)
-        whole = tf.reduce_mean(penalty)
+        lengths = loss.path_lengths(z, None, pl_noise=y)
+        # Independent of the surrogate (the official formulation): the decayed mean, with its
+        # gradient, enters every sample's penalty.
+        pl_mean = 0.7 + (tf.reduce_mean(lengths) - 0.7) * loss.pl_decay
+        whole = tf.reduce_mean(tf.square(lengths - pl_mean))
     expect = tape.gradient(whole, variables)
-    # Independent of the surrogate: the decayed mean enters every sample's penalty.
-    assert abs(float(pl_mean) - (0.7 + (float(tf.reduce_mean(lengths)) - 0.7) * loss.pl_decay)) < 1e-12
+    # loss.g_pl on the whole batch (the training phase's implementation) gives that gradient too.
+    with tf.GradientTape() as tape:
+        objective, penalty, _, g_pl_mean = loss.g_pl(z, None, pl_noise=y)
+    assert float(g_pl_mean) == pytest.approx(float(pl_mean), rel=1e-12)
+    assert float(tf.reduce_mean(penalty)) == pytest.approx(float(whole), rel=1e-9)
+    for e, g, v in zip(expect, tape.gradient(objective, variables), variables):
+        if e is not None:
+            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-7, atol=1e-8 * np.max(np.abs(e.numpy())),
+                                       err_msg=v.path)
 
     loss.pl_mean.assign(0.7)
     batch_mean = float(tf.reduce_mean(lengths))
@@ -134,16 +144,16 @@ def test_lazy_regularization_constants():
 def test_trainer_optimizers_use_lazy_constants(tmp_path):
     from stylegan2_tf.data.synthetic import create_shapes_dataset
     from stylegan2_tf.training import TrainingOptions
-    from stylegan2_tf.training.loop import Trainer
+    from stylegan2_tf.training import Trainer
     create_shapes_dataset(str(tmp_path / "s"), num_images=8, resolution=8)
     t = Trainer(TrainingOptions(data_dir=str(tmp_path), dataset="s", result_dir=str(tmp_path / "r"), fmap_base=32,
                                 fmap_max=8, latent_dim=8, mapping_layers=1), echo=False)
-    assert float(t.opt_G.learning_rate.numpy()) == pytest.approx(0.0016)
-    assert t.opt_G.beta_2 == pytest.approx(0.99 ** 0.8) and t.opt_G.beta_1 == 0.0
-    assert float(t.opt_D.learning_rate.numpy()) == pytest.approx(0.002 * 16 / 17)
-    assert t.opt_D.beta_2 == pytest.approx(0.99 ** (16 / 17)) and t.opt_D.epsilon == 1e-8
-    assert float(t.ema_beta.numpy()) == pytest.approx(0.5 ** (32 / 10000))
-    assert t.loss.r1_gamma == 10.0 and t.loss.pl_weight == 2.0 and t.loss.style_mixing_prob == 0.9
+    assert float(t.state.opt_G.learning_rate.numpy()) == pytest.approx(0.0016)
+    assert t.state.opt_G.beta_2 == pytest.approx(0.99 ** 0.8) and t.state.opt_G.beta_1 == 0.0
+    assert float(t.state.opt_D.learning_rate.numpy()) == pytest.approx(0.002 * 16 / 17)
+    assert t.state.opt_D.beta_2 == pytest.approx(0.99 ** (16 / 17)) and t.state.opt_D.epsilon == 1e-8
+    assert float(t.state.ema_beta.numpy()) == pytest.approx(0.5 ** (32 / 10000))
+    assert t.state.loss.r1_gamma == 10.0 and t.state.loss.pl_weight == 2.0 and t.state.loss.style_mixing_prob == 0.9
 
 
 def test_style_mixing_cutoff_distribution():

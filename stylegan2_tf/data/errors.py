@@ -1,7 +1,9 @@
 """The one exception type raised for bad dataset input."""
 
+from ..errors import UserError
 
-class DatasetError(ValueError):
+
+class DatasetError(UserError):
     """A dataset input (image, archive, TFRecord file, labels file) is unusable.
 
     The message always names the offending file (and, for TFRecord files, the

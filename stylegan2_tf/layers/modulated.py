@@ -30,13 +30,14 @@ from ..ops import fused_bias_act, upsample_conv_2d
 from ..ops.capabilities import cpu_grouped_conv_gradient
 from .equalized import EqualizedDense
 from .misc import at_least_float32
+from ..errors import UserError
 
 DEMODULATION_EPS = 1e-8
 
 _CPU_ONLY = None
 
 
-class ModulatedConvFormError(RuntimeError):
+class ModulatedConvFormError(UserError, RuntimeError):
     """The fused modulated convolution was forced where its gradient cannot be computed."""
 
     ag_pass_through = True  # raised as it is from tf.function tracing (not wrapped by AutoGraph)

@@ -7,6 +7,7 @@ Names, sample counts and parameters are those of NVlabs/stylegan2 `metric_defaul
 
 import dataclasses
 from typing import Optional
+from ..errors import UserError
 
 NVLABS_SG2 = "NVlabs/stylegan2"
 NVLABS_ADA = "NVlabs/stylegan2-ada-pytorch"
@@ -56,7 +57,7 @@ METRICS = {m.name: m for m in [
 ]}
 
 
-class MetricError(ValueError):
+class MetricError(UserError):
     """Bad metric request: unknown name, missing feature network, unusable dataset."""
 
 

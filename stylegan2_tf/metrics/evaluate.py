@@ -69,8 +69,15 @@ class MetricOptions:
     progress: Optional[Callable[[str, int, int], None]] = None
 
 
-class _Context:
-    """Loaded feature networks and dataset facts, shared by the metrics of one run."""
+class Evaluator:
+    """Computes metrics for `opts.G`, keeping what later calls reuse: the loaded feature
+    networks, the dataset's facts and the traced sampling functions (the training loop
+    evaluates every snapshot with one Evaluator).
+
+      evaluator = Evaluator(MetricOptions(G=None, feature_files=resolve_feature_files(), ...))
+      evaluator.prepare(parse_metric_list("fid50k"))   # bad files / dataset: MetricError now
+      result = evaluator.evaluate(metric, G)           # compute_metric's dict
+    """
 
     def __init__(self, opts: MetricOptions):
         self.opts = opts
@@ -78,6 +85,21 @@ class _Context:
         self._steps = {}        # traced sampling functions, reused by later calls (training snapshots)
         self._info = None
         self._labels = None
+
+    def prepare(self, metrics, dataset=True):
+        """Load every feature network `metrics` need and (with `dataset`) check the dataset
+        against opts.G, so that a missing or bad file stops before any sampling."""
+        for kind in dict.fromkeys(m.network for m in metrics):
+            self.network(kind)
+        if dataset and self.opts.tfrecord_dir and any(m.needs_dataset for m in metrics):
+            self.info  # noqa: B018 (reads and checks the dataset)
+        return self
+
+    def evaluate(self, metric, G=None):
+        """compute_metric for `G` (default: opts.G) with what this Evaluator has loaded."""
+        if G is not None:
+            self.opts.G = G
+        return compute_metric(metric, self.opts, evaluator=self)
 
     # ---- feature networks
     def network(self, kind):
@@ -354,13 +376,13 @@ def _progress(opts, what, done, total):
         opts.progress(what, done, total)
 
 
-def compute_metric(metric, opts: MetricOptions, _ctx=None):
+def compute_metric(metric, opts: MetricOptions, evaluator=None):
     """-> dict with 'results' {name: value}, 'metric', 'num_fakes', 'num_reals', 'protocol', 'seconds'."""
     if isinstance(metric, str):
         if metric not in METRICS:
             raise MetricError(f"unknown metric '{metric}'; available: {', '.join(METRICS)}")
         metric = METRICS[metric]
-    ctx = _ctx or _Context(opts)
+    ctx = evaluator or Evaluator(opts)
     start = time.time()
     num_fakes = metric.num_fakes if opts.num_images is None else min(metric.num_fakes, int(opts.num_images))
     max_reals = metric.max_reals
@@ -428,6 +450,6 @@ def _vgg_input(images_uint8):
 
 def compute_metrics(metrics, opts: MetricOptions):
     """Several metrics sharing loaded feature networks; yields one result dict per metric."""
-    ctx = _Context(opts)
+    evaluator = Evaluator(opts)
     for metric in metrics:
-        yield compute_metric(metric, opts, _ctx=ctx)
+        yield evaluator.evaluate(metric)

@@ -21,13 +21,14 @@ import numpy as np
 import tensorflow as tf
 
 from stylegan2_tf.metrics.image_prep import resize_bilinear_legacy
+from ..errors import UserError
 
 INPUT_SIZE = 299
 NUM_CLASSES = 1008
 BN_EPSILON = 1e-3
 
 
-class FeatureNetworkError(ValueError):
+class FeatureNetworkError(UserError):
     """A feature-network file is missing, unsafe, or does not hold the expected network."""
 
 

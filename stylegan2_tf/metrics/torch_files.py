@@ -22,6 +22,7 @@ import zipfile
 from collections import OrderedDict
 
 import numpy as np
+from ..errors import UserError
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
@@ -33,7 +34,7 @@ _STORAGE_DTYPES = {
 }
 
 
-class TorchFileError(ValueError):
+class TorchFileError(UserError):
     """A .pth file is missing, damaged, unsafe or not a state dict of arrays."""
 
 

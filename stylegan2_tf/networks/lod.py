@@ -16,9 +16,10 @@ passes (the training loop, which knows the level for a whole phase).
 import math
 
 import tensorflow as tf
+from ..errors import UserError
 
 
-class LodError(ValueError):
+class LodError(UserError):
     """A lod outside 0 .. log2(resolution) - 2."""
 
 

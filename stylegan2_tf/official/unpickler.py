@@ -15,9 +15,10 @@ import os
 import pickle
 
 import numpy as np
+from ..errors import UserError
 
 
-class NetworkPickleError(ValueError):
+class NetworkPickleError(UserError):
     """A file is missing, not a pickle, unsafe, or not a supported StyleGAN2 network."""
 
 

@@ -1,4 +1,7 @@
-"""The C++ kernels of `custom_ops/`: built on first use, loaded once, chosen per call.
+"""The C++ kernels of `custom_ops/`: built on first use and loaded once (build and load only;
+ops/implementation.py chooses between them and the reference ops per call, and each op's
+kernel wrapper with its gradients sits beside its reference op in fused_bias_act.py and
+upfirdn_2d.py).
 
 Build: the sources are compiled with the C++ compiler (`$STYLEGAN2_TF_CXX`, else `$CXX`, else
 `c++`) and TensorFlow's own flags (`tf.sysconfig`) into a cache directory
@@ -7,17 +10,8 @@ hash of the sources, the TensorFlow version, the compiler's version, the flags a
 instruction-set flags (the library is built for the CPU it runs on). Later processes load it from
 there; concurrent processes wait for one build (a file lock). A build that fails stops nothing:
 `auto` then uses the reference ops and says why, once per process.
-
-Selection (`impl` argument of the ops, else `$STYLEGAN2_TF_OPS`, else DEFAULT_IMPL -- `auto` --
-on a CPU-only machine and DEFAULT_IMPL_GPU -- `ref` -- where a GPU is visible):
-  ref     the pure-TensorFlow reference ops (stylegan2_tf/ops/*.py) -- always available;
-  custom  the kernels; an error if they cannot be built or do not support the call;
-  auto    the kernels where they are built and support the device and dtype, else the reference.
-`use_implementation('ref')` forces a choice for a block of code (SavedModel export uses it, so
-that an exported model never needs the op library).
 """
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -29,17 +23,15 @@ import sys
 import tempfile
 import threading
 
-import numpy as np
 import tensorflow as tf
 
 from .capabilities import cpu_flags
+from ..errors import UserError
 
-IMPL_ENV = "STYLEGAN2_TF_OPS"
 CACHE_ENV = "STYLEGAN2_TF_OPS_CACHE"
 CXX_ENV = "STYLEGAN2_TF_CXX"
 NVCC_ENV = "STYLEGAN2_TF_NVCC"
 CUDA_ARCHS_ENV = "STYLEGAN2_TF_CUDA_ARCHS"
-IMPLS = ("auto", "ref", "custom")
 
 
 def find_sources(package_root=None, prefixes=None):
@@ -62,22 +54,18 @@ SOURCES_DIR = find_sources()
 CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc")      # the TF ops (CPU kernels; GPU wrappers)
 CUDA_SOURCES = ("cuda/fused_bias_act.cu", "cuda/upfirdn_2d.cu")   # plain CUDA, no TensorFlow
 HEADERS = ("bfloat16.h", "bias_act_math.h", "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
-CPU_DTYPES = (tf.bfloat16, tf.float32, tf.float64)   # bfloat16: computed in float32
-GPU_DTYPES = (tf.float16, tf.float32, tf.float64)
 LIBRARY_NAME = "stylegan2_tf_ops.so"
-PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
 
 log = logging.getLogger(__name__)
 
 
-class CustomOpsError(RuntimeError):
-    """The kernels were asked for (impl='custom') and cannot serve the call."""
+class CustomOpsError(UserError, RuntimeError):
+    """The kernels cannot be built or loaded, or were asked for (impl='custom') and cannot serve
+    the call."""
 
 
 _lock = threading.Lock()
 _state = {"module": None, "error": None, "tried": False, "gpu_error": None, "gpus": None}
-_warned = set()
-_forced = threading.local()
 
 
 # --------------------------------------------------------------------------- build
@@ -332,152 +320,3 @@ def gpu_unavailable_reason():
 def _reset_for_tests():
     with _lock:
         _state.update(module=None, error=None, tried=False, gpu_error=None, gpus=None)
-        _warned.clear()
-
-
-# --------------------------------------------------------------------------- selection
-
-@contextlib.contextmanager
-def use_implementation(impl):
-    """Force `impl` for every op call in this thread within the block."""
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    previous = getattr(_forced, "impl", None)
-    _forced.impl = impl
-    try:
-        yield
-    finally:
-        _forced.impl = previous
-
-
-# The default on a CPU-only machine: the kernels, which the whole test suite runs on and which make
-# a training step faster there (benchmarks/README.md). With a GPU the CUDA kernels are opt-in
-# (impl=, or $STYLEGAN2_TF_OPS=auto) until they have been measured on one.
-DEFAULT_IMPL = "auto"
-DEFAULT_IMPL_GPU = "ref"
-
-
-def requested(impl=None):
-    impl = getattr(_forced, "impl", None) or impl or os.environ.get(IMPL_ENV)
-    if not impl:
-        impl = DEFAULT_IMPL_GPU if _gpus_visible() else DEFAULT_IMPL
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS} (argument or ${IMPL_ENV}), got {impl!r}")
-    return impl
-
-
-def _in_xla_function():
-    """True while tracing a function compiled with XLA (jit_compile=True), which has no kernel
-    for these ops."""
-    try:
-        from tensorflow.python.ops import control_flow_util
-        return bool(control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()))
-    except (ImportError, AttributeError):
-        return False
-
-
-def _warn_once(reason):
-    if reason not in _warned:
-        _warned.add(reason)
-        log.warning("stylegan2_tf custom ops: using the reference ops (%s)", reason)
-
-
-def choose(op_name, dtype, impl=None):
-    """-> 'ref' or 'custom' for one call of `op_name` on `dtype` (a tf.DType)."""
-    impl = requested(impl)
-    if impl == "ref":
-        return "ref"
-    reason = None
-    if _in_xla_function():
-        reason = f"{op_name}: XLA (jit_compile) has no kernel for the custom ops"
-    elif _gpus_visible():
-        # A GPU machine places the op on the GPU: the GPU kernel must exist.
-        if dtype not in GPU_DTYPES:
-            reason = f"{op_name}: the GPU kernel supports float16, float32 and float64, not {dtype.name}"
-        elif gpu_unavailable_reason():
-            reason = f"{op_name}: {gpu_unavailable_reason()}"
-    elif dtype not in CPU_DTYPES:
-        reason = f"{op_name}: the CPU kernel supports bfloat16, float32 and float64, not {dtype.name}"
-    elif library() is None:
-        reason = unavailable_reason()
-    if reason is None:
-        return "custom"
-    if impl == "custom":
-        raise CustomOpsError(reason)
-    _warn_once(reason)
-    return "ref"
-
-
-# --------------------------------------------------------------------------- FusedBiasAct
-
-def fused_bias_act(x, b, act, alpha, gain, clamp):
-    """The kernel: act(x + b) * gain, clamped when clamp is not None. b: [C] on the last axis or None."""
-    b = tf.zeros([0], x.dtype) if b is None else tf.cast(b, x.dtype)
-    clamp = -1.0 if clamp is None else float(clamp)
-    # tf.nn.leaky_relu (the reference) holds alpha as a float32 attribute, in float64 too.
-    alpha = float(np.float32(alpha))
-    params = tf.constant([alpha, float(gain), clamp], tf.float64)
-    return _fused_bias_act(x, b, params, act)
-
-
-def _sum_to_bias(dx, b):
-    if b.shape[0] == 0:
-        return tf.zeros_like(b)
-    return tf.reduce_sum(tf.reshape(dx, [-1, tf.shape(dx)[-1]]), axis=0)
-
-
-def _fused_bias_act(x, b, params, act):
-    @tf.custom_gradient
-    def forward(x, b):
-        y = library().sg2_fused_bias_act(x, b, params, act=act)
-
-        def grad(dy):
-            dx = _deriv(dy, x, b, params, act, order=1)
-            return dx, _sum_to_bias(dx, b)
-        return y, grad
-    return forward(x, b)
-
-
-def _deriv(dy, x, b, params, act, order):
-    """dy * gain * act^(order)(x + b) * clamp mask; differentiable in dy, x and b."""
-    @tf.custom_gradient
-    def deriv(dy, x, b):
-        out = library().sg2_fused_bias_act_deriv(dy, x, b, params, act=act, order=order)
-
-        def grad(g):
-            d_dy = _deriv(g, x, b, params, act, order)
-            if act in PIECEWISE_LINEAR:   # act'' = 0: nothing to compute
-                return d_dy, tf.zeros_like(x), tf.zeros_like(b)
-            if order >= 3:      # the kernel stops at the third derivative
-                raise CustomOpsError("FusedBiasAct: derivatives beyond the third are not implemented in the "
-                                     "kernel; use impl='ref'")
-            d_x = _deriv(g * dy, x, b, params, act, order + 1)
-            return d_dy, d_x, _sum_to_bias(d_x, b)
-        return out, grad
-    return deriv(dy, x, b)
-
-
-# --------------------------------------------------------------------------- UpFirDn2D
-
-def upfirdn_2d(x, k, up, down, pad):
-    """The kernel. x: [N, H, W, C] with static H, W; k: 2-D numpy filter (used as a true
-    convolution, as the reference); up, down: (y, x); pad: (y0, y1, x0, x1), negative crops."""
-    (upy, upx), (downy, downx), (py0, py1, px0, px1) = up, down, pad
-    kh, kw = k.shape
-    in_h, in_w = x.shape[1], x.shape[2]
-    f = tf.constant(k, x.dtype)
-
-    @tf.custom_gradient
-    def forward(x):
-        y = library().sg2_up_fir_dn2d(x, f, upx=upx, upy=upy, downx=downx, downy=downy,
-                                      padx0=px0, padx1=px1, pady0=py0, pady1=py1)
-
-        def grad(dy):
-            # The adjoint: the flipped filter, up and down swapped, the padding mirrored so that
-            # the result has x's size. Linear in dy, so every higher derivative is this op again.
-            out_h, out_w = y.shape[1], y.shape[2]
-            pad_t = (kh - 1 - py0, in_h * upy - out_h * downy + py0 - upy + 1,
-                     kw - 1 - px0, in_w * upx - out_w * downx + px0 - upx + 1)
-            return upfirdn_2d(dy, k[::-1, ::-1], (downy, downx), (upy, upx), pad_t)
-        return y, grad
-    return forward(x)

@@ -9,7 +9,10 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import tensorflow as tf
+
+from . import custom_ops, implementation
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,8 @@ def fused_bias_act(x, b=None, axis=-1, act="linear", alpha=None, gain=None, clam
       alpha: negative slope for lrelu (default 0.2).
       gain: output scale (default: the activation's official gain).
       clamp: optional symmetric clamp of the output (fp16 training).
-      impl: 'auto' | 'ref' | 'custom' (default: $STYLEGAN2_TF_OPS, else custom_ops.DEFAULT_IMPL); see
-        stylegan2_tf/ops/custom_ops.py. The C++ kernel takes the bias on the last axis.
+      impl: 'auto' | 'ref' | 'custom' (default: $STYLEGAN2_TF_OPS, else implementation.DEFAULT_IMPL); see
+        stylegan2_tf/ops/implementation.py. The C++ kernel takes the bias on the last axis.
     """
     spec = _lookup(act)
     alpha = spec.def_alpha if alpha is None else float(alpha)
@@ -74,13 +77,10 @@ def fused_bias_act(x, b=None, axis=-1, act="linear", alpha=None, gain=None, clam
                              f"(or 1, broadcast), got shape {b.shape}")
     kernel_fits = axis % x.shape.rank == x.shape.rank - 1 and (b is None or b.shape[0] == x.shape[-1])
     if kernel_fits:
-        from . import custom_ops
-        if custom_ops.choose("FusedBiasAct", x.dtype, impl) == "custom":
-            return custom_ops.fused_bias_act(x, b, act, alpha, gain, clamp)
-    else:
-        from .custom_ops import CustomOpsError, requested
-        if requested(impl) == "custom":     # the argument, $STYLEGAN2_TF_OPS or a forced block
-            raise CustomOpsError("FusedBiasAct: the kernel takes one bias per channel of the last axis only")
+        if implementation.choose("FusedBiasAct", x.dtype, impl) == "custom":
+            return _kernel(x, b, act, alpha, gain, clamp)
+    elif implementation.requested(impl) == "custom":     # the argument, $STYLEGAN2_TF_OPS or a forced block
+        raise custom_ops.CustomOpsError("FusedBiasAct: the kernel takes one bias per channel of the last axis only")
     return _reference(x, b, axis, spec, alpha, gain, clamp)
 
 
@@ -101,3 +101,56 @@ def _reference(x, b, axis, spec, alpha, gain, clamp):
     if clamp is not None:
         x = tf.clip_by_value(x, -float(clamp), float(clamp))
     return x
+
+
+# The C++ kernel (custom_ops/fused_bias_act.cc) with its gradients, to the third order.
+
+# Activations whose second derivative is zero (the kernel's derivative op is then linear).
+PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
+
+
+def _kernel(x, b, act, alpha, gain, clamp):
+    """The kernel: act(x + b) * gain, clamped when clamp is not None. b: [C] on the last axis or None."""
+    b = tf.zeros([0], x.dtype) if b is None else tf.cast(b, x.dtype)
+    clamp = -1.0 if clamp is None else float(clamp)
+    # tf.nn.leaky_relu (the reference) holds alpha as a float32 attribute, in float64 too.
+    alpha = float(np.float32(alpha))
+    params = tf.constant([alpha, float(gain), clamp], tf.float64)
+    return _fused_bias_act(x, b, params, act)
+
+
+def _sum_to_bias(dx, b):
+    if b.shape[0] == 0:
+        return tf.zeros_like(b)
+    return tf.reduce_sum(tf.reshape(dx, [-1, tf.shape(dx)[-1]]), axis=0)
+
+
+def _fused_bias_act(x, b, params, act):
+    @tf.custom_gradient
+    def forward(x, b):
+        y = custom_ops.library().sg2_fused_bias_act(x, b, params, act=act)
+
+        def grad(dy):
+            dx = _deriv(dy, x, b, params, act, order=1)
+            return dx, _sum_to_bias(dx, b)
+        return y, grad
+    return forward(x, b)
+
+
+def _deriv(dy, x, b, params, act, order):
+    """dy * gain * act^(order)(x + b) * clamp mask; differentiable in dy, x and b."""
+    @tf.custom_gradient
+    def deriv(dy, x, b):
+        out = custom_ops.library().sg2_fused_bias_act_deriv(dy, x, b, params, act=act, order=order)
+
+        def grad(g):
+            d_dy = _deriv(g, x, b, params, act, order)
+            if act in PIECEWISE_LINEAR:   # act'' = 0: nothing to compute
+                return d_dy, tf.zeros_like(x), tf.zeros_like(b)
+            if order >= 3:      # the kernel stops at the third derivative
+                raise custom_ops.CustomOpsError("FusedBiasAct: derivatives beyond the third are not implemented in the "
+                                     "kernel; use impl='ref'")
+            d_x = _deriv(g * dy, x, b, params, act, order + 1)
+            return d_dy, d_x, _sum_to_bias(d_x, b)
+        return out, grad
+    return deriv(dy, x, b)

@@ -21,6 +21,8 @@ exist (R1 and the path-length penalty need them).
 import numpy as np
 import tensorflow as tf
 
+from . import custom_ops, implementation
+
 
 def setup_kernel(k):
     """1-D (separable) or 2-D FIR taps -> normalised 2-D float32 kernel (sum 1)."""
@@ -59,8 +61,8 @@ def upfirdn_2d(x, k, up=1, down=1, pad=(0, 0), flip_kernel=False, impl=None):
       pad: (pad0, pad1) for both axes, or (pad_y0, pad_y1, pad_x0, pad_x1);
         negative values crop.
       flip_kernel: correlate instead of convolve.
-      impl: 'auto' | 'ref' | 'custom' (default: $STYLEGAN2_TF_OPS, else custom_ops.DEFAULT_IMPL);
-        see stylegan2_tf/ops/custom_ops.py.
+      impl: 'auto' | 'ref' | 'custom' (default: $STYLEGAN2_TF_OPS, else implementation.DEFAULT_IMPL);
+        see stylegan2_tf/ops/implementation.py.
     Returns:
       [N, (H*up_y + pad_y0 + pad_y1 - kh) // down_y + 1, (same for W), C].
     """
@@ -92,13 +94,10 @@ def upfirdn_2d(x, k, up=1, down=1, pad=(0, 0), flip_kernel=False, impl=None):
             raise ValueError(f"upfirdn_2d: padding ({p0}, {p1}) leaves {size * u + p0 + p1} {axis} for a "
                              f"{taps}-tap filter (input {in_h}x{in_w}, up {u}): nothing to filter")
     if in_h is not None and in_w is not None:
-        from . import custom_ops
-        if custom_ops.choose("UpFirDn2D", x.dtype, impl) == "custom":
-            return custom_ops.upfirdn_2d(x, k, (upy, upx), (downy, downx), (pady0, pady1, padx0, padx1))
-    else:
-        from .custom_ops import CustomOpsError, requested
-        if requested(impl) == "custom":     # the argument, $STYLEGAN2_TF_OPS or a forced block
-            raise CustomOpsError("UpFirDn2D: the kernel needs static image sizes")
+        if implementation.choose("UpFirDn2D", x.dtype, impl) == "custom":
+            return _kernel(x, k, (upy, upx), (downy, downx), (pady0, pady1, padx0, padx1))
+    elif implementation.requested(impl) == "custom":     # the argument, $STYLEGAN2_TF_OPS or a forced block
+        raise custom_ops.CustomOpsError("UpFirDn2D: the kernel needs static image sizes")
 
     _, in_h, in_w, channels = x.shape
     # 1. Zero insertion: each pixel followed by (up - 1) zeros.
@@ -300,3 +299,29 @@ def conv_downsample_2d(x, w, k=None, factor=2, gain=1.0, impl=None):
     p = (k.shape[0] - factor) + (kw - 1)
     x = upfirdn_2d(x, k, pad=((p + 1) // 2, p // 2), impl=impl)
     return tf.nn.conv2d(x, w, strides=[1, factor, factor, 1], padding="VALID")
+
+
+# The C++ kernel (custom_ops/upfirdn_2d.cc) with its gradient (the adjoint, to any order).
+
+def _kernel(x, k, up, down, pad):
+    """The kernel. x: [N, H, W, C] with static H, W; k: 2-D numpy filter (used as a true
+    convolution, as the reference); up, down: (y, x); pad: (y0, y1, x0, x1), negative crops."""
+    (upy, upx), (downy, downx), (py0, py1, px0, px1) = up, down, pad
+    kh, kw = k.shape
+    in_h, in_w = x.shape[1], x.shape[2]
+    f = tf.constant(k, x.dtype)
+
+    @tf.custom_gradient
+    def forward(x):
+        y = custom_ops.library().sg2_up_fir_dn2d(x, f, upx=upx, upy=upy, downx=downx, downy=downy,
+                                      padx0=px0, padx1=px1, pady0=py0, pady1=py1)
+
+        def grad(dy):
+            # The adjoint: the flipped filter, up and down swapped, the padding mirrored so that
+            # the result has x's size. Linear in dy, so every higher derivative is this op again.
+            out_h, out_w = y.shape[1], y.shape[2]
+            pad_t = (kh - 1 - py0, in_h * upy - out_h * downy + py0 - upy + 1,
+                     kw - 1 - px0, in_w * upx - out_w * downx + px0 - upx + 1)
+            return _kernel(dy, k[::-1, ::-1], (downy, downx), (upy, upx), pad_t)
+        return y, grad
+    return forward(x)

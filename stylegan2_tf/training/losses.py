@@ -7,10 +7,10 @@ logistic D loss with R1 regularization (paper Sec. 2.2, 3.2, 4; Appendix B).
   D main   softplus(D(G(z))) + softplus(-D(x))
   D R1     ||dD(x)/dx||^2,  weight gamma / 2
 
-The methods return per-sample terms (unweighted); `training.loop` weights, lazily
-scales and averages them. `verify_training` runs these same methods. With gradient
-accumulation the loop takes the path-length gradient through `path_length_surrogate`
-(same gradient as the mean penalty, given the minibatch's mean length).
+The methods return per-sample terms (unweighted); `training.phases` weights, lazily
+scales and sums them over the minibatch. `verify_training` runs these same methods. The
+path-length gradient is taken through `path_length_surrogate` (the same gradient as the
+mean penalty, given the minibatch's mean length), so that accumulated sub-batches add up.
 """
 
 import tensorflow as tf
@@ -86,17 +86,31 @@ class StyleGAN2Loss:
         batch_mean = tf.cast(batch_mean, self.pl_mean.dtype)
         return self.pl_mean + (batch_mean - self.pl_mean) * self.pl_decay
 
-    def g_pl(self, z, c, rng=None, pl_noise=None):
-        """-> (penalty [N], lengths [N], new pl_mean). z is the (already shrunk) pl batch."""
-        lengths = self.path_lengths(z, c, rng, pl_noise)
-        mean = tf.reduce_mean(lengths)
+    def g_pl(self, z, c, rng=None, pl_noise=None, w_sink=None, batch_mean=None, count=None):
+        """Path-length regularization of one (sub-)batch -> (objective, penalty [N], lengths [N],
+        new pl_mean). The one implementation, for the training phase and the reference alike.
+
+        count: lengths in the whole minibatch (default: this batch's over every replica).
+        batch_mean: the minibatch's mean length when it was measured beforehand (sub-batches of
+        an accumulated minibatch); None: this batch's own, summed over the replicas.
+        Like the official code, the penalty uses the updated mean pl_mean, which depends on every
+        length; `objective`'s gradient is that of sum(penalty) / count with that dependence
+        (path_length_surrogate), so sub-batches' gradients add up to the whole minibatch's.
+        pl_mean itself is left to the caller to assign, once per minibatch."""
+        lengths = self.path_lengths(z, c, rng, pl_noise, w_sink)
         ctx = tf.distribute.get_replica_context()
-        if ctx is not None and ctx.num_replicas_in_sync > 1:
-            mean = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, mean)
-        pl_mean = self.pl_mean_after(mean)
-        self.pl_mean.assign(tf.stop_gradient(pl_mean))
-        # Like the official code, the penalty uses the updated mean (gradient flows through it).
-        return tf.square(lengths - pl_mean), lengths, pl_mean
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        if count is None:
+            count = float(lengths.shape[0] * replicas)
+        if batch_mean is None:
+            total = tf.reduce_sum(tf.stop_gradient(lengths))
+            if replicas > 1:
+                total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, total)
+            batch_mean = total / count
+        pl_mean = self.pl_mean_after(batch_mean)
+        objective = path_length_surrogate(lengths, batch_mean, pl_mean, self.pl_decay, count)
+        penalty = tf.square(lengths - tf.cast(pl_mean, lengths.dtype))
+        return objective, penalty, lengths, pl_mean
 
     def d_main(self, z, c, real, real_c=None, rng=None, w_sink=None):
         """-> (softplus(D(fake)), softplus(-D(real))), per sample."""

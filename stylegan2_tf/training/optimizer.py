@@ -68,3 +68,20 @@ class FusedAdam(keras.optimizers.Adam):
             if component.device == device:
                 return component
         raise RuntimeError(f"FusedAdam: no slot of {slot.name} on {device}")
+
+
+def lazy_adam_params(lr, beta1, beta2, interval):
+    """Lazy regularization (paper App. B): with the regularizer applied every `interval`
+    minibatches, the optimizer of that network uses lr * c, beta1^c, beta2^c, c = k/(k+1)."""
+    if not interval:
+        return lr, beta1, beta2
+    c = interval / (interval + 1.0)
+    return lr * c, beta1 ** c, beta2 ** c
+
+
+def reset_optimizer_state(opt):
+    """Zero Adam's moments and step count (official reset_optimizer_state, when a growing
+    network's layers change); the learning rate and hyper-parameters stay."""
+    for v in list(getattr(opt, "_momentums", [])) + list(getattr(opt, "_velocities", [])):
+        v.assign(tf.zeros_like(v))
+    opt.iterations.assign(0)

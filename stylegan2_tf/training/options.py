@@ -1,19 +1,17 @@
-"""Training options and the paper's configurations (NVlabs/stylegan2 run_training.py).
+"""Training options: one frozen dataclass, one field per option.
 
-  config-a                      StyleGAN1 G_style + D_basic, progressive growing, R1 every
-                                minibatch (not lazy), no path length; fmap_base 8192
-  config-b                      + weight demodulation: revised synthesis + D_stylegan
-  config-c                      + lazy regularization
-  config-d                      + path length regularization
-  config-e                      fmap_base 8192,  R1 gamma 100, no growing, skip G / resnet D
-  config-f                      fmap_base 16384, R1 gamma 10
-  config-e-G{orig,skip,resnet}-D{orig,skip,resnet}   Table 2's architecture grid (config E)
-Common: global batch 32, 4 per GPU, Adam lr 0.002 beta1 0 beta2 0.99 eps 1e-8, lazy
-regularization (G every 4, D every 16 minibatches), path length weight 2 on half
-batches, style mixing 0.9, G EMA half-life 10 kimg, mapping lrmul 0.01.
-Configs A-D grow from 8x8 (600 kimg per resolution + 600 kimg fade), with the official
-per-resolution minibatch (256 at 8x8 ... 32 from 128x128) and learning rate (0.001 up to
-64x64 ... 0.003 at 512x512 and up); training/schedule.py.
+Each field's metadata is the one place that says what the option is:
+  flag       its command-line flag in run_training.py (None: settable from Python only)
+  help       the flag's help text
+  resume     must agree between a run and its resumption (the math of the run)
+  local      may differ between the workers of one multi-worker run (paths, timeouts)
+  choices    the allowed values of a string option
+  network    the network-config field it feeds (named in the network's own error messages)
+  cli_default  the flag's default where it differs from the field's
+run_training.py makes its flags from these fields; `RESUME_INVARIANTS` and `WORKER_LOCAL`
+are derived from them. `validate()` checks the options and builds the network configs (whose
+own rules it does not restate); the options are frozen, so what was validated is what runs
+(`replace` makes a changed copy).
 """
 
 import dataclasses
@@ -21,188 +19,132 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
-from ..networks import DiscriminatorConfig, GeneratorConfig
+from ..errors import UserError
+from ..metrics.definitions import MetricError, parse_metric_list
 from ..networks.config import MIXED_DTYPES
-
-# kimg per tick by resolution (official schedule); 4 for resolutions not listed.
-TICK_KIMG = {8: 28, 16: 24, 32: 20, 64: 16, 128: 12, 256: 8, 512: 6, 1024: 4}
-
-ARCHS = ("orig", "skip", "resnet")
-GROWING_CONFIGS = ("config-a", "config-b", "config-c", "config-d")
-CONFIGS = GROWING_CONFIGS + ("config-e", "config-f") + tuple(f"config-e-G{g}-D{d}" for g in ARCHS for d in ARCHS)
+from . import configs
+from .phases import PHASE_NAMES
+from .schedule import GROWING_BATCH, GROWING_BATCH_GPU, growing_batches
 
 
-class TrainingError(ValueError):
+class TrainingError(UserError):
     """Bad training input, caught before training starts (or a fatal training condition)."""
 
 
-@dataclass
+def option(default, help="", flag=None, resume=False, local=False, choices=None, network=None, **extra):
+    return dataclasses.field(default=default, metadata=dict(flag=flag, help=help, resume=resume, local=local,
+                                                            choices=choices, network=network, **extra))
+
+
+@dataclass(frozen=True)
 class TrainingOptions:
-    # What to train on.
-    data_dir: str = "datasets"
-    dataset: str = ""
-    result_dir: str = "results"
-    config: str = "config-f"
-    mirror_augment: bool = False
+    # What to train on, and where the results go.
+    data_dir: str = option("datasets", "Directory holding datasets.", flag="data-dir", local=True)
+    dataset: str = option("", "Dataset (a TFRecord directory under --data-dir).", flag="dataset", resume=True)
+    result_dir: str = option("results", "Root directory for run results.", flag="result-dir", local=True)
+    config: str = option("config-f", "config-a ... config-f (the paper's Table 1), or "
+                         "config-e-G{orig,skip,resnet}-D{orig,skip,resnet}.", flag="config", resume=True)
+    mirror_augment: bool = option(False, "Mirror images left-right at random.", flag="mirror-augment", resume=True)
     # Length and schedule.
-    total_kimg: float = 25000
-    tick_kimg: Optional[float] = None      # None = TICK_KIMG by resolution
-    snapshot_ticks: int = 10
-    minibatch_repeats: int = 4             # minibatches between tick checks (official structure; math unchanged)
-    image_snapshot_ticks: Optional[int] = None  # None = snapshot_ticks
+    total_kimg: float = option(25000.0, "Training length in thousands of real images.", flag="total-kimg")
+    tick_kimg: Optional[float] = option(None, "kimg per tick (default: the official schedule by resolution).",
+                                        flag="tick-kimg")
+    snapshot_ticks: int = option(10, "Ticks between network snapshots and checkpoints (0 = only at the end).",
+                                 flag="snapshot-ticks")
+    minibatch_repeats: int = option(4, "Minibatches between looks at the schedule and the tick's end (official "
+                                    "structure; the math is unchanged).")
+    image_snapshot_ticks: Optional[int] = option(None, "Ticks between fakes images (None: snapshot_ticks).")
     # Batches.
-    batch: int = 32
-    batch_gpu: int = 4
-    num_gpus: int = 1                      # replicas (GPUs) per worker
-    num_workers: int = 1                   # workers (processes, usually machines); set from the cluster
+    batch: int = option(32, "Global minibatch size (configs A-D: by default the official one per resolution, "
+                        "256 at 8x8 ... 32 from 128x128; given, it holds at every resolution).", flag="batch",
+                        resume=True)
+    batch_gpu: int = option(4, "Minibatch per replica and round; smaller than batch/replicas accumulates (configs "
+                            "A-D: by default the official one per resolution).", flag="batch-gpu", resume=True)
+    num_gpus: int = option(1, "Replicas (GPUs) per worker; 0 = every visible GPU (1 on a CPU-only machine). "
+                           "CPU-only workers run one replica.", flag="num-gpus", resume=True, cli_default=0)
+    num_workers: int = option(1, "Workers (processes, usually machines); set from the cluster.", resume=True)
     # Optimization.
-    lr: float = 0.002
-    beta1: float = 0.0
-    beta2: float = 0.99
-    epsilon: float = 1e-8
-    r1_gamma: Optional[float] = None       # None = config default
-    g_reg_interval: int = 4
-    d_reg_interval: int = 16
-    pl_weight: float = 2.0
-    pl_decay: float = 0.01
-    pl_batch_shrink: int = 2
-    style_mixing_prob: float = 0.9
-    ema_kimg: float = 10.0
-    # Progressive growing (configs A-D): kimg per resolution and per fade, the first resolution,
-    # and whether the official per-resolution minibatch / learning-rate dictionaries apply (False:
-    # batch, batch_gpu and lr stay as given at every resolution).
-    lod_kimg: float = 600.0
-    lod_transition_kimg: float = 600.0
-    lod_initial_resolution: int = 8
-    resolution_dicts: bool = True
+    lr: float = option(0.002, "Adam learning rate.", resume=True)
+    beta1: float = option(0.0, "Adam beta1.", resume=True)
+    beta2: float = option(0.99, "Adam beta2.", resume=True)
+    epsilon: float = option(1e-8, "Adam epsilon.", resume=True)
+    r1_gamma: Optional[float] = option(None, "R1 regularization weight (default: 10 for config F, 100 for config "
+                                       "E).", flag="gamma")
+    g_reg_interval: int = option(4, "Minibatches between G's path-length steps (lazy regularization).", resume=True)
+    d_reg_interval: int = option(16, "Minibatches between D's R1 steps (lazy regularization).", resume=True)
+    pl_weight: float = option(2.0, "Path-length regularization weight.", resume=True)
+    pl_decay: float = option(0.01, "Decay of the path lengths' running mean.", resume=True)
+    pl_batch_shrink: int = option(2, "The path-length batch is the minibatch / this.", resume=True)
+    style_mixing_prob: float = option(0.9, "Style-mixing probability.", resume=True)
+    ema_kimg: float = option(10.0, "Half-life of G's moving average in thousands of images.", resume=True)
+    # Progressive growing (configs A-D).
+    lod_kimg: float = option(600.0, "Configs A-D: thousands of images at each resolution before the next fades "
+                             "in.", flag="lod-kimg", resume=True)
+    lod_transition_kimg: float = option(600.0, "Configs A-D: thousands of images over which a new resolution fades "
+                                        "in.", flag="lod-transition-kimg", resume=True)
+    lod_initial_resolution: int = option(8, "Configs A-D: the first resolution.", resume=True)
+    resolution_dicts: bool = option(True, "Configs A-D: the official per-resolution minibatch and learning rate "
+                                    "(False: batch, batch_gpu and lr at every resolution).", resume=True)
     # Network overrides.
-    fmap_base: Optional[int] = None
-    fmap_max: Optional[int] = None
-    mapping_layers: Optional[int] = None
-    latent_dim: Optional[int] = None       # z_dim = w_dim (small experiments)
-    # Mixed precision (NVlabs/stylegan2-ada): float16 in the fp16_res highest resolutions of
-    # G and D; conv_clamp None = 256 when fp16_res > 0 (ADA's value), else no clamp.
-    # mixed_dtype 'bfloat16' computes those blocks in bfloat16 instead: float32's range, so
-    # no loss scaling (CPUs with AVX512-BF16/AMX, GPUs from Ampere on).
-    fp16_res: int = 0
-    mixed_dtype: str = "float16"
-    conv_clamp: Optional[float] = None
-    # Modulated-conv form: None = automatic (fused on GPUs, non-fused on CPUs); True/False forces it.
-    fused_modconv: Optional[bool] = None
-    # Phases compiled with XLA (jit_compile): 'none', 'all' or names from training.phases.PHASES,
-    # comma-separated. Inside XLA the custom ops give way to the reference ops; one replica only.
-    xla: str = "none"
+    fmap_base: Optional[int] = option(None, "Override the config's fmap_base (small experiments).",
+                                      flag="fmap-base", resume=True, network="fmap_base")
+    fmap_max: Optional[int] = option(None, "Override fmap_max.", flag="fmap-max", resume=True, network="fmap_max")
+    mapping_layers: Optional[int] = option(None, "Override the number of mapping layers.", flag="mapping-layers",
+                                           resume=True, network="mapping_layers")
+    latent_dim: Optional[int] = option(None, "Override z_dim = w_dim (small experiments).", flag="latent-dim",
+                                       resume=True, network="z_dim")
+    # Mixed precision (NVlabs/stylegan2-ada).
+    fp16_res: int = option(0, "Compute the N highest resolutions of G and D in float16 (0 = float32 only).",
+                           flag="fp16-res", resume=True, network="num_fp16_res")
+    mixed_dtype: str = option("float16", "The --fp16-res blocks' dtype: float16 (with dynamic loss scaling; GPUs) "
+                              "or bfloat16 (float32's range, no loss scaling; CPUs with AVX512-BF16/AMX, GPUs from "
+                              "Ampere on).", flag="mixed-dtype", resume=True, choices=MIXED_DTYPES,
+                              network="mixed_dtype")
+    conv_clamp: Optional[float] = option(None, "Clamp conv outputs to +-X (default: 256 with --fp16-res > 0, else "
+                                         "none).", flag="conv-clamp", resume=True, network="conv_clamp")
+    # Speed settings (the same numbers either way).
+    fused_modconv: Optional[bool] = option(None, "Force the fused (grouped) or non-fused modulated convolution "
+                                           "(default: automatic, fused on GPUs and non-fused on CPUs; same numbers "
+                                           "either way).", flag="fused-modconv")
+    xla: str = option("none", "Compile these training phases with XLA: none, all, or a comma-separated list of "
+                      f"{', '.join(PHASE_NAMES)} (one replica per process; the custom ops give way to the "
+                      "reference ops inside XLA). A GPU setting: slower on CPUs.", flag="xla")
     # Misc.
-    seed: int = 1000
-    metrics: str = "none"                  # metric names computed at every snapshot (stylegan2_tf.metrics)
-    metrics_num_images: Optional[int] = None  # shorten those metrics (not the paper's protocol)
-    grid_size: Optional[int] = None        # snapshot grid is grid_size x grid_size (default by resolution)
-    embed_module_src: Optional[str] = None  # file whose text goes into snapshots' build_module_src
-    collective_timeout: float = 600.0      # multi-worker: seconds without progress before giving up (0 = never)
+    seed: int = option(1000, "Random seed (weights, latents, data order).", flag="seed", resume=True)
+    metrics: str = option("none", "Metrics computed at every snapshot, e.g. fid50k,ppl_wend (none). "
+                          "Feature-network files come from STYLEGAN2_TF_INCEPTION / _LPIPS / _VGG16 or the metrics "
+                          "config file.", flag="metrics")
+    metrics_num_images: Optional[int] = option(None, "Shorten the snapshot metrics to N fakes/reals (not the "
+                                               "paper's protocol).", flag="metrics-num-images")
+    grid_size: Optional[int] = option(None, "Snapshot image grid is N x N (default by resolution).",
+                                      flag="grid-size")
+    embed_module_src: Optional[str] = option(None, "File embedded as build_module_src in snapshots (for TF1 "
+                                             "loading).", flag="embed-module-src", local=True)
+    collective_timeout: float = option(600.0, "Multi-worker training: give up when the workers made no progress "
+                                       "for this many seconds (a stalled worker; longer than the slowest snapshot "
+                                       "save). 0 = never.", flag="collective-timeout", local=True)
+
+    # -- what the config implies ----------------------------------------------------------------
+    @property
+    def progressive(self):
+        return configs.is_progressive(self.config)
+
+    @property
+    def lazy_regularization(self):
+        return configs.has_lazy_regularization(self.config)
+
+    @property
+    def path_length(self):
+        return configs.has_path_length(self.config) and self.pl_weight > 0
+
+    @property
+    def gamma(self):
+        return float(self.r1_gamma) if self.r1_gamma is not None else configs.default_r1_gamma(self.config)
 
     @property
     def loss_scaling(self):
         """Dynamic loss scaling: float16 blocks only (bfloat16 has float32's exponent range)."""
         return self.fp16_res > 0 and self.mixed_dtype == "float16"
-
-    @property
-    def xla_phases(self):
-        """The phases `xla` names, as a tuple in PHASES order."""
-        from .phases import PHASES
-        names = [n.strip() for n in str(self.xla).split(",") if n.strip()]
-        if names in (["none"], []):
-            return ()
-        if names == ["all"]:
-            return PHASES
-        unknown = [n for n in names if n not in PHASES]
-        if unknown:
-            raise TrainingError(f"--xla {self.xla}: unknown phase(s) {', '.join(unknown)}; use 'none', 'all' or "
-                                f"a comma-separated list of {', '.join(PHASES)}")
-        return tuple(n for n in PHASES if n in names)
-
-    def validate(self):
-        if self.config not in CONFIGS:
-            raise TrainingError(f"--config {self.config!r} is unknown; choose from {', '.join(CONFIGS)}")
-        if self.batch < 1 or self.batch_gpu < 1 or self.num_gpus < 1 or self.num_workers < 1:
-            raise TrainingError("--batch, --batch-gpu, --num-gpus and the number of workers must be >= 1")
-        if self.batch % (self.batch_gpu * self.replicas):
-            workers = f" ({self.num_workers} workers x {self.num_gpus})" if self.num_workers > 1 else ""
-            raise TrainingError(f"--batch {self.batch} is not divisible by --batch-gpu {self.batch_gpu} x "
-                                f"{self.replicas} replica(s){workers}")
-        if self.collective_timeout < 0:
-            raise TrainingError("--collective-timeout must be >= 0 (0 = no limit)")
-        if self.progressive:
-            self._validate_growth()
-        if self.batch_gpu % self.pl_batch_shrink and self.path_length:
-            raise TrainingError(f"--batch-gpu {self.batch_gpu} must be divisible by the path-length batch shrink "
-                                f"{self.pl_batch_shrink}")
-        if self.total_kimg <= 0:
-            raise TrainingError("--total-kimg must be > 0")
-        if self.minibatch_repeats < 1:
-            raise TrainingError("minibatch_repeats must be >= 1")
-        if self.snapshot_ticks < 0:
-            raise TrainingError("--snapshot-ticks must be >= 0")
-        if self.fp16_res < 0:
-            raise TrainingError("--fp16-res must be >= 0")
-        if self.mixed_dtype not in MIXED_DTYPES:
-            raise TrainingError(f"--mixed-dtype must be one of {', '.join(MIXED_DTYPES)}, got {self.mixed_dtype!r}")
-        if self.mixed_dtype != "float16" and self.fp16_res == 0:
-            raise TrainingError(f"--mixed-dtype {self.mixed_dtype} applies to the --fp16-res blocks: give "
-                                f"--fp16-res N (N > 0 highest resolutions)")
-        if self.xla_phases and self.replicas > 1:  # (xla_phases also checks the names)
-            raise TrainingError(f"--xla {self.xla}: XLA-compiled phases run with one replica per process; "
-                                f"this run has {self.replicas} (--num-gpus / workers)")
-        if self.conv_clamp is not None and not self.conv_clamp > 0:
-            raise TrainingError("--conv-clamp must be > 0")
-        from stylegan2_tf.metrics.definitions import MetricError, parse_metric_list
-        try:
-            parse_metric_list(self.metrics)
-        except MetricError as e:
-            raise TrainingError(f"--metrics: {e}") from None
-        if self.metrics_num_images is not None and self.metrics_num_images < 2:
-            raise TrainingError("--metrics-num-images must be at least 2")
-        return self
-
-    def _validate_growth(self):
-        if self.lod_kimg < 0 or self.lod_transition_kimg < 0 or self.lod_kimg + self.lod_transition_kimg <= 0:
-            raise TrainingError(f"--lod-kimg {self.lod_kimg:g} and --lod-transition-kimg "
-                                f"{self.lod_transition_kimg:g} must be >= 0 with a positive sum")
-        r = self.lod_initial_resolution
-        if r < 4 or r & (r - 1):
-            raise TrainingError(f"lod_initial_resolution must be a power of two >= 4, got {r}")
-        if self.fp16_res:
-            raise TrainingError(f"--config {self.config} (progressive growing) trains in float32: --fp16-res must "
-                                f"be 0")
-        if self.resolution_dicts:
-            from .schedule import GROWING_BATCH, GROWING_BATCH_BASE, GROWING_BATCH_GPU, GROWING_BATCH_GPU_BASE
-            for res in sorted(set(GROWING_BATCH) | set(GROWING_BATCH_GPU)) + [None]:
-                batch = GROWING_BATCH.get(res, GROWING_BATCH_BASE)
-                gpu = GROWING_BATCH_GPU.get(res, GROWING_BATCH_GPU_BASE)
-                if batch % (gpu * self.replicas):
-                    raise TrainingError(f"--config {self.config}: the official minibatch {batch} at "
-                                        f"{res or 'other resolutions'} is not divisible by {gpu} x {self.replicas} "
-                                        f"replicas; give --batch and --batch-gpu to use them at every resolution")
-
-    @property
-    def progressive(self):
-        """Configs A-D grow progressively."""
-        return self.config in GROWING_CONFIGS
-
-    @property
-    def lazy_regularization(self):
-        """Configs A and B regularize every minibatch, in the main step (not lazily)."""
-        return self.config not in ("config-a", "config-b")
-
-    @property
-    def path_length(self):
-        """Path-length regularization: configs D, E and F."""
-        return self.config not in ("config-a", "config-b", "config-c") and self.pl_weight > 0
-
-    @property
-    def gamma(self):
-        if self.r1_gamma is not None:
-            return float(self.r1_gamma)
-        return 100.0 if self.config.startswith("config-e") else 10.0
 
     @property
     def replicas(self):
@@ -214,63 +156,108 @@ class TrainingOptions:
         """Gradient-accumulation rounds per minibatch (official minibatch multiplier)."""
         return self.batch // (self.batch_gpu * self.replicas)
 
+    @property
+    def xla_phases(self):
+        """The phases `xla` names, in the order they run."""
+        names = [n.strip() for n in str(self.xla).split(",") if n.strip()]
+        if names in (["none"], []):
+            return ()
+        if names == ["all"]:
+            return PHASE_NAMES
+        unknown = [n for n in names if n not in PHASE_NAMES]
+        if unknown:
+            raise TrainingError(f"--xla {self.xla}: unknown phase(s) {', '.join(unknown)}; use 'none', 'all' or "
+                                f"a comma-separated list of {', '.join(PHASE_NAMES)}")
+        return tuple(n for n in PHASE_NAMES if n in names)
+
     def network_configs(self, resolution, channels, c_dim):
-        fmap_base = self.fmap_base or (16384 if self.config == "config-f" else 8192)
-        g_arch, d_arch = "skip", "resnet"
-        if self.config == "config-a":
-            g_arch, d_arch = "stylegan1", "basic"
-        elif self.progressive:
-            g_arch, d_arch = "revised", "stylegan"
-        if self.config.startswith("config-e-"):
-            parts = self.config.split("-")
-            g_arch, d_arch = parts[2][1:], parts[3][1:]
-        g_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
-                    architecture=g_arch, label_mode="concat", fused_modconv=self.fused_modconv)
-        d_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
-                    architecture=d_arch, label_mode="project", mbstd_group_size=4)
-        if self.fmap_max:
-            g_kw["fmap_max"] = d_kw["fmap_max"] = self.fmap_max
-        if self.mapping_layers:
-            g_kw["mapping_layers"] = self.mapping_layers
-        if self.latent_dim:
-            g_kw.update(z_dim=self.latent_dim, w_dim=self.latent_dim, mapping_fmaps=self.latent_dim)
-        clamp = self.conv_clamp
-        if clamp is None and self.fp16_res > 0:
-            clamp = 256.0
-        for kw in (g_kw, d_kw):
-            kw.update(num_fp16_res=int(self.fp16_res), mixed_dtype=self.mixed_dtype,
-                      conv_clamp=None if clamp is None else float(clamp))
-        return GeneratorConfig(**g_kw), DiscriminatorConfig(**d_kw)
+        return configs.network_configs(self, resolution, channels, c_dim)
+
+    # -- checks -----------------------------------------------------------------------------------
+    def validate(self):
+        """-> self, or TrainingError naming the option."""
+        if self.config not in configs.CONFIGS:
+            raise TrainingError(f"--config {self.config!r} is unknown; choose from {', '.join(configs.CONFIGS)}")
+        if self.batch < 1 or self.batch_gpu < 1 or self.num_gpus < 1 or self.num_workers < 1:
+            raise TrainingError("--batch, --batch-gpu, --num-gpus and the number of workers must be >= 1")
+        if self.batch % (self.batch_gpu * self.replicas):
+            workers = f" ({self.num_workers} workers x {self.num_gpus})" if self.num_workers > 1 else ""
+            raise TrainingError(f"--batch {self.batch} is not divisible by --batch-gpu {self.batch_gpu} x "
+                                f"{self.replicas} replica(s){workers}")
+        if self.batch_gpu % self.pl_batch_shrink and self.path_length:
+            raise TrainingError(f"--batch-gpu {self.batch_gpu} must be divisible by the path-length batch shrink "
+                                f"{self.pl_batch_shrink}")
+        for name, low in (("total_kimg", None), ("minibatch_repeats", 1), ("snapshot_ticks", 0),
+                          ("collective_timeout", 0), ("metrics_num_images", 2)):
+            value = getattr(self, name)
+            if value is not None and (value <= 0 if low is None else value < low):
+                rule = "> 0" if low is None else f">= {low}"
+                raise TrainingError(f"{self._flag(name)} must be {rule}, got {value}")
+        if self.progressive:
+            self._validate_growth()
+        if self.mixed_dtype != "float16" and self.fp16_res == 0:
+            raise TrainingError(f"--mixed-dtype {self.mixed_dtype} applies to the --fp16-res blocks: give "
+                                f"--fp16-res N (N > 0 highest resolutions)")
+        if self.xla_phases and self.replicas > 1:  # (xla_phases also checks the names)
+            raise TrainingError(f"--xla {self.xla}: XLA-compiled phases run with one replica per process; "
+                                f"this run has {self.replicas} (--num-gpus / workers)")
+        self._validate_networks()
+        try:
+            parse_metric_list(self.metrics)
+        except MetricError as e:
+            raise TrainingError(f"--metrics: {e}") from None
+        return self
+
+    def _validate_growth(self):
+        if self.lod_kimg < 0 or self.lod_transition_kimg < 0 or self.lod_kimg + self.lod_transition_kimg <= 0:
+            raise TrainingError(f"--lod-kimg {self.lod_kimg:g} and --lod-transition-kimg "
+                                f"{self.lod_transition_kimg:g} must be >= 0 with a positive sum")
+        r = self.lod_initial_resolution
+        if r < 4 or r & (r - 1):
+            raise TrainingError(f"lod_initial_resolution must be a power of two >= 4, got {r}")
+        if self.resolution_dicts:
+            for res in sorted(set(GROWING_BATCH) | set(GROWING_BATCH_GPU)) + [None]:
+                batch, gpu = growing_batches(res)
+                if batch % (gpu * self.replicas):
+                    raise TrainingError(f"--config {self.config}: the official minibatch {batch} at "
+                                        f"{res or 'other resolutions'} is not divisible by {gpu} x {self.replicas} "
+                                        f"replicas; give --batch and --batch-gpu to use them at every resolution")
+
+    def _validate_networks(self):
+        """The network configs these options make (at 1024², the dataset's resolution is not known
+        here) check the precision and size settings; their message is prefixed with the flags it
+        names."""
+        try:
+            self.network_configs(1024, 3, 0)
+        except ValueError as e:
+            named = [f"{self._flag(f.name)} {getattr(self, f.name)}" for f in dataclasses.fields(self)
+                     if f.metadata["network"] and f.metadata["network"] in str(e)]
+            raise TrainingError(f"{', '.join(named) or '--config ' + self.config}: {e}") from None
+
+    @staticmethod
+    def _flag(name):
+        flag = OPTION_FIELDS[name].metadata["flag"]
+        return f"--{flag}" if flag else name
+
+    # -- storage ---------------------------------------------------------------------------------
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d):
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """Options as saved in training_options.json; fields a newer version added take their
+        defaults, fields it no longer has are dropped."""
+        return cls(**{k: v for k, v in d.items() if k in OPTION_FIELDS})
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
+OPTION_FIELDS = {f.name: f for f in dataclasses.fields(TrainingOptions)}
 # Options that must agree between a run and its resumption (the math of the run).
-RESUME_INVARIANTS = ("dataset", "config", "batch", "batch_gpu", "num_gpus", "num_workers", "lr", "beta1", "beta2",
-                     "epsilon", "g_reg_interval", "d_reg_interval", "pl_weight", "pl_decay", "pl_batch_shrink",
-                     "style_mixing_prob", "ema_kimg", "fmap_base", "fmap_max", "mapping_layers", "latent_dim",
-                     "mirror_augment", "seed", "fp16_res", "mixed_dtype", "conv_clamp", "lod_kimg",
-                     "lod_transition_kimg", "lod_initial_resolution", "resolution_dicts")
-
-
-def lazy_adam_params(lr, beta1, beta2, interval):
-    """Lazy regularization (paper App. B): with the regularizer applied every `interval`
-    minibatches, the optimizer of that network uses lr * c, beta1^c, beta2^c, c = k/(k+1)."""
-    if not interval:
-        return lr, beta1, beta2
-    c = interval / (interval + 1.0)
-    return lr * c, beta1 ** c, beta2 ** c
-
-
-def ema_beta(batch, ema_kimg):
-    """Per-minibatch decay of the G average: half-life of `ema_kimg` thousand images."""
-    return 0.5 ** (batch / (ema_kimg * 1000.0)) if ema_kimg > 0 else 0.0
+RESUME_INVARIANTS = tuple(name for name, f in OPTION_FIELDS.items() if f.metadata["resume"])
+# Options that may differ between the workers of one run.
+WORKER_LOCAL = tuple(name for name, f in OPTION_FIELDS.items() if f.metadata["local"])

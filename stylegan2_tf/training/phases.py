@@ -1,30 +1,66 @@
-"""The phases of a training minibatch, as step functions (the loop in loop.py decides when each
-runs; losses.py computes the per-sample terms).
+"""The phases of a training minibatch, as step functions (the loop decides when each runs;
+losses.py computes the per-sample terms).
 
   G_main  mean softplus(-D(G(z)))                     every minibatch
   G_pl    path-length penalty x pl_weight x interval  every g_reg_interval minibatches (configs D-F)
   D_main  mean softplus(D(G(z))) + softplus(-D(x))    every minibatch; + R1 x gamma/2 in configs A-B
   D_r1    mean R1 x gamma/2 x interval                every d_reg_interval minibatches (configs C-F)
 
-An objective maps one sub-batch of `batch_gpu` reals (with labels, a random stream and a list
-that collects w for the w_avg update) to (scalar, stats), already divided by the global
-minibatch. `accumulate` sums an objective's gradients over the minibatch's rounds and applies
-one Adam update. `PhaseSteps.functions()` wraps each phase in a tf.function that runs it on
-every replica: one set per (minibatch, per-replica batch, levels of detail), built by the loop.
+`PHASES` lists them in the order they run, with the network each trains, the option that
+sets its interval and its random stream. An objective maps one sub-batch of `batch_gpu`
+reals (with labels, a random stream and a list that collects w for the w_avg update) to
+(scalar, stats), already divided by the global minibatch. `PhaseSteps.accumulate` sums an
+objective's gradients over the minibatch's rounds and applies one Adam update;
+`PhaseSteps.functions()` wraps each phase in a tf.function that runs it on every replica.
 
 Randomness: every (phase, sub-batch) draws its latents, style mixing, noise and path-length
-noise statelessly from fold_in(fold_in(minibatch seed, phase), round x replicas + replica), so
-the draws do not depend on how the sub-batches are spread over replicas and rounds.
+noise statelessly from fold_in(fold_in(minibatch seed, stream), round x replicas + replica),
+so the draws do not depend on how the sub-batches are spread over replicas and rounds. The
+stream ids are part of what a seed means (resumed runs, recorded draws): they are fixed
+numbers, not positions in a list.
 """
+
+from dataclasses import dataclass
+from typing import Optional
 
 import tensorflow as tf
 
 from ..layers.modulated import RNG_ALG
+from ..ops import fade_reals
 from .loss_scaling import apply_gradients_if
-from .losses import path_length_surrogate
-from .schedule import fade_reals
 
-PHASES = ("G_main", "G_pl", "D_main", "D_r1")
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    name: str
+    network: str               # 'G' or 'D': the network (and optimizer) it trains
+    stream: int                # random stream id (see module docstring); never renumber
+    interval: Optional[str]    # TrainingOptions field with its interval in minibatches; None: every one
+
+
+PHASES = (
+    PhaseSpec("G_main", "G", stream=0, interval=None),
+    PhaseSpec("G_pl", "G", stream=1, interval="g_reg_interval"),
+    PhaseSpec("D_main", "D", stream=2, interval=None),
+    PhaseSpec("D_r1", "D", stream=3, interval="d_reg_interval"),
+)
+PHASE_NAMES = tuple(p.name for p in PHASES)
+RANDOM_STREAMS = {p.name: p.stream for p in PHASES}
+
+
+def phases_of(opts):
+    """The phases a config trains, in order: G_pl only with path-length regularization (configs
+    D-F), D_r1 only with lazy regularization (configs C-F; A-B regularize in D_main)."""
+    present = {"G_main": True, "G_pl": opts.path_length, "D_main": True, "D_r1": opts.lazy_regularization}
+    return tuple(p for p in PHASES if present[p.name])
+
+
+def runs_at(phase, opts, minibatch):
+    """Whether `phase` runs in minibatch number `minibatch`."""
+    if phase.interval is None:
+        return True
+    interval = getattr(opts, phase.interval)
+    return bool(interval) and minibatch % interval == 0
 
 
 class StatelessRNG:
@@ -53,23 +89,28 @@ class StatelessRNG:
 
 
 class PhaseSteps:
-    """The phases for one minibatch layout.
+    """The phases' step functions for one minibatch layout.
 
-    trainer: supplies opts, loss, G, D, opt_G, opt_D, loss_scales, strategy and replicas.
+    opts: TrainingOptions (the loss weights and intervals); loss: StyleGAN2Loss over G and D;
+    optimizers: {'G': opt, 'D': opt}; loss_scales: {phase name: DynamicLossScale} (empty
+    without float16); strategy: the tf.distribute strategy the steps run under.
     batch: global minibatch; batch_gpu: per-replica sub-batch (batch / (batch_gpu x replicas)
     rounds); levels: static (G, D, reals) levels of detail of growing networks, else Nones."""
 
-    def __init__(self, trainer, batch, batch_gpu, levels):
-        self.t = trainer
-        self.opts = trainer.opts
-        self.loss = trainer.loss
-        self.replicas = trainer.replicas
+    def __init__(self, opts, loss, optimizers, loss_scales, strategy, batch, batch_gpu, levels):
+        self.opts = opts
+        self.loss = loss
+        self.networks = {"G": loss.G, "D": loss.D}
+        self.optimizers = optimizers
+        self.loss_scales = loss_scales
+        self.strategy = strategy
+        self.replicas = strategy.num_replicas_in_sync
         self.batch = float(batch)
-        self.pl_batch = float(batch // self.opts.pl_batch_shrink)
+        self.pl_batch = float(batch // opts.pl_batch_shrink)
         self.batch_gpu = batch_gpu
         self.levels = levels
-        self.z_dim = trainer.G.config.z_dim
-        self.c_dim = trainer.G.config.c_dim
+        self.z_dim = loss.G.config.z_dim
+        self.c_dim = loss.G.config.c_dim
 
     # -- helpers ---------------------------------------------------------------------------------
     def labels(self, c):
@@ -87,14 +128,15 @@ class PhaseSteps:
     def reals(self, real):
         """Growing networks see the reals at the current level of detail (official process_reals)."""
         level = self.levels[2]
-        return real if level is None else fade_reals(real, self.t.D.lod, level)
+        return real if level is None else fade_reals(real, self.loss.D.lod, level)
 
-    def accumulate(self, phase, net, opt, rounds, seed, objective_fn):
-        """Gradients summed over the rounds, one optimizer update; w_avg is updated once, from
-        every round's latents (so the running means do not depend on the number of rounds).
-        With a loss scale, each round's gradients are unscaled and the update is skipped
-        (on every replica) when any of them overflowed."""
-        scaler = self.t.loss_scales.get(phase)
+    def accumulate(self, phase, rounds, seed, objective_fn):
+        """Gradients summed over the rounds, one optimizer update of the phase's network; w_avg is
+        updated once, from every round's latents (so the running means do not depend on the
+        number of rounds). With a loss scale, each round's gradients are unscaled and the update
+        is skipped (on every replica) when any of them overflowed."""
+        net, opt = self.networks[phase.network], self.optimizers[phase.network]
+        scaler = self.loss_scales.get(phase.name)
         ws = []  # per call: replicas may be traced in parallel threads
         grads, totals = None, None
         for r, (real, c) in enumerate(rounds):
@@ -114,50 +156,50 @@ class PhaseSteps:
             finite = scaler.update(scaler.all_finite(grads))
             apply_gradients_if(opt, grads, net.trainable_variables, finite)
             # Summed over replicas by the step: the fraction of this step's updates skipped.
-            totals[f"Progress/overflow_{phase}"] = (1.0 - tf.cast(finite, tf.float32)) / self.replicas
+            totals[f"Progress/overflow_{phase.name}"] = (1.0 - tf.cast(finite, tf.float32)) / self.replicas
         if ws:
-            self.t.G.mapping.update_w_avg(tf.concat(ws, axis=0))
+            self.loss.G.mapping.update_w_avg(tf.concat(ws, axis=0))
         return totals
 
-    # -- the phases ------------------------------------------------------------------------------
+    # -- the phases' objectives ------------------------------------------------------------------
     def g_main(self, real, c, rng, w_sink):
         z = rng.normal([self.batch_gpu, self.z_dim])
         s = tf.reduce_sum(self.loss.g_main(z, c, rng, w_sink)) / self.batch
         return s, {"Loss/G/loss": s}
 
-    def pl_lengths(self, c, rng, w_sink):
+    def pl_inputs(self, c, rng):
+        """Latents and labels of this sub-batch's share of the (shrunk) path-length batch."""
         n = self.batch_gpu // self.opts.pl_batch_shrink
-        z = rng.normal([n, self.z_dim])
-        return self.loss.path_lengths(z, None if c is None else c[:n], rng, w_sink=w_sink)
+        return rng.normal([n, self.z_dim]), None if c is None else c[:n]
 
-    def g_pl(self, rounds, seed):
+    def g_pl(self, phase, rounds, seed):
         """The path-length phase on one replica. pl_mean's update (from the mean length of the
         whole minibatch) enters every sample's penalty. One round: that mean comes from this pass
-        (all-reduced over replicas). Several rounds: a first pass measures it, then the rounds take
-        their gradients through path_length_surrogate, redrawing the same latents and noise."""
-        opts, loss = self.opts, self.loss
+        (summed over replicas). Several rounds: a first pass measures it, then the rounds take
+        their gradients, redrawing the same latents and noise."""
+        opts = self.opts
         fixed_mean = None
         if len(rounds) > 1:
             seen_again = []  # the gradient pass sees these w's again
-            total = tf.add_n([tf.reduce_sum(self.pl_lengths(self.labels(c), self.round_rng(seed, r), seen_again))
-                              for r, (_, c) in enumerate(rounds)])
-            fixed_mean = self.global_sum(total) / self.pl_batch
+            sums = []
+            for r, (_, c) in enumerate(rounds):
+                rng = self.round_rng(seed, r)
+                z, c_pl = self.pl_inputs(self.labels(c), rng)
+                sums.append(tf.reduce_sum(self.loss.path_lengths(z, c_pl, rng, w_sink=seen_again)))
+            fixed_mean = self.global_sum(tf.add_n(sums)) / self.pl_batch
         new_mean = []
 
         def objective(real, c, rng, w_sink):
-            lengths = self.pl_lengths(c, rng, w_sink)
-            batch_mean = fixed_mean
-            if batch_mean is None:
-                batch_mean = self.global_sum(tf.reduce_sum(tf.stop_gradient(lengths))) / self.pl_batch
-            mean = loss.pl_mean_after(batch_mean)
+            z, c = self.pl_inputs(c, rng)
+            surrogate, penalty, lengths, mean = self.loss.g_pl(z, c, rng, w_sink=w_sink, batch_mean=fixed_mean,
+                                                               count=self.pl_batch)
             new_mean.append(mean)
-            surrogate = path_length_surrogate(lengths, batch_mean, mean, opts.pl_decay, self.pl_batch)
-            penalty = tf.reduce_sum(tf.square(lengths - tf.cast(mean, lengths.dtype))) / self.pl_batch
             return surrogate * (opts.pl_weight * opts.g_reg_interval), {
-                "Loss/G/pl_penalty": penalty, "Loss/G/pl_length": tf.reduce_sum(lengths) / self.pl_batch}
+                "Loss/G/pl_penalty": tf.reduce_sum(penalty) / self.pl_batch,
+                "Loss/G/pl_length": tf.reduce_sum(lengths) / self.pl_batch}
 
-        totals = self.accumulate("G_pl", self.t.G, self.t.opt_G, rounds, seed, objective)
-        loss.pl_mean.assign(new_mean[-1])
+        totals = self.accumulate(phase, rounds, seed, objective)
+        self.loss.pl_mean.assign(new_mean[-1])
         return totals
 
     def d_main(self, real, c, rng, w_sink):
@@ -179,31 +221,24 @@ class PhaseSteps:
         return s * (self.opts.gamma / 2 * self.opts.d_reg_interval), {"Loss/D/r1_penalty": s}
 
     # -- step functions --------------------------------------------------------------------------
-    def replica_functions(self):
-        """{phase: fn(rounds, seed) -> stats} run on one replica, for the phases this config has."""
-        t = self.t
-
-        def accumulated(name, net, opt, objective):
-            return lambda rounds, seed: self.accumulate(name, net, opt, rounds, seed, objective)
-
-        fns = {"G_main": accumulated("G_main", t.G, t.opt_G, self.g_main)}
-        if self.opts.path_length:
-            fns["G_pl"] = self.g_pl
-        fns["D_main"] = accumulated("D_main", t.D, t.opt_D, self.d_main)
-        if self.opts.lazy_regularization:
-            fns["D_r1"] = accumulated("D_r1", t.D, t.opt_D, self.d_r1)
-        return fns
+    def replica_function(self, phase):
+        """fn(rounds, seed) -> stats of `phase` on one replica."""
+        if phase.name == "G_pl":
+            return lambda rounds, seed: self.g_pl(phase, rounds, seed)
+        objective = {"G_main": self.g_main, "D_main": self.d_main, "D_r1": self.d_r1}[phase.name]
+        return lambda rounds, seed: self.accumulate(phase, rounds, seed, objective)
 
     def functions(self):
-        """{phase: tf.function(rounds, seed) -> stats summed over replicas}."""
-        strategy, loss = self.t.strategy, self.loss
+        """{phase name: tf.function(rounds, seed) -> stats summed over replicas}, for the phases
+        this config trains."""
+        strategy, loss = self.strategy, self.loss
         steps = {}
-        for name, replica_fn in self.replica_functions().items():
-            def step(rounds, seed, replica_fn=replica_fn, phase=PHASES.index(name)):
+        for phase in phases_of(self.opts):
+            def step(rounds, seed, replica_fn=self.replica_function(phase), stream=phase.stream):
                 loss.levels = self.levels[:2]   # (at trace time) this function's levels of detail
-                seed = tf.random.experimental.stateless_fold_in(seed, phase, alg=RNG_ALG)
+                seed = tf.random.experimental.stateless_fold_in(seed, stream, alg=RNG_ALG)
                 per_replica = strategy.run(replica_fn, args=(rounds, seed))
                 return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
             # XLA per phase (opts.xla); None leaves TF's default (no XLA) in place.
-            steps[name] = tf.function(step, jit_compile=True if name in self.opts.xla_phases else None)
+            steps[phase.name] = tf.function(step, jit_compile=True if phase.name in self.opts.xla_phases else None)
         return steps

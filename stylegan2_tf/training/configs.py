@@ -1,0 +1,80 @@
+"""The paper's configurations (NVlabs/stylegan2 run_training.py, Table 1 and Table 2).
+
+  config-a                      StyleGAN1 G_style + D_basic, progressive growing, R1 every
+                                minibatch (not lazy), no path length; fmap_base 8192
+  config-b                      + weight demodulation: revised synthesis + D_stylegan
+  config-c                      + lazy regularization
+  config-d                      + path length regularization
+  config-e                      fmap_base 8192,  R1 gamma 100, no growing, skip G / resnet D
+  config-f                      fmap_base 16384, R1 gamma 10
+  config-e-G{orig,skip,resnet}-D{orig,skip,resnet}   Table 2's architecture grid (config E)
+Common: global batch 32, 4 per GPU, Adam lr 0.002 beta1 0 beta2 0.99 eps 1e-8, lazy
+regularization (G every 4, D every 16 minibatches), path length weight 2 on half
+batches, style mixing 0.9, G EMA half-life 10 kimg, mapping lrmul 0.01 (the defaults of
+TrainingOptions). Configs A-D grow from 8x8 (600 kimg per resolution + 600 kimg fade), with
+the official per-resolution minibatch and learning rate (schedule.py).
+"""
+
+from ..networks import DiscriminatorConfig, GeneratorConfig
+
+ARCHS = ("orig", "skip", "resnet")
+GROWING_CONFIGS = ("config-a", "config-b", "config-c", "config-d")
+CONFIGS = GROWING_CONFIGS + ("config-e", "config-f") + tuple(f"config-e-G{g}-D{d}" for g in ARCHS for d in ARCHS)
+# Default conv clamp of float16 blocks (NVlabs/stylegan2-ada's value).
+FP16_CONV_CLAMP = 256.0
+
+
+def is_progressive(config):
+    """Configs A-D grow progressively."""
+    return config in GROWING_CONFIGS
+
+
+def has_lazy_regularization(config):
+    """Configs A and B regularize every minibatch, in the main step (not lazily)."""
+    return config not in ("config-a", "config-b")
+
+
+def has_path_length(config):
+    """Path-length regularization: configs D, E and F."""
+    return config not in ("config-a", "config-b", "config-c")
+
+
+def default_r1_gamma(config):
+    return 100.0 if config.startswith("config-e") else 10.0
+
+
+def architectures(config):
+    """(G architecture, D architecture) of a config."""
+    if config == "config-a":
+        return "stylegan1", "basic"
+    if is_progressive(config):
+        return "revised", "stylegan"
+    if config.startswith("config-e-"):
+        g, d = config.split("-")[2:4]
+        return g[1:], d[1:]
+    return "skip", "resnet"
+
+
+def network_configs(opts, resolution, channels, c_dim):
+    """(GeneratorConfig, DiscriminatorConfig) of TrainingOptions `opts` for a dataset of
+    `resolution`² images with `channels` channels and `c_dim` label entries. The network
+    configs check their own rules (ValueError)."""
+    fmap_base = opts.fmap_base or (16384 if opts.config == "config-f" else 8192)
+    g_arch, d_arch = architectures(opts.config)
+    g_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
+                architecture=g_arch, label_mode="concat", fused_modconv=opts.fused_modconv)
+    d_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
+                architecture=d_arch, label_mode="project", mbstd_group_size=4)
+    if opts.fmap_max:
+        g_kw["fmap_max"] = d_kw["fmap_max"] = opts.fmap_max
+    if opts.mapping_layers:
+        g_kw["mapping_layers"] = opts.mapping_layers
+    if opts.latent_dim:
+        g_kw.update(z_dim=opts.latent_dim, w_dim=opts.latent_dim, mapping_fmaps=opts.latent_dim)
+    clamp = opts.conv_clamp
+    if clamp is None and opts.fp16_res > 0:
+        clamp = FP16_CONV_CLAMP
+    for kw in (g_kw, d_kw):
+        kw.update(num_fp16_res=int(opts.fp16_res), mixed_dtype=opts.mixed_dtype,
+                  conv_clamp=None if clamp is None else float(clamp))
+    return GeneratorConfig(**g_kw), DiscriminatorConfig(**d_kw)
