@@ -13,7 +13,6 @@ psi 0.7 on the first 8 layers (config A, StyleGAN1's G_style).
 """
 
 import os
-import sys
 import time
 
 import numpy as np
@@ -175,11 +174,8 @@ def export(net, outdir):
 
 
 def main(argv):
-    if len(argv) != 2 or argv[1] not in COMMANDS:
-        got = " ".join(argv[1:]) or "nothing"
-        sys.exit(f"error: expected one command of {', '.join(COMMANDS)}; got {got}")
-    from stylegan2_tf.cli import run
-    run(dispatch, argv[1])
+    from stylegan2_tf.cli import run_command
+    run_command(argv, COMMANDS, dispatch)
 
 
 def dispatch(command):

@@ -30,12 +30,14 @@ flags.DEFINE_string("dataset", None, "Dataset (a TFRecord directory under --data
 flags.DEFINE_bool("mirror-augment", False, "Reals include their mirror images (as the training run used).")
 flags.DEFINE_integer("num-gpus", 1, "Replicas to spread the sampling over (GPUs; 1 on a CPU).")
 flags.DEFINE_string("result-dir", "results", "Where metric-<name>.txt / .jsonl are written.")
-flags.DEFINE_string("inception", None, "Inception file: classify_image_graph_def.pb or pytorch-fid's pt_inception-*.pth.")
+flags.DEFINE_string("inception", None,
+                    "Inception file: classify_image_graph_def.pb or pytorch-fid's pt_inception-*.pth.")
 flags.DEFINE_string("lpips", None, "LPIPS files: torchvision's vgg16-397923af.pth,lpips' weights/v0.1/vgg.pth.")
 flags.DEFINE_string("vgg16", None, "VGG16 file for precision/recall: torchvision's vgg16-397923af.pth.")
 flags.DEFINE_integer("num-images", None, "Use at most N fakes and reals (shortened run, not the paper's protocol).")
 flags.DEFINE_integer("batch-size", 8, "Generated images per micro-batch and replica.")
-flags.DEFINE_string("cache-dir", None, "Real-statistics cache (default $STYLEGAN2_TF_CACHE or ~/.cache/stylegan2_tf/metrics).")
+flags.DEFINE_string("cache-dir", None,
+                    "Real-statistics cache (default $STYLEGAN2_TF_CACHE or ~/.cache/stylegan2_tf/metrics).")
 flags.DEFINE_integer("seed", 0, "Seed of the sampling.")
 FLAGS = flags.FLAGS
 

@@ -24,7 +24,6 @@ other LPIPS weights or other projection settings.
 """
 
 import os
-import sys
 import time
 
 import numpy as np
@@ -81,7 +80,8 @@ class Projection:
         self.network, self.cfg, self.num_snapshots, self.outdir = network, cfg, num_snapshots, outdir
         self.lpips_files = resolve_feature_files(lpips=lpips)["lpips"]
         if not self.lpips_files:
-            raise UserError("no LPIPS file: pass --lpips or set STYLEGAN2_TF_LPIPS (see stylegan2_tf/metrics/README.md)")
+            raise UserError("no LPIPS file: pass --lpips or set STYLEGAN2_TF_LPIPS (see "
+                            "stylegan2_tf/metrics/README.md)")
         self.G = self.projector = None
 
     def load(self):
@@ -268,11 +268,8 @@ def attribute(run, images, threshold, calibration):
 
 
 def main(argv):
-    if len(argv) != 2 or argv[1] not in COMMANDS:
-        got = " ".join(argv[1:]) or "nothing"
-        sys.exit(f"error: expected one command of {', '.join(COMMANDS)}; got {got}")
-    from stylegan2_tf.cli import run as run_cli
-    run_cli(dispatch, argv[1])
+    from stylegan2_tf.cli import run_command
+    run_command(argv, COMMANDS, dispatch)
 
 
 def dispatch(command):

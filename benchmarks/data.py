@@ -82,7 +82,8 @@ def main(argv):
             n = FLAGS["num-images"].value
             t0 = time.perf_counter()
             d = write_synthetic(root, res, n)
-            print("res %d: wrote %d images (%.0f MB) in %.1f s" % (res, n, n * 3 * res * res / 2**20, time.perf_counter() - t0))
+            print("res %d: wrote %d images (%.0f MB) in %.1f s" % (res, n, n * 3 * res * res / 2**20,
+                                                                   time.perf_counter() - t0))
             os.sync()  # no write-back of the new file during the measurement
             gc.collect()  # nor leftovers of the previous resolution's pipeline
             rate = measure(d, FLAGS.batch, FLAGS.seconds, FLAGS.mirror)

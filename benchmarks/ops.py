@@ -3,7 +3,8 @@ then the effect on a whole training step and on generation, side by side.
 
   python benchmarks/ops.py                    # 256² and 1024² shapes, batch 4, float32
   python benchmarks/ops.py --res 256 --repeats 10 --pairs 0      # the ops only
-  python benchmarks/ops.py --res '' --pairs 3 --train-args='--res 128 --fmap-base 8192 --batch 8 --batch-gpu 4 --steps 4'
+  python benchmarks/ops.py --res '' --pairs 3 \
+      --train-args='--res 128 --fmap-base 8192 --batch 8 --batch-gpu 4 --steps 4'
 
 Each op case (op x shape x impl) runs in its own process, so that its peak RSS is its own: a
 forward pass, then forward + backward (the gradient of sum(y * dy)), each timed over --repeats
@@ -138,7 +139,8 @@ def img_per_s(script, args, impl):
     r = subprocess.run([sys.executable, os.path.join(HERE, script), *args], capture_output=True, text=True, env=env)
     lines = [line for line in r.stdout.splitlines() if line.startswith("img/s:")]
     if r.returncode != 0 or not lines:
-        raise SystemExit(f"{script} {' '.join(args)} with {impl} failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}")
+        last = (r.stderr.strip().splitlines() or ['?'])[-1]
+        raise SystemExit(f"{script} {' '.join(args)} with {impl} failed: {last}")
     return float(lines[-1].split()[1])
 
 

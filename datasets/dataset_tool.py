@@ -27,6 +27,7 @@ if _REPO_ROOT not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from stylegan2_tf import data as sd  # noqa: E402  (after the sys.path set-up)
+from stylegan2_tf.errors import UserError  # noqa: E402
 
 
 def _flag(p, name, **kwargs):
@@ -58,7 +59,8 @@ def build_parser(prog="dataset_tool.py"):
     def cmd(name, help_text, example):
         return sub.add_parser(name, help=help_text, description=help_text, epilog="Example: %s %s" % (prog, example))
 
-    p = cmd("display", "Write a PNG grid of the first images of a dataset.", "display datasets/mnist --output mnist.png")
+    p = cmd("display", "Write a PNG grid of the first images of a dataset.",
+            "display datasets/mnist --output mnist.png")
     p.add_argument("tfrecord_dir", help="Dataset directory")
     _flag(p, "output", help="PNG file to write (default: <name>-grid.png in the current directory)")
     _flag(p, "num_images", type=int, default=64, help="Number of images in the grid (default: 64)")
@@ -79,12 +81,14 @@ def build_parser(prog="dataset_tool.py"):
     p = cmd("info", "Print resolution, channels, image count and labels of a dataset.", "info datasets/ffhq --verify 1")
     p.add_argument("tfrecord_dir", help="Dataset directory")
     _flag(p, "resolution", type=int, default=None, help="Which stored resolution (default: the largest)")
-    _flag(p, "verify", type=_bool, default=False, help="Read every record of every file (checksums, shapes) (default: 0)")
+    _flag(p, "verify", type=_bool, default=False,
+          help="Read every record of every file (checksums, shapes) (default: 0)")
 
     def image_options(p):
         _flag(p, "shuffle", type=_bool, default=True, help="Shuffle the image order (default: 1)")
         _flag(p, "resize", type=int, default=None, help="Resize every image to RESIZE x RESIZE (power of two)")
-        _flag(p, "resize_filter", choices=["lanczos", "box"], default="lanczos", help="Resize filter (default: lanczos)")
+        _flag(p, "resize_filter", choices=["lanczos", "box"], default="lanczos",
+              help="Resize filter (default: lanczos)")
         _flag(p, "center_crop", type=_bool, default=True,
               help="With --resize: crop non-square images to their central square; 0 rejects them (default: 1)")
         _flag(p, "labels", default=None, help="dataset.json with labels (default: dataset.json at the root, if any)")
@@ -96,7 +100,8 @@ def build_parser(prog="dataset_tool.py"):
     p.add_argument("image_dir", help="Folder containing the images")
     image_options(p)
 
-    p = cmd("create_from_zip", "Create a dataset from a zip archive of images.", "create_from_zip datasets/mine my-images.zip")
+    p = cmd("create_from_zip", "Create a dataset from a zip archive of images.",
+            "create_from_zip datasets/mine my-images.zip")
     p.add_argument("tfrecord_dir", help="New dataset directory to be created")
     p.add_argument("zip_file", help="Zip archive containing the images")
     image_options(p)
@@ -146,7 +151,8 @@ def build_parser(prog="dataset_tool.py"):
 
     for name, p in sub.choices.items():
         if name.startswith("create_"):
-            _flag(p, "overwrite", type=_bool, default=False, help="Replace an existing non-empty dataset directory (default: 0)")
+            _flag(p, "overwrite", type=_bool, default=False,
+                  help="Replace an existing non-empty dataset directory (default: 0)")
     return parser
 
 
@@ -201,14 +207,16 @@ def run(args):
                              verbose=True)
         print("Created %s with %d images" % (args.tfrecord_dir, n))
     elif c == "create_lsun":
-        n = sd.create_lsun(args.tfrecord_dir, args.lmdb_dir, args.resolution, args.max_images, overwrite=args.overwrite, verbose=True)
+        n = sd.create_lsun(args.tfrecord_dir, args.lmdb_dir, args.resolution, args.max_images,
+                           overwrite=args.overwrite, verbose=True)
         print("Created %s with %d images" % (args.tfrecord_dir, n))
     elif c == "create_lsun_wide":
         n = sd.create_lsun_wide(args.tfrecord_dir, args.lmdb_dir, args.width, args.height, args.max_images,
                                 overwrite=args.overwrite, verbose=True)
         print("Created %s with %d images" % (args.tfrecord_dir, n))
     elif c == "create_celeba":
-        n = sd.create_celeba(args.tfrecord_dir, args.celeba_dir, args.cx, args.cy, overwrite=args.overwrite, verbose=True)
+        n = sd.create_celeba(args.tfrecord_dir, args.celeba_dir, args.cx, args.cy, overwrite=args.overwrite,
+                             verbose=True)
         print("Created %s with %d images" % (args.tfrecord_dir, n))
     return 0
 
@@ -219,10 +227,7 @@ def main(argv=None):
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         return run(args)
-    except sd.DatasetError as exc:
-        print("Error: %s" % exc, file=sys.stderr)
-        return 1
-    except ValueError as exc:
+    except UserError as exc:
         print("Error: %s" % exc, file=sys.stderr)
         return 1
 

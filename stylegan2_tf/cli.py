@@ -12,3 +12,12 @@ def run(main, *args, **kwargs):
         return main(*args, **kwargs)
     except UserError as e:
         sys.exit(f"error: {e}")
+
+
+def run_command(argv, commands, dispatch):
+    """The absl main of a tool with subcommands: `argv` must be [program, one of `commands`];
+    then `run(dispatch, command)`."""
+    if len(argv) != 2 or argv[1] not in commands:
+        got = " ".join(argv[1:]) or "nothing"
+        sys.exit(f"error: expected one command of {', '.join(commands)}; got {got}")
+    run(dispatch, argv[1])

@@ -125,13 +125,14 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from .official import NetworkPickleError, load_network_pkl
+    from .errors import UserError
+    from .official import load_network_pkl
     for name in ("pkl", "inputs", "out"):
         if not getattr(FLAGS, name):
             sys.exit(f"error: --{name} is required")
     try:
         nets = load_network_pkl(FLAGS.pkl)
-    except NetworkPickleError as e:
+    except UserError as e:
         sys.exit(f"error: {e}")
     try:
         ref = np.load(FLAGS.inputs)

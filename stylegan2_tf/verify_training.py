@@ -103,13 +103,14 @@ def main(argv):
     import keras
     keras.config.set_floatx(FLAGS.dtype)  # before the networks are built
     keras.config.set_dtype_policy(FLAGS.dtype)
-    from .official import NetworkPickleError, load_network_pkl
+    from .errors import UserError
+    from .official import load_network_pkl
     for name in ("pkl", "inputs", "out"):
         if not getattr(FLAGS, name):
             sys.exit(f"error: --{name} is required")
     try:
         nets = load_network_pkl(FLAGS.pkl, load=("G", "D"))
-    except NetworkPickleError as e:
+    except UserError as e:
         sys.exit(f"error: {e}")
     try:
         ref = np.load(FLAGS.inputs)

@@ -4,8 +4,9 @@ The Trainer runs one minibatch of 16 as 4 rounds of 4 (one replica). The referen
 same minibatch as one batch of 16 through the losses' official formulation, one tape per
 phase, with fresh Adam optimizers (the loop's kind; test_optimizer checks it against numpy):
 means over the whole batch, the path-length mean decayed once with its gradient through every
-sample, w_avg updated once per phase from all 16 latents. Its inputs are the Trainer's: the same reals and the same latents and path-length
-noise, redrawn from the minibatch seed (per phase and sub-batch, in the loop's draw order).
+sample, w_avg updated once per phase from all 16 latents. Its inputs are the Trainer's: the same
+reals and the same latents and path-length noise, redrawn from the minibatch seed (per phase and
+sub-batch, in the loop's draw order).
 
 Minibatch standard deviation: a batch of 16 forms its 4 groups from samples i, i+4, i+8,
 i+12 (official layout), a round of 4 is one group. The reference therefore interleaves the
@@ -132,7 +133,8 @@ def test_four_rounds_equal_one_batch_of_sixteen(tmp_path, float64):
 
     # -- comparison ----------------------------------------------------------------------------
     expect = {"Loss/G/loss": float(g_loss), "Loss/D/loss": float(d_loss),
-              "Loss/D/fake": float(tf.reduce_mean(d_terms["fake"])), "Loss/D/real": float(tf.reduce_mean(d_terms["real"])),
+              "Loss/D/fake": float(tf.reduce_mean(d_terms["fake"])),
+              "Loss/D/real": float(tf.reduce_mean(d_terms["real"])),
               "Loss/G/pl_penalty": float(tf.reduce_mean(pl["penalty"])),
               "Loss/G/pl_length": float(tf.reduce_mean(pl["lengths"])),
               "Loss/D/r1_penalty": float(tf.reduce_mean(r1["penalty"]))}

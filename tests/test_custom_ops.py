@@ -390,5 +390,6 @@ def test_upfirdn_same_errors_from_both_implementations(kernels):
             upfirdn_2d(x, np.ones((2, 2)), up=0, impl=impl)
         with pytest.raises(ValueError, match="x must be floating point, got int32"):
             upfirdn_2d(tf.zeros([1, 4, 4, 2], tf.int32), np.ones((2, 2)), impl=impl)
-    with pytest.raises(CustomOpsError, match="UpFirDn2D: the CPU kernel supports bfloat16, float32 and float64, not float16"):
+    with pytest.raises(CustomOpsError,
+                       match="UpFirDn2D: the CPU kernel supports bfloat16, float32 and float64, not float16"):
         upfirdn_2d(tf.zeros([1, 4, 4, 2], tf.float16), np.ones((2, 2)), impl="custom")

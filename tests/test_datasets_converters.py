@@ -119,7 +119,8 @@ def test_cifar_bad_inputs(tmp_path):
         create_cifar100(str(tmp_path / "out"), str(folder))
 
     tarball = str(tmp_path / "partial.tar.gz")
-    _tar(tarball, {"cifar-10-batches-py/data_batch_1": _pickle_bytes({"data": np.zeros((1, 3072), np.uint8), "labels": [0]})})
+    _tar(tarball, {"cifar-10-batches-py/data_batch_1": _pickle_bytes({"data": np.zeros((1, 3072), np.uint8),
+                                                                      "labels": [0]})})
     with pytest.raises(DatasetError, match=r"partial\.tar\.gz: tarball has no member named 'data_batch_2'"):
         create_cifar10(str(tmp_path / "out"), tarball)
 

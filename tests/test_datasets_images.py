@@ -100,7 +100,8 @@ def test_unshuffled_grayscale_and_zip_equal_folder(tmp_path):
     assert r.identical and r.identical_images == 4
 
     with zipfile.ZipFile(zpath, "a") as z:  # dataset.json at the archive root
-        z.writestr("dataset.json", json.dumps({"labels": [["root/" + n, [i, 0.5]] for i, n in enumerate(sorted(arrays))]}))
+        z.writestr("dataset.json", json.dumps({"labels": [["root/" + n, [i, 0.5]] for i,
+                                                          n in enumerate(sorted(arrays))]}))
     out_lab = str(tmp_path / "gzl")
     create_from_zip(out_lab, zpath, shuffle=False)
     np.testing.assert_array_equal(np.load(os.path.join(out_lab, "gzl-rxx.labels")), [[i, 0.5] for i in range(4)])

@@ -40,7 +40,8 @@ def make_set(tmp_path, n=10, c=3, res=8, name="set", files=1, labels=True):
     bounds = np.linspace(0, n, files + 1).astype(int)
     for k in range(files):
         suffix = "" if files == 1 else "-part%d" % k
-        write_file(str(d / ("%s-r%02d%s.tfrecords" % (name, int(np.log2(res)), suffix))), imgs[bounds[k] : bounds[k + 1]])
+        write_file(str(d / ("%s-r%02d%s.tfrecords" % (name, int(np.log2(res)), suffix))),
+                   imgs[bounds[k] : bounds[k + 1]])
     lab = None
     if labels:
         lab = np.stack([np.arange(n), -2.0 * np.arange(n)], axis=1).astype(np.float32)
@@ -150,7 +151,8 @@ def test_shard_by_record(tmp_path):
     got = []
     for k in range(2):
         ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=k, num_replicas_in_sync=2)
-        x, y = collect(make_dataset(d, batch_size=5, shuffle_buffer=0, repeat=False, input_context=ctx, deterministic=True))
+        x, y = collect(make_dataset(d, batch_size=5, shuffle_buffer=0, repeat=False, input_context=ctx,
+                                    deterministic=True))
         np.testing.assert_array_equal(index_of(x), y[:, 0].astype(int))
         got.append(y[:, 0].astype(int).tolist())
     assert got == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]

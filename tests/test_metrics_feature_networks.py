@@ -191,7 +191,8 @@ def _write_tiny_inception_graphdef(path, rng, d=8):
         return name
 
     def pool(name, op, x, k, stride, padding):
-        node(name, op, [x], T=float_t, ksize=ints([1, k, k, 1]), strides=ints([1, stride, stride, 1]), padding=s(padding))
+        node(name, op, [x], T=float_t, ksize=ints([1, k, k, 1]), strides=ints([1, stride, stride, 1]),
+             padding=s(padding))
         channels[name] = channels[x]
         return name
 
@@ -354,7 +355,8 @@ def test_dnnlib_pickle_that_asks_for_code_is_refused(tmp_path, capsys):
             return (print, ("pwned",))
     data = pickle.dumps({"dnnlib": Evil()}, protocol=2)
     (tmp_path / "inception_v3_features.pkl").write_bytes(data)
-    with pytest.raises(FeatureNetworkError, match=r"inception_v3_features\.pkl: .*refusing to load global '__builtin__\.print'"):
+    with pytest.raises(FeatureNetworkError,
+                       match=r"inception_v3_features\.pkl: .*refusing to load global '__builtin__\.print'"):
         load_inception(tmp_path / "inception_v3_features.pkl")
     assert "pwned" not in capsys.readouterr().out
 

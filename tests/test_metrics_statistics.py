@@ -78,7 +78,8 @@ def test_kid_of_point_masses_is_the_kernel_distance():
     a, b = np.full((30, 4), 0.5), np.full((30, 4), -0.25)
     k = lambda u, v: (u @ v / 4 + 1) ** 3  # noqa: E731
     expected = k(a[0], a[0]) + k(b[0], b[0]) - 2 * k(a[0], b[0])
-    assert statistics.kernel_inception_distance(a, b, num_subsets=5, max_subset_size=10, seed=1) == pytest.approx(expected)
+    assert statistics.kernel_inception_distance(a, b, num_subsets=5, max_subset_size=10,
+                                                seed=1) == pytest.approx(expected)
 
 
 def test_kid_is_near_zero_for_one_distribution():

@@ -410,8 +410,10 @@ def _worker(report_path, argv):
             v.assign(np.full(v.shape, np.nan, np.float32))
         run_dir = train(self, **kw)
         report.update(run_dir=run_dir, resumed=self.resumed, cur_nimg=self.state.nimg,
-                      weights=_digest([v.numpy() for net in (self.state.G, self.state.D, self.state.G_ema) for v in net.variables]),
-                      optimizers=_digest([v.numpy() for opt in (self.state.opt_G, self.state.opt_D) for v in opt.variables]))
+                      weights=_digest([v.numpy() for net in (self.state.G, self.state.D,
+                                                             self.state.G_ema) for v in net.variables]),
+                      optimizers=_digest([v.numpy() for opt in (self.state.opt_G, self.state.opt_D)
+                                          for v in opt.variables]))
         with open(report_path, "w") as f:
             json.dump(report, f)
         return run_dir

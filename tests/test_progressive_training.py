@@ -143,7 +143,8 @@ def growing_run(data_dir, tmp_path_factory):
     straight = Trainer(_opts(data_dir, results, **kw), echo=False)
     straight.train(stop_after_ticks=3)
     resumed = Trainer(_opts(data_dir, results, **kw), resume=straight.run_dir, echo=False)
-    at = (int(resumed.state.cur_nimg.numpy()), float(resumed.state.prev_lod.numpy()), float(resumed.state.G.lod.numpy()))
+    at = (int(resumed.state.cur_nimg.numpy()), float(resumed.state.prev_lod.numpy()),
+          float(resumed.state.G.lod.numpy()))
     straight.train()
     resumed.train()
     return straight, resumed, at

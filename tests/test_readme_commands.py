@@ -81,7 +81,8 @@ def test_tiny_training_example_runs(tmp_path):
 
 
 @pytest.mark.parametrize("text, want", [
-    ("<!-- tested: a -->\n```sh\n# comment\npip x && y  # note\npython z \\\n    --k 1\n```\n", ["pip x && y", "python z --k 1"]),
+    ("<!-- tested: a -->\n```sh\n# comment\npip x && y  # note\npython z \\\n    --k 1\n```\n", ["pip x && y",
+                                                                                                 "python z --k 1"]),
 ])
 def test_block_parsing(text, want):
     assert readme_blocks(text) == {"a": want}

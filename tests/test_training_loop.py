@@ -37,7 +37,8 @@ def _opts(data_dir, result_dir, **kw):
 
 def _weights(trainer):
     return [(f"{net}:{i}:{v.path}", v.numpy().copy())
-            for net, m in (("G", trainer.state.G), ("D", trainer.state.D), ("Gs", trainer.state.G_ema)) for i, v in enumerate(m.variables)]
+            for net, m in (("G", trainer.state.G), ("D", trainer.state.D), ("Gs", trainer.state.G_ema))
+            for i, v in enumerate(m.variables)]
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,8 @@ def test_run_directory_holds_official_snapshots_logs_and_stats(resumed_run):
         assert np.isfinite(stats[0][key]), key
     assert stats[0]["minibatch"] == 8 and stats[1]["minibatch"] == 16
     log = open(os.path.join(run_a, "log.txt")).read()
-    assert "tick 2     kimg 0.128" in log and "Resumed from" in log and "sec/kimg" in log and "maintenance" in log and "cpumem" in log
+    for text in ("tick 2     kimg 0.128", "Resumed from", "sec/kimg", "maintenance", "cpumem"):
+        assert text in log, text
 
     # The snapshot is in NVIDIA's format and holds exactly the trained networks.
     nets = load_network_pkl(os.path.join(run_a, "network-final.pkl"))
@@ -135,8 +137,8 @@ def test_sigkill_mid_tick_leaves_valid_snapshot_and_resume_works(data_dir, tmp_p
             "--fmap-base", "128", "--fmap-max", "64", "--latent-dim", "32", "--mapping-layers", "2", "--batch", "4",
             "--batch-gpu", "4", "--tick-kimg", "0.032", "--snapshot-ticks", "1", "--total-kimg", "1000"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen([sys.executable, *map(str, args)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, *map(str, args)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     run_dir = None
     deadline = time.time() + 240
     try:
@@ -284,7 +286,8 @@ def test_fp16_training_stays_finite_and_skips_overflowing_steps(data_dir, tmp_pa
     assert last["loss_scale_G_pl"] < 2.0 ** 15, last
     ckpt = tf.train.load_checkpoint(t.state.checkpoints.latest_checkpoint)
     assert any("loss_scale_G_pl" in name for name in ckpt.get_variable_to_shape_map())
-    moved = [np.any(v.numpy() != b) for b, v in zip(before, t.state.G.trainable_variables + t.state.D.trainable_variables)]
+    moved = [np.any(v.numpy() != b) for b, v in zip(before,
+                                                    t.state.G.trainable_variables + t.state.D.trainable_variables)]
     assert np.mean(moved) > 0.9
     assert all(np.all(np.isfinite(v.numpy())) for v in t.state.G.variables + t.state.D.variables)
     nets = load_network_pkl(os.path.join(t.run_dir, "network-final.pkl"))
@@ -308,9 +311,11 @@ def test_bfloat16_training_runs_without_loss_scaling_and_resumes_only_as_bfloat1
     assert not any(k.startswith("loss_scale") or "overflow" in k for k in records[-1])
     ckpt = tf.train.load_checkpoint(t.state.checkpoints.latest_checkpoint)
     assert not any("loss_scale" in name for name in ckpt.get_variable_to_shape_map())
-    moved = [np.any(v.numpy() != b) for b, v in zip(before, t.state.G.trainable_variables + t.state.D.trainable_variables)]
+    moved = [np.any(v.numpy() != b) for b, v in zip(before,
+                                                    t.state.G.trainable_variables + t.state.D.trainable_variables)]
     assert np.mean(moved) > 0.9
-    assert all(v.dtype == tf.float32 and np.all(np.isfinite(v.numpy())) for v in t.state.G.variables + t.state.D.variables)
+    assert all(v.dtype == tf.float32 and np.all(np.isfinite(v.numpy()))
+               for v in t.state.G.variables + t.state.D.variables)
     nets = load_network_pkl(os.path.join(t.run_dir, "network-final.pkl"))
     assert np.all(np.isfinite(nets["G_ema"](tf.zeros([1, 32]), noise_mode="const").numpy()))
     with pytest.raises(TrainingError, match=r"mixed_dtype='bfloat16' \(now 'float16'\)"):

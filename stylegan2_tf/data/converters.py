@@ -86,7 +86,8 @@ def create_from_images(
         if max_images is not None:
             order = order[: int(max_images)]
         _log(verbose, "Loading %d images from %s" % (len(order), image_dir))
-        with MultiResolutionWriter(tfrecord_dir, overwrite=overwrite, progress_interval=100 if verbose else 0) as writer:
+        with MultiResolutionWriter(tfrecord_dir, overwrite=overwrite,
+                                   progress_interval=100 if verbose else 0) as writer:
             channels = None
             first = None
             for i in order:
@@ -249,7 +250,8 @@ def read_idx(path: str) -> np.ndarray:
     dims = struct.unpack(">%dI" % ndim, raw[4:header])
     count = int(np.prod(dims))
     if len(raw) - header != count:
-        raise DatasetError(path, "idx header announces %s (%d bytes) but the file holds %d" % (dims, count, len(raw) - header))
+        raise DatasetError(path, "idx header announces %s (%d bytes) but the file holds %d" % (dims, count,
+                                                                                               len(raw) - header))
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
@@ -258,7 +260,8 @@ def create_mnist(tfrecord_dir: str, mnist_dir: str, overwrite: bool = False, ver
     images = read_idx(os.path.join(mnist_dir, MNIST_IMAGES))
     labels = read_idx(os.path.join(mnist_dir, MNIST_LABELS))
     if images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise DatasetError(os.path.join(mnist_dir, MNIST_IMAGES), "expected [N, 28, 28] images, got %s" % (images.shape,))
+        raise DatasetError(os.path.join(mnist_dir, MNIST_IMAGES),
+                           "expected [N, 28, 28] images, got %s" % (images.shape,))
     if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
         raise DatasetError(
             os.path.join(mnist_dir, MNIST_LABELS), "%d labels for %d images" % (labels.shape[0], images.shape[0])
@@ -409,8 +412,9 @@ def create_lsun_wide(
     """LSUN with a non-square aspect: ``width x height`` on a ``width``-square canvas."""
     check_resolution_arg(width)
     if not 1 <= height <= width:
-        raise ValueError("height must lie in 1..width")
-    return _lsun_loop(lmdb_dir, tfrecord_dir, lambda img: lsun_wide_canvas(img, width, height), max_images, overwrite, verbose)
+        raise DatasetError(None, "--height must lie in 1..width, got %r" % (height,))
+    return _lsun_loop(lmdb_dir, tfrecord_dir, lambda img: lsun_wide_canvas(img, width, height), max_images, overwrite,
+                      verbose)
 
 
 # --------------------------------------------------------------------------
@@ -435,14 +439,16 @@ def create_celeba(
     if not names:
         raise DatasetError(folder, "no %s images found" % ext)
     if len(names) != CELEBA_EXPECTED_IMAGES:
-        print("Note: found %d CelebA images (the full set has %d)" % (len(names), CELEBA_EXPECTED_IMAGES), file=sys.stderr)
+        print("Note: found %d CelebA images (the full set has %d)" % (len(names), CELEBA_EXPECTED_IMAGES),
+              file=sys.stderr)
     order = shuffled_order(len(names))
     with MultiResolutionWriter(tfrecord_dir, overwrite=overwrite, progress_interval=1000 if verbose else 0) as writer:
         for i in order:
             path = os.path.join(folder, names[i])
             img = load_image(path)
             if img.shape != (218, 178, 3):
-                raise DatasetError(path, "expected a 178x218 RGB image, got %dx%d with %d channel(s)" % (img.shape[1], img.shape[0], img.shape[2]))
+                raise DatasetError(path, "expected a 178x218 RGB image, got %dx%d with %d channel(s)"
+                                   % (img.shape[1], img.shape[0], img.shape[2]))
             crop = img[cy - 64 : cy + 64, cx - 64 : cx + 64]
             if crop.shape[:2] != (128, 128):
                 raise DatasetError(path, "crop centre (%d, %d) puts the 128x128 crop outside the image" % (cx, cy))

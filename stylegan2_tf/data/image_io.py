@@ -104,7 +104,8 @@ def image_to_array(img: PIL.Image.Image, source: Optional[str] = None) -> np.nda
         elif mode in _TO_RGB:
             arr = np.asarray(img.convert("RGB"))
         else:
-            raise DatasetError(source, "unsupported image mode %r (supported: 1, L, LA, I;16, I, RGB, RGBA, P, CMYK)" % mode)
+            raise DatasetError(source,
+                               "unsupported image mode %r (supported: 1, L, LA, I;16, I, RGB, RGBA, P, CMYK)" % mode)
     except DatasetError:
         raise
     except Exception as exc:  # conversion of a damaged image
@@ -134,7 +135,7 @@ def center_crop_square(arr_hwc: np.ndarray) -> np.ndarray:
 def resize_array(arr_hwc: np.ndarray, width: int, height: int, resize_filter: str = "lanczos") -> np.ndarray:
     """Resize uint8 HWC (1 or 3 channels) with Pillow's box or Lanczos filter."""
     if resize_filter not in RESIZE_FILTERS:
-        raise ValueError("resize_filter must be one of %s" % sorted(RESIZE_FILTERS))
+        raise DatasetError(None, "resize_filter must be one of %s" % sorted(RESIZE_FILTERS))
     if arr_hwc.shape[0] == height and arr_hwc.shape[1] == width:
         return arr_hwc
     gray = arr_hwc.shape[2] == 1
@@ -165,7 +166,8 @@ def prepare_image(
     else:
         if h != w:
             if not center_crop:
-                raise DatasetError(source, "image is %dx%d (width x height), not square, and center cropping is off" % (w, h))
+                raise DatasetError(source,
+                                   "image is %dx%d (width x height), not square, and center cropping is off" % (w, h))
             arr_hwc = center_crop_square(arr_hwc)
         arr_hwc = resize_array(arr_hwc, resize, resize, resize_filter)
     return np.ascontiguousarray(arr_hwc.transpose(2, 0, 1))
@@ -173,7 +175,7 @@ def prepare_image(
 
 def check_resolution_arg(resolution: int) -> int:
     if resolution is None or not is_power_of_two(int(resolution)) or int(resolution) < 4:
-        raise ValueError("resolution must be a power of two >= 4, got %r" % (resolution,))
+        raise DatasetError(None, "resolution must be a power of two >= 4, got %r" % (resolution,))
     return int(resolution)
 
 
@@ -283,7 +285,8 @@ def parse_labels_json(data: bytes, names: Sequence[str], source: str) -> Optiona
             raise DatasetError(source, "duplicate entry for %r" % key)
         table[key] = label
     if len(table) != len(names):
-        raise DatasetError(source, "has %d labels but %d images were found; the counts must match" % (len(table), len(names)))
+        raise DatasetError(source, "has %d labels but %d images were found; the counts must match" % (len(table),
+                                                                                                      len(names)))
     missing = [n for n in names if n not in table]
     if missing:
         raise DatasetError(source, "no label for image %r (%d images unlabelled)" % (missing[0], len(missing)))

@@ -88,7 +88,8 @@ def mirror_images(images_nhwc: tf.Tensor, uniform: tf.Tensor) -> tf.Tensor:
     return tf.where(flip, tf.reverse(images_nhwc, axis=[2]), images_nhwc)
 
 
-def default_shuffle_buffer(info: DatasetInfo, num_images: Optional[int] = None, shuffle_mb: int = DEFAULT_SHUFFLE_MB) -> int:
+def default_shuffle_buffer(info: DatasetInfo, num_images: Optional[int] = None,
+                           shuffle_mb: int = DEFAULT_SHUFFLE_MB) -> int:
     bytes_per_image = int(np.prod(info.shape))
     n = info.num_images if num_images is None else num_images
     return int(max(1, min(n, (shuffle_mb << 20) // bytes_per_image)))

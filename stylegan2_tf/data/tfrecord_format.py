@@ -426,15 +426,18 @@ def count_records(path: str) -> int:
         while offset < size:
             header = f.read(_HEADER_BYTES)
             if len(header) < _HEADER_BYTES:
-                raise DatasetError(path, "record %d: truncated TFRecord file (incomplete header at byte %d)" % (count, offset))
+                raise DatasetError(path, "record %d: truncated TFRecord file (incomplete header at byte %d)" % (count,
+                                                                                                                offset))
             (length,) = struct.unpack("<Q", header[:8])
             (crc,) = struct.unpack("<I", header[8:])
             if masked_crc32c(header[:8]) != crc:
-                raise DatasetError(path, "record %d: corrupt TFRecord file (bad length checksum at byte %d)" % (count, offset))
+                raise DatasetError(path, "record %d: corrupt TFRecord file (bad length checksum at byte %d)" % (count,
+                                                                                                                offset))
             end = offset + _HEADER_BYTES + length + _FOOTER_BYTES
             if end > size:
                 raise DatasetError(
-                    path, "record %d: truncated TFRecord file (record needs %d bytes, file ends at %d)" % (count, end, size)
+                    path, "record %d: truncated TFRecord file (record needs %d bytes, file ends at %d)" % (count, end,
+                                                                                                           size)
                 )
             f.seek(end)
             offset = end
@@ -462,10 +465,12 @@ def iter_records(path: str, start_index: int = 0) -> Iterator[bytes]:
             return
         except tf.errors.DataLossError as exc:
             raise DatasetError(
-                path, "record %d: truncated or corrupt TFRecord data (%s)" % (index + start_index, exc.message.split("}}")[-1].strip())
+                path, "record %d: truncated or corrupt TFRecord data (%s)" % (index + start_index,
+                                                                              exc.message.split("}}")[-1].strip())
             ) from None
         except tf.errors.OpError as exc:
-            raise DatasetError(path, "record %d: cannot read TFRecord file (%s)" % (index + start_index, exc.message)) from None
+            raise DatasetError(path, "record %d: cannot read TFRecord file (%s)" % (index + start_index,
+                                                                                    exc.message)) from None
         yield record.numpy()
         index += 1
 

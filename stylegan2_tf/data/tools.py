@@ -85,7 +85,11 @@ def save_png(arr_hwc: np.ndarray, path: str) -> None:
 
 
 def display(
-    tfrecord_dir: str, output_png: str, num_images: int = 64, columns: Optional[int] = None, resolution: Optional[int] = None
+    tfrecord_dir: str,
+    output_png: str,
+    num_images: int = 64,
+    columns: Optional[int] = None,
+    resolution: Optional[int] = None,
 ) -> Tuple[int, np.ndarray]:
     """Write the first ``num_images`` images as one PNG grid; returns (count, their labels)."""
     info = read_dataset_info(tfrecord_dir, resolution)
@@ -104,7 +108,8 @@ def _label_entries(labels: np.ndarray):
     return [[float(v) for v in row] for row in labels]
 
 
-def extract(tfrecord_dir: str, output_dir: str, resolution: Optional[int] = None, max_images: Optional[int] = None) -> int:
+def extract(tfrecord_dir: str, output_dir: str, resolution: Optional[int] = None,
+            max_images: Optional[int] = None) -> int:
     """Write the images as ``img%08d.png`` in record order, plus ``dataset.json`` if there are labels.
 
     The folder can be converted back with ``create_from_images ... --shuffle 0``.

@@ -41,7 +41,8 @@ METRICS = {m.name: m for m in [
     # FID: SG2 takes 50k reals and np.cov (N-1); ADA's _full takes every real and divides by N.
     MetricDef("fid50k", "fid", 50000, 50000, "inception", NVLABS_SG2, (("ddof", 1),)),
     MetricDef("fid50k_full", "fid", 50000, None, "inception", NVLABS_ADA, (("ddof", 0),)),
-    MetricDef("kid50k", "kid", 50000, 50000, "inception", NVLABS_ADA, (("num_subsets", 100), ("max_subset_size", 1000))),
+    MetricDef("kid50k", "kid", 50000, 50000, "inception", NVLABS_ADA, (("num_subsets", 100), ("max_subset_size",
+                                                                                              1000))),
     MetricDef("kid50k_full", "kid", 50000, 1000000, "inception", NVLABS_ADA,
               (("num_subsets", 100), ("max_subset_size", 1000))),
     MetricDef("is50k", "is", 50000, 0, "inception", NVLABS_SG2, (("num_splits", 10),)),

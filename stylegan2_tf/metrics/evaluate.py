@@ -133,11 +133,7 @@ class Evaluator:
             if not self.opts.tfrecord_dir:
                 raise MetricError("this metric needs reals: pass --data-dir and --dataset")
             res = self.opts.G.config.img_resolution
-            from stylegan2_tf.data import DatasetError
-            try:
-                info = read_dataset_info(self.opts.tfrecord_dir)
-            except DatasetError as e:
-                raise MetricError(str(e)) from None
+            info = read_dataset_info(self.opts.tfrecord_dir)   # DatasetError names the file
             if res not in info.resolutions:
                 raise MetricError(f"{self.opts.tfrecord_dir}: dataset resolution {info.resolution} does not match the "
                                   f"network's {res}x{res}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from stylegan2_tf.metrics.inception import FeatureNetworkError, InceptionFeatures, InceptionV3FID
 from stylegan2_tf.metrics.lpips import LPIPS, LPIPSDistance
-from stylegan2_tf.metrics.torch_files import LEGACY_MAGIC_NUMBER, TorchFileError, read_torch_state_dict
+from stylegan2_tf.metrics.torch_files import LEGACY_MAGIC_NUMBER, read_torch_state_dict
 from stylegan2_tf.metrics.vgg16 import LPIPS_TAPS, VGG16FC2
 
 __all__ = ["FeatureNetworkError", "load_inception", "load_lpips", "load_vgg16", "file_kind"]
@@ -104,7 +104,8 @@ def _inception_from_graphdef(path):
     nodes = _read_graphdef(path)
     for required in ("pool_3", "softmax/weights", "softmax/biases", "conv/conv2d_params"):
         if required not in nodes:
-            raise FeatureNetworkError(f"{path}: GraphDef has no node '{required}' -- not the 2015-12-05 Inception graph")
+            raise FeatureNetworkError(f"{path}: GraphDef has no node '{required}' -- not the 2015-12-05 Inception "
+                                      f"graph")
 
     def const(name):
         node = nodes.get(name)
@@ -143,7 +144,7 @@ def _inception_from_graphdef(path):
 
 
 def _inception_from_torch(path):
-    sd = _torch_state_dict(path)
+    sd = read_torch_state_dict(path)
     first = sd.get("Conv2d_1a_3x3.conv.weight")
     if first is None or "fc.weight" not in sd:
         raise FeatureNetworkError(f"{path}: not pytorch-fid's Inception weights (no Conv2d_1a_3x3 / fc)")
@@ -194,13 +195,6 @@ def load_inception(path, batch_size=64):
 
 # --------------------------------------------------------------------------- VGG16 / LPIPS
 
-def _torch_state_dict(path):
-    try:
-        return read_torch_state_dict(path)
-    except TorchFileError as e:
-        raise FeatureNetworkError(str(e)) from None
-
-
 def _vgg_convs_from_torch(convs, sd, path):
     for conv in convs.convs:
         i = conv.torch_index
@@ -234,10 +228,11 @@ def load_lpips(path_or_paths):
             raise FeatureNetworkError(f"{p}: a pickle; NVIDIA's vgg16_zhang_perceptual.pkl is given alone, "
                                       f"the PyTorch files as a pair")
         if kind != "torch":
-            raise FeatureNetworkError(f"{p}: not a PyTorch .pth file (LPIPS needs torchvision's VGG16 + lpips' vgg.pth)")
+            raise FeatureNetworkError(f"{p}: not a PyTorch .pth file (LPIPS needs torchvision's VGG16 + lpips' "
+                                      f"vgg.pth)")
     if len(paths) != 2:
         raise FeatureNetworkError(f"{','.join(paths)}: LPIPS needs two files, torchvision's VGG16 and lpips' vgg.pth")
-    dicts = {p: _torch_state_dict(p) for p in paths}
+    dicts = {p: read_torch_state_dict(p) for p in paths}
     vgg_path = [p for p in paths if "features.0.weight" in dicts[p]]
     lin_path = [p for p in paths if "lin0.model.1.weight" in dicts[p]]
     if len(vgg_path) != 1:
@@ -303,7 +298,7 @@ def load_vgg16(path, batch_size=64):
         _refuse_dnnlib(path, "VGG16")
     if kind != "torch":
         raise FeatureNetworkError(f"{path}: not a PyTorch .pth file (expected torchvision's vgg16-397923af.pth)")
-    sd = _torch_state_dict(path)
+    sd = read_torch_state_dict(path)
     for key in ("classifier.0.weight", "classifier.3.weight"):
         if key not in sd:
             raise FeatureNetworkError(f"{path}: missing tensor '{key}' (not torchvision's full VGG16)")

@@ -38,7 +38,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2):
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
-        raise ValueError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+        raise ValueError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs "
+                         f"{sigma2.shape}")
     m = np.square(mu1 - mu2).sum()
     with warnings.catch_warnings():
         # Singular products (fewer samples than features) are expected in short runs; the

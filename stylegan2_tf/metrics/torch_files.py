@@ -146,7 +146,8 @@ def _read_zip(path, zf):
 
 def _read_legacy(path, f):
     def plain_load():
-        return _SafeTorchUnpickler(f, lambda _: (_ for _ in ()).throw(TorchFileError("storage outside the object"))).load()
+        return _SafeTorchUnpickler(f,
+                                   lambda _: (_ for _ in ()).throw(TorchFileError("storage outside the object"))).load()
 
     if plain_load() != LEGACY_MAGIC_NUMBER:
         raise TorchFileError(f"{path}: not a PyTorch file (wrong magic number)")

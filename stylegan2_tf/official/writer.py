@@ -117,7 +117,8 @@ def _generator_state(G, name, src):
     synthesis = _NetworkRecord(dict(version=4, name="G_synthesis", static_kwargs=dict(component_kw), components={},
                                     build_module_src=src, build_func_name=synthesis_func,
                                     variables=synthesis_vars))
-    mapping_net = _NetworkRecord(dict(version=4, name="G_mapping", static_kwargs=dict(component_kw, dlatent_broadcast=cfg.num_ws),
+    mapping_net = _NetworkRecord(dict(version=4, name="G_mapping",
+                                      static_kwargs=dict(component_kw, dlatent_broadcast=cfg.num_ws),
                                       components={}, build_module_src=src, build_func_name="G_mapping",
                                       variables=_rows_to_vars(mapping)))
     variables = (_lod_vars(G) or [("lod", np.float32(0.0))]) + _rows_to_vars(main)

@@ -21,8 +21,8 @@ import os
 import tensorflow as tf
 
 from ..data import make_dataset
-from ..metrics import (Evaluator, FeatureNetworkError, MetricError, MetricOptions, parse_metric_list,
-                       resolve_feature_files)
+from ..errors import UserError
+from ..metrics import Evaluator, MetricOptions, parse_metric_list, resolve_feature_files
 from .cluster import cluster_of_strategy
 from .machine import check_modconv_form, machine_line, precision_warning
 from .options import TrainingError, TrainingOptions
@@ -110,7 +110,7 @@ class Trainer:
             num_images=opts.metrics_num_images, batch_size=opts.batch_gpu, strategy=strategy, seed=opts.seed))
         try:
             evaluator.prepare(self.metrics, dataset=False)  # (the dataset is checked next, for training)
-        except (MetricError, FeatureNetworkError) as e:
+        except UserError as e:
             raise TrainingError(f"--metrics {opts.metrics}: {e} (training reads the files from "
                                 f"STYLEGAN2_TF_INCEPTION / _LPIPS / _VGG16 or the metrics config file)") from None
         return evaluator

@@ -29,7 +29,8 @@ def machine_line():
     """TensorFlow's version, the devices and whether its oneDNN CPU kernels are on: what a speed
     figure or a rounding difference in the log depends on."""
     onednn = {True: "on", False: "off", None: "unknown"}[onednn_enabled()]
-    return f"TensorFlow {tf.__version__}, {len(tf.config.list_logical_devices('GPU'))} GPU(s), oneDNN CPU kernels {onednn}"
+    gpus = len(tf.config.list_logical_devices("GPU"))
+    return f"TensorFlow {tf.__version__}, {gpus} GPU(s), oneDNN CPU kernels {onednn}"
 
 
 def precision_warning(opts):
