@@ -20,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 from feature_net_weights import state_dict_for, seeded_images  # noqa: E402
 from torch_pth_writer import write_pth  # noqa: E402
 from stylegan2_tf.metrics import FeatureNetworkError, load_inception, load_lpips, load_vgg16  # noqa: E402
-from stylegan2_tf.metrics.torch_files import TorchFileError, read_torch_state_dict  # noqa: E402
+from stylegan2_tf.torch_files import TorchFileError, read_torch_state_dict  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
 TORCH_FIXTURES = HERE / "fixtures" / "torch"

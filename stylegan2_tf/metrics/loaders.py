@@ -20,7 +20,7 @@ import numpy as np
 
 from stylegan2_tf.metrics.inception import FeatureNetworkError, InceptionFeatures, InceptionV3FID
 from stylegan2_tf.metrics.lpips import LPIPS, LPIPSDistance
-from stylegan2_tf.metrics.torch_files import LEGACY_MAGIC_NUMBER, read_torch_state_dict
+from stylegan2_tf.torch_files import LEGACY_MAGIC_NUMBER, read_torch_state_dict
 from stylegan2_tf.metrics.vgg16 import LPIPS_TAPS, VGG16FC2
 
 __all__ = ["FeatureNetworkError", "load_inception", "load_lpips", "load_vgg16", "file_kind"]

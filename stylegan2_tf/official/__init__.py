@@ -1,19 +1,38 @@
-"""NVIDIA's official TF1 network pickles: safe reading, conversion to our networks."""
+"""NVIDIA's network pickles (TF1, and stylegan2-ada-pytorch's): safe reading, conversion to our networks."""
 
-from .unpickler import (NetworkPickleError, NetworkState, RestrictedUnpickler, UnsafePickleError,
-                        read_network_pickle, restricted_loads)
+import os
+
+from .pytorch_format import is_pytorch_snapshot, snapshot_states
+from .unpickler import (NetworkPickleError, NetworkState, RestrictedUnpickler, UnsafePickleError, load_pickle,
+                        read_network_pickle, restricted_loads, tf1_networks)
 from .tf1_format import (G_ARCHITECTURE, discriminator_config, discriminator_from_state, generator_config,
                          generator_family, generator_from_state, read_lod, tf1_variable_names)
 
 
-def load_network_pkl(path, load=("G", "D", "G_ema")):
-    """Load an official (G, D, Gs) pickle -> {'G', 'D', 'G_ema', 'family'} of Keras networks.
+def load_network_pkl(path, load=("G", "D", "G_ema"), fp32=True):
+    """Load a network pickle -> {'G', 'D', 'G_ema', 'family', 'format', 'extras'} of Keras networks.
 
-    `load` selects which networks to build (building D for generation is wasted work).
-    Nothing in the file is executed; see `unpickler`.
+    The file is NVIDIA's TF1 (G, D, Gs) tuple or a stylegan2-ada-pytorch snapshot (a dict of G, D,
+    G_ema, augment_pipe, training_set_kwargs), told apart by what it holds. `load` selects which
+    networks to build (building D for generation is wasted work). fp32: a PyTorch network's
+    `num_fp16_res` blocks compute in float32 (the TF1 format has the setting only in ADA pickles,
+    which keep it). `extras`: what a PyTorch snapshot holds besides the networks (reported, not
+    used). Nothing in the file is executed; see `unpickler`.
     """
-    G, D, Gs = read_network_pickle(path)
-    out = {"family": generator_family(Gs, f"{path}: Gs")}
+    path = os.fspath(path)
+    obj = load_pickle(path)
+    extras = {}
+    if is_pytorch_snapshot(obj):
+        states, extras = snapshot_states(obj, path, fp32=fp32)
+        missing = [k for k, ours in (("G", "G"), ("D", "D")) if k in load and ours not in states]
+        if missing:
+            raise NetworkPickleError(f"{path}: the stylegan2-ada-pytorch pickle has no {' or '.join(missing)}")
+        G, D, Gs = states.get("G"), states.get("D"), states["Gs"]
+        fmt = "stylegan2-ada-pytorch"
+    else:
+        G, D, Gs = tf1_networks(obj, path)
+        fmt = "tf1"
+    out = {"family": generator_family(Gs, f"{path}: Gs"), "format": fmt, "extras": extras}
     try:
         if out["family"] in G_ARCHITECTURE:   # growing networks: one lod for G, D and Gs
             resolution = generator_config(Gs, "Gs").img_resolution
@@ -33,6 +52,7 @@ def load_network_pkl(path, load=("G", "D", "G_ema")):
 
 
 __all__ = [
+    "load_pickle", "tf1_networks", "is_pytorch_snapshot", "snapshot_states",
     "NetworkPickleError", "UnsafePickleError", "NetworkState", "RestrictedUnpickler", "read_network_pickle",
     "restricted_loads", "load_network_pkl", "generator_config", "discriminator_config", "generator_family",
     "generator_from_state", "discriminator_from_state", "tf1_variable_names",

@@ -1,12 +1,15 @@
-"""Reading NVIDIA's TF1 network pickles without executing anything from them.
+"""Reading NVIDIA's network pickles without executing anything from them.
 
-An official pickle is `(G, D, Gs)`, three `dnnlib.tflib.network.Network` objects.
-NVIDIA's own `Network.__setstate__` `exec`s the Python source stored in the
-pickle; loading one with the plain `pickle` module runs whatever a file says. Here
-the unpickler resolves only an allowlist of globals: the Network class becomes a
-passive `NetworkState` that merely keeps its state dict, and numpy arrays are
-rebuilt through numpy's own reconstructors. Any other global -- `os.system`,
-`builtins.eval`, a class of some other package -- is refused before it is called.
+A TF1 pickle is `(G, D, Gs)`, three `dnnlib.tflib.network.Network` objects; a
+stylegan2-ada-pytorch one is a dict of PyTorch modules made persistent by
+`torch_utils.persistence`. NVIDIA's own loaders `exec` the Python source stored in the
+pickle; loading one with the plain `pickle` module runs whatever a file says. Here the
+unpickler resolves only an allowlist of globals: the Network class becomes a passive
+`NetworkState` that merely keeps its state dict, a persistent module a passive
+`TorchModule` (pytorch_format.py), numpy arrays are rebuilt through numpy's own
+reconstructors and tensors by the restricted PyTorch reader (torch_files.py). Any other
+global -- `os.system`, `builtins.eval`, a class of some other package -- is refused before
+it is called.
 """
 
 import importlib
@@ -15,6 +18,8 @@ import os
 import pickle
 
 import numpy as np
+
+from .. import torch_files
 from ..errors import UserError
 
 
@@ -60,6 +65,50 @@ class NetworkState:
         return f"NetworkState(name={self.name!r}, build_func_name={self.build_func_name!r})"
 
 
+class TorchModule:
+    """Stand-in for a module of NVIDIA's `torch_utils.persistence`: its class name, the source
+    text it was pickled with (never run) and its state (`__dict__`: parameters, buffers, child
+    modules, constructor arguments)."""
+
+    def __init__(self, class_name, module_src, state):
+        self.class_name, self.module_src, self.state = class_name, module_src, state
+
+    @property
+    def children(self):
+        return {k: v for k, v in (self.state.get("_modules") or {}).items() if v is not None}
+
+    @property
+    def init_kwargs(self):
+        return dict(self.state.get("_init_kwargs") or {})
+
+    def tensors(self, prefix=""):
+        """{dotted name: array} of the parameters and buffers, as `state_dict()` names them."""
+        out = {}
+        for group in ("_parameters", "_buffers"):
+            for name, value in (self.state.get(group) or {}).items():
+                if value is not None:
+                    out[prefix + name] = np.asarray(value)
+        for name, child in self.children.items():
+            if not isinstance(child, TorchModule):
+                raise NetworkPickleError(f"{prefix}{name}: a {type(child).__name__}, not a persistent module")
+            out.update(child.tensors(f"{prefix}{name}."))
+        return out
+
+    def __repr__(self):
+        return f"TorchModule({self.class_name})"
+
+
+def reconstruct_module(meta):
+    """`torch_utils.persistence._reconstruct_persistent_obj`, without importing the source."""
+    if not isinstance(meta, dict) or meta.get("type") != "class" or not isinstance(meta.get("state"), dict):
+        raise NetworkPickleError("a persistent object that is not a pickled class instance")
+    if meta.get("version") != 6:
+        raise NetworkPickleError(f"torch_utils.persistence version {meta.get('version')!r} is not supported (6)")
+    if not isinstance(meta.get("class_name"), str) or not isinstance(meta.get("module_src"), str):
+        raise NetworkPickleError("a persistent object without class name or module source")
+    return TorchModule(meta["class_name"], meta["module_src"], meta["state"])
+
+
 class _EasyDict(dict):
     """Stand-in for `dnnlib.util.EasyDict` (a dict)."""
 
@@ -87,6 +136,12 @@ def _allowed_globals():
         ("collections", "OrderedDict"): lambda: __import__("collections").OrderedDict,
         # Protocol-2 pickles encode bytes through _codecs.encode(str, 'latin1').
         ("_codecs", "encode"): lambda: _latin1_encode,
+        # stylegan2-ada-pytorch pickles: persistent modules and their tensors.
+        ("torch_utils.persistence", "_reconstruct_persistent_obj"): lambda: reconstruct_module,
+        ("torch._utils", "_rebuild_tensor_v2"): lambda: torch_files.rebuild_tensor,
+        ("torch._utils", "_rebuild_parameter"): lambda: torch_files.rebuild_parameter,
+        ("torch.storage", "_load_from_bytes"): lambda: torch_files.read_storage_bytes,
+        ("dnnlib", "EasyDict"): lambda: _EasyDict,
     }
 
 
@@ -115,11 +170,9 @@ def restricted_loads(data: bytes):
     return RestrictedUnpickler(io.BytesIO(data)).load()
 
 
-def read_network_pickle(path):
-    """Read an official TF1 network pickle -> tuple of NetworkState (G, D, Gs).
-
-    Raises NetworkPickleError with a one-line message naming `path` and the problem.
-    """
+def load_pickle(path):
+    """The object of a network pickle of either kind, read by the restricted unpickler.
+    Raises NetworkPickleError with a one-line message naming `path` and the problem."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise NetworkPickleError(f"{path}: no such file")
@@ -135,18 +188,29 @@ def read_network_pickle(path):
         raise UnsafePickleError(f"{path}: {e}") from None
     except NetworkPickleError as e:
         raise NetworkPickleError(f"{path}: {e}") from None
+    except UserError as e:   # a damaged tensor inside a PyTorch pickle
+        raise NetworkPickleError(f"{path}: {e}") from None
     except Exception as e:  # truncated, garbage, wrong protocol ...
         raise NetworkPickleError(f"{path}: not a readable pickle ({type(e).__name__}: {e})") from None
+    return obj
 
-    if isinstance(obj, dict) and {"G", "D", "G_ema"} <= set(obj):
-        raise NetworkPickleError(
-            f"{path}: this is a stylegan2-ada-pytorch pickle (PyTorch modules); only NVIDIA's TensorFlow "
-            f"pickles (a tuple G, D, Gs) are supported")
+
+def read_network_pickle(path):
+    """Read an official TF1 network pickle -> tuple of NetworkState (G, D, Gs).
+
+    Raises NetworkPickleError with a one-line message naming `path` and the problem.
+    """
+    path = os.fspath(path)
+    return tf1_networks(load_pickle(path), path)
+
+
+def tf1_networks(obj, path):
+    """The (G, D, Gs) NetworkStates of an unpickled TF1 network pickle, checked."""
     if not (isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(n, NetworkState) for n in obj)):
         what = type(obj).__name__ if not isinstance(obj, tuple) else f"tuple of {len(obj)}"
         raise NetworkPickleError(
-            f"{path}: not a StyleGAN2 network pickle (expected a tuple (G, D, Gs) of dnnlib Networks, "
-            f"found {what})")
+            f"{path}: not a StyleGAN2 network pickle (expected NVIDIA's TF1 tuple (G, D, Gs) of dnnlib Networks "
+            f"or a stylegan2-ada-pytorch dict of G, D and G_ema; found {what})")
     for net in obj:
         version = net.state.get("version")
         if version not in (2, 3, 4, 5):

@@ -1,4 +1,6 @@
-"""Reading PyTorch `.pth` state dicts without PyTorch and without running pickled code.
+"""Reading PyTorch's serialization without PyTorch and without running pickled code: `.pth`
+state dicts (the feature networks of the metrics) and the tensors inside network pickles
+(official/pytorch_format.py).
 
 Two on-disk formats exist and the published feature-network weights use both:
 
@@ -22,7 +24,7 @@ import zipfile
 from collections import OrderedDict
 
 import numpy as np
-from ..errors import UserError
+from .errors import UserError
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
@@ -180,6 +182,27 @@ def _read_legacy(path, f):
             raise TorchFileError(f"{path}: truncated or inconsistent storage {key!r}")
         st.data = np.frombuffer(raw, dtype=st.dtype.newbyteorder("<")).astype(st.dtype)
     return obj
+
+
+def rebuild_tensor(storage, storage_offset, size, stride, *unused):
+    """`torch._utils._rebuild_tensor_v2` for a storage whose bytes are loaded -> np.ndarray."""
+    return _rebuild_tensor(storage, storage_offset, size, stride).materialize()
+
+
+def rebuild_parameter(data, requires_grad=False, backward_hooks=None, *unused):
+    """`torch._utils._rebuild_parameter`: a Parameter is its data here."""
+    return data
+
+
+def read_storage_bytes(data):
+    """`torch.storage._load_from_bytes`: a storage pickled on its own (torch.save in the legacy
+    format, as `pickle.dump` of a tensor writes it) -> the storage with its data loaded."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise TorchFileError(f"a pickled storage must be bytes, got {type(data).__name__}")
+    storage = _read_legacy("storage", io.BytesIO(bytes(data)))
+    if not isinstance(storage, _Storage) or storage.data is None:
+        raise TorchFileError("a pickled storage holds no tensor data")
+    return storage
 
 
 def read_torch_state_dict(path):
