@@ -92,6 +92,8 @@ def build_parser(prog="dataset_tool.py"):
         _flag(p, "center_crop", type=_bool, default=True,
               help="With --resize: crop non-square images to their central square; 0 rejects them (default: 1)")
         _flag(p, "labels", default=None, help="dataset.json with labels (default: dataset.json at the root, if any)")
+        _flag(p, "labels_from_folders", type=_bool, default=False,
+              help="One class per top-level sub-folder (sorted by name; the names go to classes.json) (default: 0)")
         _flag(p, "max_images", type=int, default=None, help="Use at most this many images")
 
     p = cmd("create_from_images", "Create a dataset from a folder of images (recursive; PNG, JPEG, WebP).",
@@ -191,7 +193,7 @@ def run(args):
         fn = sd.create_from_images if c == "create_from_images" else sd.create_from_zip
         n = fn(args.tfrecord_dir, src, shuffle=args.shuffle, resize=args.resize, resize_filter=args.resize_filter,
                center_crop=args.center_crop, labels_json=args.labels, max_images=args.max_images,
-               overwrite=args.overwrite, verbose=True)
+               overwrite=args.overwrite, verbose=True, labels_from_folders=args.labels_from_folders)
         print("Created %s with %d images" % (args.tfrecord_dir, n))
     elif c == "create_cifar10":
         n = sd.create_cifar10(args.tfrecord_dir, args.cifar10_dir, overwrite=args.overwrite, verbose=True)

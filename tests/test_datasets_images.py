@@ -291,3 +291,39 @@ def test_corrupt_image_in_zip_is_named(tmp_path):
     with pytest.raises(DatasetError, match=r"imgs\.zip:d/zz\.png: cannot read image"):
         create_from_zip(str(tmp_path / "out"), zpath)
     assert_nothing_written(tmp_path, "out")
+
+
+def test_labels_from_class_folders(tmp_path):
+    """One class per top-level sub-folder: the image of each record carries its folder's one-hot
+    label (sorted folder names), and classes.json names the columns."""
+    src = tmp_path / "src"
+    rng = np.random.RandomState(3)
+    folders = {"dog": 3, "cat": 2, "zebra": 1}
+    by_pixels = {}
+    for folder, n in folders.items():
+        for i in range(n):
+            arr = rng.randint(0, 256, size=(8, 8, 3), dtype=np.uint8)
+            save(str(src / folder / ("sub" if i else "") / ("img%d.png" % i)), arr)
+            by_pixels[arr.tobytes()] = folder
+    out = str(tmp_path / "ds")
+    assert create_from_images(out, str(src), shuffle=True, labels_from_folders=True) == 6
+    info = read_dataset_info(out)
+    assert info.class_names == ("cat", "dog", "zebra") and info.label_size == 3
+    labels = info.load_labels()
+    for image, label in zip(iter_images(info.files[0]), labels):
+        folder = by_pixels[image.transpose(1, 2, 0).tobytes()]
+        np.testing.assert_array_equal(label, np.eye(3)[["cat", "dog", "zebra"].index(folder)])
+    assert json.load(open(os.path.join(out, "classes.json"))) == {"classes": ["cat", "dog", "zebra"]}
+
+
+def test_labels_from_folders_refuses_loose_images_and_two_sources(tmp_path):
+    src = tmp_path / "src"
+    save(str(src / "cat" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    save(str(src / "b.png"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(DatasetError, match=r"image 'b\.png' is not in a class sub-folder \(1 such images\)"):
+        create_from_images(str(tmp_path / "x"), str(src), labels_from_folders=True)
+    os.remove(src / "b.png")
+    (src / "dataset.json").write_text(json.dumps({"labels": [["cat/a.png", 0]]}))
+    with pytest.raises(DatasetError, match="labels from a dataset.json and from folders: choose one"):
+        create_from_images(str(tmp_path / "y"), str(src), labels_from_folders=True)
+    assert not os.path.exists(tmp_path / "x") and not os.path.exists(tmp_path / "y")

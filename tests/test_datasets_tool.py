@@ -165,3 +165,21 @@ def test_errors_exit_1_and_write_nothing(tmp_path, capsys):
     assert "power of two" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         tool.main(["create_from_images", str(tmp_path / "o3"), src, "--resize-filter", "bicubic"])
+
+
+def test_labels_from_folders_on_the_command_line(tmp_path, capsys):
+    import PIL.Image
+    src = tmp_path / "imgs"
+    for folder in ("ships", "cars"):
+        (src / folder).mkdir(parents=True)
+        PIL.Image.new("RGB", (8, 8), (10, 20, 30)).save(src / folder / "x.png")
+    d = str(tmp_path / "d")
+    assert tool.main(["create_from_images", d, str(src), "--labels-from-folders", "1"]) == 0
+    capsys.readouterr()
+    assert tool.main(["info", d]) == 0
+    out = capsys.readouterr().out
+    assert "Label size:  2" in out and "Classes:     0 cars, 1 ships" in out
+    PIL.Image.new("RGB", (8, 8)).save(src / "loose.png")
+    assert tool.main(["create_from_images", str(tmp_path / "e"), str(src), "--labels-from-folders", "1"]) == 1
+    assert "Error: %s: image 'loose.png' is not in a class sub-folder" % src in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "e")

@@ -26,6 +26,7 @@ from stylegan2_tf.data.image_io import (
     ImageSource,
     check_resolution_arg,
     center_crop_square,
+    labels_from_folders as labels_from_folders_of,
     load_image,
     parse_labels_json,
     prepare_image,
@@ -56,11 +57,14 @@ def create_from_images(
     max_images: Optional[int] = None,
     overwrite: bool = False,
     verbose: bool = False,
+    labels_from_folders: bool = False,
 ) -> int:
     """Convert every image of a folder (recursive) or a zip archive; returns the count.
 
     Labels come from ``labels_json`` or, if absent, from a ``dataset.json`` at
-    the root of the folder/archive (``{"labels": [[relative/path.png, class], ...]}``).
+    the root of the folder/archive (``{"labels": [[relative/path.png, class], ...]}``,
+    stylegan2-ada-pytorch's format). ``labels_from_folders``: one class per top-level
+    sub-folder instead (sorted by name; the names go to the dataset's ``classes.json``).
     Without ``resize`` all images must be square, power-of-two and equal in
     size; with ``resize=R`` they are center-cropped (unless ``center_crop``
     is False, then non-square images are an error) and resized to R x R with
@@ -70,8 +74,13 @@ def create_from_images(
         resize = check_resolution_arg(resize)
     with ImageSource(image_dir) as source:
         names = source.names
-        labels = None
-        if labels_json is not None:
+        labels = class_names = None
+        if labels_from_folders:
+            if labels_json is not None or source.find_labels_json() is not None:
+                raise DatasetError(labels_json or source.labels_json_name(),
+                                   "labels from a dataset.json and from folders: choose one")
+            labels, class_names = labels_from_folders_of(names, image_dir)
+        elif labels_json is not None:
             try:
                 with open(labels_json, "rb") as f:
                     data = f.read()
@@ -104,7 +113,8 @@ def create_from_images(
                     )
                 writer.add_image(img, where)
             if labels is not None:
-                writer.set_labels(labels[order], source.labels_json_name() if labels_json is None else labels_json)
+                writer.set_labels(labels[order], source.labels_json_name() if labels_json is None else labels_json,
+                                  class_names=class_names)
         return len(order)
 
 

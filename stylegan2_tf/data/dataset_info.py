@@ -24,6 +24,7 @@ from stylegan2_tf.data.tfrecord_format import (
     list_label_files,
     list_tfrecord_files,
     load_labels,
+    read_class_names,
     read_first_image,
 )
 
@@ -74,6 +75,7 @@ class DatasetInfo:
     file_counts: Tuple[int, ...]  # records per file
     label_file: Optional[str]
     resolutions: Tuple[int, ...]  # every resolution present in the directory, largest first
+    class_names: Optional[Tuple[str, ...]] = None  # of the one-hot label columns (classes.json)
 
     @property
     def resolution_log2(self) -> int:
@@ -146,4 +148,10 @@ def read_dataset_info(tfrecord_dir: str, resolution: Optional[int] = None) -> Da
         file_counts=counts,
         label_file=label_file,
         resolutions=resolutions,
+        class_names=None if not label_size else _class_names(tfrecord_dir, label_size),
     )
+
+
+def _class_names(tfrecord_dir, label_size):
+    names = read_class_names(tfrecord_dir, label_size)
+    return None if names is None else tuple(names)

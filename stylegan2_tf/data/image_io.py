@@ -260,6 +260,19 @@ class ImageSource:
         return False
 
 
+def labels_from_folders(names: Sequence[str], source: str):
+    """One class per top-level sub-folder: -> (one-hot labels for ``names``, class names). The
+    classes are the sub-folders in sorted order; every image must lie in one."""
+    loose = [n for n in names if "/" not in n]
+    if loose:
+        raise DatasetError(source, "image %r is not in a class sub-folder (%d such images); with labels from "
+                                   "folders every image must lie in one" % (loose[0], len(loose)))
+    folders = [n.split("/", 1)[0] for n in names]
+    classes = sorted(set(folders))
+    index = {c: i for i, c in enumerate(classes)}
+    return one_hot(np.array([index[f] for f in folders], dtype=np.int64), len(classes), source), classes
+
+
 def parse_labels_json(data: bytes, names: Sequence[str], source: str) -> Optional[np.ndarray]:
     """Labels for ``names`` from a ``dataset.json`` (``{"labels": [[path, label], ...]}``).
 

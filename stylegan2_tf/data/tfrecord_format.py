@@ -33,6 +33,7 @@ interrupted or failed conversion leaves nothing half written.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import struct
@@ -48,6 +49,8 @@ FEATURE_SHAPE = "shape"
 FEATURE_DATA = "data"
 TFRECORD_SUFFIX = ".tfrecords"
 LABELS_SUFFIX = "-rxx.labels"
+# Names of the classes of one-hot labels, one per column: {"classes": [name, ...]} (optional).
+CLASSES_JSON = "classes.json"
 MIN_RESOLUTION_LOG2 = 2
 # Seed of the record order used by the conversion tool (the same permutation
 # as NVIDIA's dataset tool, so equal inputs give record-for-record equal sets).
@@ -84,6 +87,21 @@ def list_tfrecord_files(tfrecord_dir: str) -> List[str]:
 def list_label_files(tfrecord_dir: str) -> List[str]:
     """Sorted ``*.labels`` files of a dataset directory (the first one is used)."""
     return sorted(glob.glob(os.path.join(glob.escape(tfrecord_dir), "*.labels")))
+
+
+def read_class_names(tfrecord_dir: str, label_size: int) -> Optional[List[str]]:
+    """The class names of a dataset's label columns (``classes.json``), or None without one."""
+    path = os.path.join(tfrecord_dir, CLASSES_JSON)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            names = json.load(f)["classes"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(path, "not a class-names file (%s)" % exc) from None
+    if not isinstance(names, list) or len(names) != label_size:
+        raise DatasetError(path, "expected %d class names, one per label column" % label_size)
+    return [str(n) for n in names]
 
 
 def is_power_of_two(n: int) -> bool:
@@ -260,6 +278,7 @@ class MultiResolutionWriter:
         self.shape: Optional[Tuple[int, int, int]] = None
         self.resolution_log2: Optional[int] = None
         self._labels: Optional[np.ndarray] = None
+        self._class_names: Optional[List[str]] = None
         self._writers = []
         self._closed = False
         if os.path.exists(self.tfrecord_dir):
@@ -311,12 +330,17 @@ class MultiResolutionWriter:
             end = "\r" if sys.stdout.isatty() else "\n"
             print("%d images" % self.num_images, end=end, flush=True)
 
-    def set_labels(self, labels: np.ndarray, source: Optional[str] = None) -> None:
-        """Labels, one row per image in the order the images were added."""
+    def set_labels(self, labels: np.ndarray, source: Optional[str] = None,
+                   class_names: Optional[Sequence[str]] = None) -> None:
+        """Labels, one row per image in the order the images were added; ``class_names``: the
+        name of each one-hot column (written as ``classes.json``)."""
         labels = np.asarray(labels, dtype=np.float32)
         if labels.ndim != 2:
             raise DatasetError(source, "labels must be a 2-D array [num_images, label_size], got %s" % (labels.shape,))
+        if class_names is not None and len(class_names) != labels.shape[1]:
+            raise DatasetError(source, "%d class names for %d label columns" % (len(class_names), labels.shape[1]))
         self._labels = labels
+        self._class_names = None if class_names is None else [str(n) for n in class_names]
 
     # -- finishing ---------------------------------------------------------
 
@@ -338,6 +362,9 @@ class MultiResolutionWriter:
                     )
                 with open(os.path.join(self._tmp_dir, os.path.basename(labels_path(self.tfrecord_dir))), "wb") as f:
                     np.save(f, self._labels.astype(np.float32))
+                if self._class_names is not None:
+                    with open(os.path.join(self._tmp_dir, CLASSES_JSON), "w") as f:
+                        json.dump({"classes": self._class_names}, f, indent=1)
             self._commit()
         except BaseException:
             self.abort()

@@ -56,6 +56,8 @@ def describe(info: DatasetInfo) -> str:
         "Images:      %d" % info.num_images,
         "Label size:  %d" % info.label_size,
         "Labels file: %s" % (info.label_file or "-"),
+        "Classes:     %s" % (", ".join("%d %s" % (i, n) for i, n in enumerate(info.class_names))
+                             if info.class_names else "-"),
         "Resolutions: %s" % ", ".join(str(r) for r in info.resolutions),
     ]
     lines += ["File:        %s (%d records)" % (p, c) for p, c in zip(info.files, info.file_counts)]
