@@ -161,3 +161,39 @@ def test_run_generator_writes_generate_py_images(tmp_path):
             diff = np.abs(ours.astype(int) - want.astype(int))
             assert diff.max() <= 1, (name, seed, diff.max())
             assert np.std(want) > 5   # the images are not flat: the comparison means something
+
+
+def test_snapshots_of_ada_networks_are_written_in_the_ada_tf1_format(tmp_path):
+    """A conditional stylegan2-ada network (label embedding, D's label mapping) is written as
+    NVlabs/stylegan2-ada's TF1 pickle, the format stylegan2-ada-pytorch's legacy.py converts, and
+    reads back identically."""
+    from stylegan2_tf.official import read_network_pickle
+    from stylegan2_tf.official.writer import save_network_pkl
+    nets = load_network_pkl(FIXTURES / "ada-pt-cond-orig16-fp16.pkl", fp32=False)
+    path = tmp_path / "snap.pkl"
+    save_network_pkl(path, nets["G"], nets["D"], nets["G_ema"])
+    G, D, Gs = read_network_pickle(path)
+    assert (G.build_func_name, G.components["synthesis"].build_func_name, D.build_func_name) == \
+        ("G_main", "G_synthesis", "D_main")
+    kw = Gs.static_kwargs
+    assert (kw["label_size"], kw["num_fp16_res"], kw["conv_clamp"], kw["architecture"], kw["fmap_base"]) == \
+        (3, 2, 256.0, "orig", 256)    # channel_base 512 = 2 x fmap_base
+    assert "LabelEmbed/weight" in Gs.components["mapping"].variables and "Mapping0/weight" in D.variables
+    again = load_network_pkl(path, fp32=False)
+    for key in ("G", "D", "G_ema"):
+        assert again[key].config == nets[key].config
+        for a, b in zip(again[key].variables, nets[key].variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=b.path)
+
+
+def test_a_d_that_legacy_py_cannot_convert_is_warned_about(tmp_path, caplog):
+    from stylegan2_tf.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+    from stylegan2_tf.official.writer import save_network_pkl
+    g = GeneratorConfig(img_resolution=8, z_dim=8, w_dim=8, mapping_layers=1, mapping_fmaps=8, fmap_base=64,
+                        fmap_max=64)
+    for fmap_base, warned in ((128, False), (64, True)):   # Dense0: nf(0) = min(fmap_base, 64); 4x4: nf(1)
+        D = Discriminator(DiscriminatorConfig(img_resolution=8, fmap_base=fmap_base, fmap_max=64)).build_weights()
+        G = Generator(g).build_weights()
+        caplog.clear()
+        save_network_pkl(tmp_path / "s.pkl", G, D, G)
+        assert ("legacy.py cannot convert" in caplog.text) == warned

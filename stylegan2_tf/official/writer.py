@@ -3,14 +3,21 @@
 The file is `(G, D, Gs)` of `dnnlib.tflib.network.Network` states, with the variable
 names, order and NCHW layouts of NVlabs/stylegan2, so that our loader,
 stylegan2-ada-pytorch's `legacy.py` and (with the module source embedded) NVIDIA's TF1
-code read it. The TF1 loader executes `build_module_src`; we do not ship NVIDIA's
-module, so by default a short placeholder is written there. `module_src` lets a user
-embed their own copy of `training/networks_stylegan2.py` (`networks_stylegan.py` for
-config A's G_style / D_basic). Growing networks (configs A-D) are written with their
-build functions and `lod` variables.
+code read it. Networks of the StyleGAN2-ADA kind -- G's label embedding and D's label
+mapping (`label_mode` 'embed' / 'cmap', as stylegan2-ada-pytorch pickles have) -- are written
+in NVlabs/stylegan2-ada's TF1 format instead (`G_synthesis`, `D_main`, `LabelEmbed`,
+`Mapping{i}`, with `num_fp16_res`, `conv_clamp` and `w_avg_beta` in the kwargs), which
+`legacy.py` converts too. `legacy.py` assumes D's Dense0 is as wide as its 4x4 features
+(fmap_base >= 2 x fmap_max); a network that is not gets a warning.
+
+The TF1 loader executes `build_module_src`; we do not ship NVIDIA's module, so by default a
+short placeholder is written there. `module_src` lets a user embed their own copy of
+`training/networks_stylegan2.py` (`networks_stylegan.py` for config A's G_style / D_basic).
+Growing networks (configs A-D) are written with their build functions and `lod` variables.
 """
 
 import io
+import logging
 import os
 import pickle
 import tempfile
@@ -58,6 +65,33 @@ _G_FUNCS = {"stylegan1": ("G_style", "G_synthesis", {}),
                         {"synthesis_func": "G_synthesis_stylegan_revised"})}
 _D_FUNCS = {"basic": "D_basic", "stylegan": "D_stylegan"}
 
+log = logging.getLogger(__name__)
+
+
+def is_ada_style(G, D):
+    """Whether (G, D) are written in the StyleGAN2-ADA format (label embedding / label mapping)."""
+    return G.config.label_mode == "embed" or D.config.label_mode == "cmap"
+
+
+def _ada_generator_kwargs(cfg):
+    """Static kwargs of NVlabs/stylegan2-ada's G_main (all written explicitly)."""
+    return dict(num_channels=cfg.img_channels, resolution=cfg.img_resolution, label_size=cfg.c_dim,
+                latent_size=cfg.z_dim, dlatent_size=cfg.w_dim, mapping_layers=cfg.mapping_layers,
+                mapping_fmaps=cfg.mapping_fmaps, mapping_lrmul=cfg.mapping_lrmul,
+                label_fmaps=cfg.label_fmaps if cfg.label_fmaps is not None else cfg.z_dim,
+                fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max, architecture=cfg.architecture,
+                num_fp16_res=cfg.num_fp16_res, conv_clamp=cfg.conv_clamp, w_avg_beta=cfg.w_avg_beta)
+
+
+def _ada_discriminator_kwargs(cfg):
+    kw = dict(num_channels=cfg.img_channels, resolution=cfg.img_resolution, label_size=cfg.c_dim,
+              architecture=cfg.architecture, fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max,
+              mbstd_group_size=cfg.mbstd_group_size, mbstd_num_features=cfg.mbstd_num_features,
+              num_fp16_res=cfg.num_fp16_res, conv_clamp=cfg.conv_clamp)
+    if cfg.c_dim:
+        kw.update(mapping_layers=cfg.mapping_layers, mapping_fmaps=cfg.cmap_dim, mapping_lrmul=cfg.mapping_lrmul)
+    return kw
+
 
 def _generator_kwargs(cfg):
     """Static kwargs of G (NVlabs/stylegan2 names; all written explicitly)."""
@@ -80,22 +114,26 @@ def _check_writable(G, D):
     if (g.architecture in pairs or d.architecture in pairs.values()) and pairs.get(g.architecture) != d.architecture:
         raise ValueError(f"G architecture {g.architecture!r} and D architecture {d.architecture!r} do not form an "
                          f"official configuration (growing pairs: stylegan1 + basic, revised + stylegan)")
-    if g.label_mode != "concat" or d.label_mode != "project":
-        if g.c_dim or d.c_dim:
-            raise ValueError("conditional snapshots in the NVlabs/stylegan2 format need label_mode "
-                             "'concat' (G) and 'project' (D)")
+    if (g.c_dim or d.c_dim) and (g.label_mode, d.label_mode) not in (("concat", "project"), ("embed", "cmap")):
+        raise ValueError(f"conditional snapshots need label_mode 'concat' (G) and 'project' (D) (NVlabs/stylegan2) "
+                         f"or 'embed' and 'cmap' (NVlabs/stylegan2-ada), got {g.label_mode!r} and {d.label_mode!r}")
     for name, cfg in (("G", g), ("D", d)):
         if cfg.fmap_decay != 1.0 or cfg.fmap_min != 1 or cfg.activation != "lrelu" or \
                 tuple(cfg.resample_kernel or ()) != (1, 3, 3, 1):
             raise ValueError(f"{name}: fmap_decay/fmap_min/activation/resample_kernel differ from the official "
                              f"defaults; the NVlabs/stylegan2 format cannot express that")
-    if d.mbstd_num_features and d.mbstd_group_size is None:
+    if d.mbstd_num_features and d.mbstd_group_size is None and not is_ada_style(G, D):
         raise ValueError("D: mbstd_group_size None (whole batch) is not expressible in the NVlabs/stylegan2 format")
     if not g.use_noise or g.fmap_const is not None or g.normalize_latents is False:
         raise ValueError("G: use_noise/fmap_const/normalize_latents are not expressible in the "
                          "NVlabs/stylegan2 format")
     # num_fp16_res and conv_clamp are training-time precision settings: the variables are
-    # float32 and the same either way, and the snapshot describes the float32, unclamped net.
+    # float32 and the same either way; the NVlabs/stylegan2 format describes the float32,
+    # unclamped net (the ADA format records both).
+    if d.nf(0) != d.nf(1):
+        log.warning("D's Dense0 has %d features and its 4x4 layers %d (fmap_base %d < 2 x fmap_max %d): "
+                    "stylegan2-ada-pytorch's legacy.py cannot convert this snapshot (this project loads it)",
+                    d.nf(0), d.nf(1), d.fmap_base, d.fmap_max)
 
 
 def _rows_to_vars(rows):
@@ -107,12 +145,13 @@ def _lod_vars(net):
     return [("lod", np.float32(net.lod.numpy()))] if net.lod is not None else []
 
 
-def _generator_state(G, name, src):
+def _generator_state(G, name, src, ada=False):
     cfg = G.config
     main, synth, mapping = generator_tables(G)
-    kw = _generator_kwargs(cfg)
+    kw = _ada_generator_kwargs(cfg) if ada else _generator_kwargs(cfg)
     component_kw = {k: v for k, v in kw.items() if k != "synthesis_func"}   # consumed by G_main
-    g_func, synthesis_func, _ = _G_FUNCS.get(cfg.architecture, ("G_main", "G_synthesis_stylegan2", None))
+    g_func, synthesis_func, _ = _G_FUNCS.get(cfg.architecture, ("G_main", "G_synthesis" if ada else
+                                                                 "G_synthesis_stylegan2", None))
     synthesis_vars = _lod_vars(G) + _rows_to_vars(synth)   # G's lod is the one that counts
     synthesis = _NetworkRecord(dict(version=4, name="G_synthesis", static_kwargs=dict(component_kw), components={},
                                     build_module_src=src, build_func_name=synthesis_func,
@@ -121,29 +160,35 @@ def _generator_state(G, name, src):
                                       static_kwargs=dict(component_kw, dlatent_broadcast=cfg.num_ws),
                                       components={}, build_module_src=src, build_func_name="G_mapping",
                                       variables=_rows_to_vars(mapping)))
-    variables = (_lod_vars(G) or [("lod", np.float32(0.0))]) + _rows_to_vars(main)
+    # NVlabs/stylegan2's G_main has a lod variable (0 unless growing), stylegan2-ada's none.
+    variables = ([] if ada else _lod_vars(G) or [("lod", np.float32(0.0))]) + _rows_to_vars(main)
     return _NetworkRecord(dict(version=4, name=name, static_kwargs=kw,
                                components={"synthesis": synthesis, "mapping": mapping_net},
                                build_module_src=src, build_func_name=g_func, variables=variables))
 
 
-def _discriminator_state(D, src):
+def _discriminator_state(D, src, ada=False):
     cfg = D.config
-    kw = dict(num_channels=cfg.img_channels, resolution=cfg.img_resolution, label_size=cfg.c_dim,
-              fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max,
-              mbstd_group_size=cfg.mbstd_group_size if cfg.mbstd_num_features else 0,
-              mbstd_num_features=max(cfg.mbstd_num_features, 1))
-    if not cfg.progressive:
-        kw["architecture"] = cfg.architecture
+    if ada:
+        kw = _ada_discriminator_kwargs(cfg)
+    else:
+        kw = dict(num_channels=cfg.img_channels, resolution=cfg.img_resolution, label_size=cfg.c_dim,
+                  fmap_base=cfg.fmap_base, fmap_max=cfg.fmap_max,
+                  mbstd_group_size=cfg.mbstd_group_size if cfg.mbstd_num_features else 0,
+                  mbstd_num_features=max(cfg.mbstd_num_features, 1))
+        if not cfg.progressive:
+            kw["architecture"] = cfg.architecture
     return _NetworkRecord(dict(version=4, name="D", static_kwargs=kw, components={}, build_module_src=src,
-                               build_func_name=_D_FUNCS.get(cfg.architecture, "D_stylegan2"),
+                               build_func_name="D_main" if ada else _D_FUNCS.get(cfg.architecture, "D_stylegan2"),
                                variables=_lod_vars(D) + _rows_to_vars(discriminator_table(D))))
 
 
 def network_pkl_bytes(G, D, Gs, module_src=None):
     _check_writable(G, D)
     src = PLACEHOLDER_SRC if module_src is None else module_src
-    nets = (_generator_state(G, "G", src), _discriminator_state(D, src), _generator_state(Gs, "Gs", src))
+    ada = is_ada_style(G, D)
+    nets = (_generator_state(G, "G", src, ada), _discriminator_state(D, src, ada),
+            _generator_state(Gs, "Gs", src, ada))
     buf = io.BytesIO()
     _Pickler(buf, protocol=4).dump(nets)
     return buf.getvalue()

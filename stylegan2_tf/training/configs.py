@@ -78,3 +78,4 @@ def network_configs(opts, resolution, channels, c_dim):
         kw.update(num_fp16_res=int(opts.fp16_res), mixed_dtype=opts.mixed_dtype,
                   conv_clamp=None if clamp is None else float(clamp))
     return GeneratorConfig(**g_kw), DiscriminatorConfig(**d_kw)
+

@@ -28,10 +28,11 @@ from .machine import check_modconv_form, machine_line, precision_warning
 from .options import TrainingError, TrainingOptions
 from .phases import PhaseSteps, phases_of, runs_at
 from .reporting import Logger, Reporter, TickClock, TickStats
-from .run_dir import agree_on_run_dir, checkpoint_dir, open_dataset, open_run_dir
+from .run_dir import agree_on_run_dir, checkpoint_dir, open_dataset, open_run_dir, saved_network_configs
 from .schedule import growth_stage
 from .snapshots import FAKES_PNG, ImageGrid, kimg_label, save_snapshot, snapshot_name
 from .state import TrainingState
+from .transfer import load_networks, pickle_network_configs
 
 
 class Trainer:
@@ -60,14 +61,18 @@ class Trainer:
         self.metrics = parse_metric_list(opts.metrics)
         self.evaluator = self._snapshot_evaluator() if self.metrics and self.is_chief else None
 
-        # Dataset and run directory (new, or the resumed run's).
+        # Dataset, the networks' configs and the run directory (new, or the resumed run's). A new run
+        # from a pickle (--resume-pkl) takes its networks' configs, checked against the dataset
+        # before anything is written; a resumed run the configs it recorded.
+        self.start_from = load_networks(opts.resume_pkl) if opts.resume_pkl and not resume else None
         checkpoint = None
         if self.cluster is None:
             self.dataset_path, self.data_info = open_dataset(opts)
-            self.run_dir = open_run_dir(opts, self.data_info, resume)
+            networks = None if resume else self._new_network_configs(self.data_info)
+            self.run_dir = open_run_dir(opts, self.data_info, resume, networks)
         else:
             self.run_dir, self.dataset_path, self.data_info, checkpoint = agree_on_run_dir(
-                opts, self.strategy, self.cluster, resume)
+                opts, self.strategy, self.cluster, resume, self._new_network_configs)
         self.log = Logger(os.path.join(self.run_dir, "log.txt") if self.is_chief else None,
                           echo=echo and self.is_chief)
         if self.watchdog is not None and self.is_chief:
@@ -79,12 +84,19 @@ class Trainer:
 
         # Networks, optimizers, counters and their checkpoint.
         info = self.data_info
-        self.g_cfg, self.d_cfg = opts.network_configs(info.resolution, info.channels, info.label_size)
+        self.g_cfg, self.d_cfg = (saved_network_configs(self.run_dir) if resume else None) or \
+            self._new_network_configs(info) or opts.network_configs(info.resolution, info.channels, info.label_size)
         self.module_src = None
         if opts.embed_module_src:
             with open(opts.embed_module_src) as f:
                 self.module_src = f.read()
-        self.state = TrainingState(opts, self.g_cfg, self.d_cfg, self.strategy, checkpoint_dir(self.run_dir))
+        self.state = TrainingState(opts, self.g_cfg, self.d_cfg, self.strategy, checkpoint_dir(self.run_dir),
+                                   start_from=self.start_from)
+        if self.start_from is not None:
+            g = self.g_cfg
+            self.log(f"Starting from {opts.resume_pkl}: G {g.architecture}, D {self.d_cfg.architecture}, "
+                     f"{g.img_resolution}x{g.img_resolution}x{g.img_channels}, {g.c_dim} label(s)"
+                     + (f"; D's first {opts.freeze_d} layers frozen" if opts.freeze_d else ""))
         self._steps = {}
         self.state.apply_stage(growth_stage(opts, 0, info.resolution))
         self.resumed = False
@@ -97,6 +109,13 @@ class Trainer:
             self.state.apply_stage(growth_stage(opts, self.state.nimg, info.resolution))
             self.log(f"Resumed from {path} at kimg {self.state.nimg / 1000:.1f}, "
                      f"tick {int(self.state.cur_tick.numpy())}")
+
+    def _new_network_configs(self, info):
+        """The configs a new run records: those of the --resume-pkl networks, or None (they follow
+        from the options)."""
+        if self.start_from is None:
+            return None
+        return pickle_network_configs(self.start_from["G"], self.start_from["D"], self.opts, info, self.opts.resume_pkl)
 
     def _snapshot_evaluator(self):
         """An Evaluator for the snapshots' G_ema, its files from the environment or the metrics

@@ -85,6 +85,13 @@ class TrainingOptions:
     lod_initial_resolution: int = option(8, "Configs A-D: the first resolution.", resume=True)
     resolution_dicts: bool = option(True, "Configs A-D: the official per-resolution minibatch and learning rate "
                                     "(False: batch, batch_gpu and lr at every resolution).", resume=True)
+    # Transfer learning: the networks of a pickle, with D's first layers frozen.
+    resume_pkl: Optional[str] = option(None, "Start a new run from the networks of this pickle (NVIDIA's TF1, "
+                                       "stylegan2-ada-pytorch or ours): G, D and G_ema, their architecture, widths, "
+                                       "resolution, channels and labels come from it; Adam and pl_mean start "
+                                       "afresh.", flag="resume-pkl", local=True)
+    freeze_d: int = option(0, "Freeze-D: keep D's first N layers (from the image side: FromRGB, Conv0, Conv1, "
+                           "Skip of each block) fixed.", flag="freeze-d", resume=True)
     # Network overrides.
     fmap_base: Optional[int] = option(None, "Override the config's fmap_base (small experiments).",
                                       flag="fmap-base", resume=True, network="fmap_base")
@@ -195,6 +202,10 @@ class TrainingOptions:
                 raise TrainingError(f"{self._flag(name)} must be {rule}, got {value}")
         if self.progressive:
             self._validate_growth()
+        if self.freeze_d < 0:
+            raise TrainingError(f"--freeze-d must be >= 0, got {self.freeze_d}")
+        if self.resume_pkl:
+            self._validate_resume_pkl()
         if self.mixed_dtype != "float16" and self.fp16_res == 0:
             raise TrainingError(f"--mixed-dtype {self.mixed_dtype} applies to the --fp16-res blocks: give "
                                 f"--fp16-res N (N > 0 highest resolutions)")
@@ -222,6 +233,16 @@ class TrainingOptions:
                     raise TrainingError(f"--config {self.config}: the official minibatch {batch} at "
                                         f"{res or 'other resolutions'} is not divisible by {gpu} x {self.replicas} "
                                         f"replicas; give --batch and --batch-gpu to use them at every resolution")
+
+    def _validate_resume_pkl(self):
+        given = [self._flag(name) for name in ("fmap_base", "fmap_max", "mapping_layers", "latent_dim")
+                 if getattr(self, name) is not None]
+        if given:
+            raise TrainingError(f"--resume-pkl {self.resume_pkl}: the networks' sizes come from the pickle; "
+                                f"leave out {', '.join(given)}")
+        if self.progressive:
+            raise TrainingError(f"--resume-pkl with --config {self.config}: starting a progressive-growing run "
+                                f"from a pickle is not supported (configs E and F)")
 
     def _validate_networks(self):
         """The network configs these options make (at 1024², the dataset's resolution is not known

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from ..data import read_dataset_info
 from ..data.errors import DatasetError
+from ..networks import DiscriminatorConfig, GeneratorConfig
 from .cluster import all_gather_json
 from .options import RESUME_INVARIANTS, WORKER_LOCAL, TrainingError, TrainingOptions
 
@@ -56,7 +57,7 @@ def find_resume_dir(resume, result_dir):
 
 
 def read_run_file(run_dir):
-    """-> (TrainingOptions, {'resolution', 'channels', 'label_size'}) of a run directory."""
+    """-> (TrainingOptions, {'resolution', 'channels', 'label_size'[, 'networks']}) of a run directory."""
     with open(os.path.join(run_dir, OPTIONS_FILE)) as f:
         saved = json.load(f)
     return TrainingOptions.from_dict(saved["options"]), {k: v for k, v in saved.items() if k != "options"}
@@ -79,15 +80,19 @@ def open_dataset(opts):
         raise TrainingError(f"dataset {path}: {e}") from None
 
 
-def open_run_dir(opts, info, resume):
-    """The run directory: new (with its options file), or the resumed run's, whose options
-    and resolution must match."""
+def open_run_dir(opts, info, resume, networks=None):
+    """The run directory: new (with its options file, and `networks` (G and D configs) when they
+    do not follow from the options alone), or the resumed run's, whose options and resolution
+    must match."""
     if not resume:
         workers = f"{opts.num_workers}x" if opts.num_workers > 1 else ""
         run_dir = new_run_dir(opts.result_dir, f"{opts.dataset}-{opts.config}-{workers}{opts.num_gpus}gpu")
+        record = {"options": opts.to_dict(), "resolution": info.resolution, "channels": info.channels,
+                  "label_size": info.label_size}
+        if networks is not None:
+            record["networks"] = {"G": networks[0].to_dict(), "D": networks[1].to_dict()}
         with open(os.path.join(run_dir, OPTIONS_FILE), "w") as f:
-            json.dump({"options": opts.to_dict(), "resolution": info.resolution, "channels": info.channels,
-                       "label_size": info.label_size}, f, indent=2, sort_keys=True)
+            json.dump(record, f, indent=2, sort_keys=True)
         return run_dir
     run_dir = find_resume_dir(resume, opts.result_dir)
     saved, meta = read_run_file(run_dir)
@@ -102,12 +107,21 @@ def open_run_dir(opts, info, resume):
     return run_dir
 
 
-def agree_on_run_dir(opts, strategy, cluster, resume):
+def saved_network_configs(run_dir):
+    """(GeneratorConfig, DiscriminatorConfig) a run recorded, or None (they follow from its options)."""
+    networks = read_run_file(run_dir)[1].get("networks")
+    if networks is None:
+        return None
+    return GeneratorConfig.from_dict(networks["G"]), DiscriminatorConfig.from_dict(networks["D"])
+
+
+def agree_on_run_dir(opts, strategy, cluster, resume, new_networks=lambda info: None):
     """Multi-worker setup -> (run directory, dataset path, DatasetInfo, checkpoint to restore).
     Two all-gathers so that every worker fails alike: (1) each worker's dataset check and
     options (which must equal the chief's, WORKER_LOCAL ones aside); (2) the chief opens the
-    run directory (new or resumed) and shares its path and the checkpoint to restore. The run
-    directory's path must mean the same on every worker (a shared filesystem)."""
+    run directory (new or resumed; `new_networks(info)`: the network configs a new run records)
+    and shares its path and the checkpoint to restore. The run directory's path must mean the
+    same on every worker (a shared filesystem)."""
     mine = {"error": None, "options": {k: v for k, v in opts.to_dict().items() if k not in WORKER_LOCAL}}
     dataset = (None, None)
     try:
@@ -128,7 +142,8 @@ def agree_on_run_dir(opts, strategy, cluster, resume):
     if cluster.is_chief:
         mine = {"error": None, "run_dir": None, "checkpoint": None}
         try:
-            mine["run_dir"] = os.path.abspath(open_run_dir(opts, dataset[1], resume))
+            networks = None if resume else new_networks(dataset[1])
+            mine["run_dir"] = os.path.abspath(open_run_dir(opts, dataset[1], resume, networks))
             if resume:
                 mine["checkpoint"] = tf.train.latest_checkpoint(checkpoint_dir(mine["run_dir"]))
         except TrainingError as e:

@@ -19,6 +19,7 @@ from .losses import StyleGAN2Loss
 from .optimizer import FusedAdam, lazy_adam_params, reset_optimizer_state
 from .phases import PHASES
 from .schedule import ema_beta, resets_optimizer
+from .transfer import copy_networks, freeze_d
 
 
 class TrainingState:
@@ -26,7 +27,8 @@ class TrainingState:
     tf.distribute strategy whose scope holds the variables; checkpoint_dir: where checkpoints
     go (the run directory's checkpoints/)."""
 
-    def __init__(self, opts, g_cfg, d_cfg, strategy, checkpoint_dir):
+    def __init__(self, opts, g_cfg, d_cfg, strategy, checkpoint_dir, start_from=None):
+        """start_from: {'G', 'D', 'G_ema'} networks whose variables the new ones take (--resume-pkl)."""
         self.opts, self.g_cfg, self.d_cfg = opts, g_cfg, d_cfg
         keras.utils.set_random_seed(opts.seed)  # weight initialization
         with strategy.scope():
@@ -35,6 +37,9 @@ class TrainingState:
             self.G_ema = Generator(g_cfg, name="G_ema")
             for dst, src in zip(self.G_ema.variables, self.G.variables):
                 dst.assign(src)
+            if start_from is not None:
+                copy_networks(self, start_from, opts.resume_pkl)
+            freeze_d(self.D, opts.freeze_d)   # before D's optimizer is built on its trainable variables
             self.loss = StyleGAN2Loss(self.G, self.D, r1_gamma=opts.gamma, pl_weight=opts.pl_weight,
                                       pl_decay=opts.pl_decay, pl_batch_shrink=opts.pl_batch_shrink,
                                       style_mixing_prob=opts.style_mixing_prob)

@@ -1,0 +1,75 @@
+"""Transfer learning (--resume-pkl, --freeze-d): a new run that starts from the networks of a
+pickle, as NVIDIA's `--resume` of a network does: G, D and G_ema take the pickle's weights and
+buffers (w_avg, noise maps), while Adam, pl_mean and the counters start afresh. Unlike
+stylegan2-ada-pytorch, which copies into networks built from the training config and skips
+what does not fit, the networks here are built from the pickle itself, and a dataset that does
+not fit them is refused.
+
+Freeze-D (Mo et al. 2020; stylegan2-ada-pytorch's --freezed): D's first N layers, counted from
+the image side as stylegan2-ada-pytorch counts them (per block: FromRGB where the block has
+one, Conv0, Conv1, Skip), keep their weights.
+"""
+
+from ..errors import UserError
+from ..official import load_network_pkl
+from .configs import FP16_CONV_CLAMP
+from .options import TrainingError
+
+
+def load_networks(path):
+    """G, D and G_ema of a network pickle of any kind this project reads."""
+    try:
+        return load_network_pkl(path)
+    except UserError as e:
+        raise TrainingError(f"--resume-pkl: {e}") from None
+
+
+def pickle_network_configs(G, D, opts, info, path):
+    """(GeneratorConfig, DiscriminatorConfig) of a pickle's networks (--resume-pkl), for training on
+    the dataset `info` describes with the precision and modulated-conv settings of `opts`; the conv
+    clamp the network was trained with stays unless --conv-clamp is given. TrainingError where the
+    pickle and the dataset disagree (a mismatch would otherwise train garbage)."""
+    g, d = G.config, D.config
+    if g.progressive or d.progressive:
+        raise TrainingError(f"--resume-pkl {path}: a progressive-growing network (configs A-D); starting a run "
+                            f"from one is not supported")
+    bad = [f"{what} {theirs} (dataset {ours})" for what, theirs, ours in
+           (("resolution", g.img_resolution, info.resolution), ("channels", g.img_channels, info.channels),
+            ("label size", g.c_dim, info.label_size)) if theirs != ours]
+    if bad:
+        raise TrainingError(f"--resume-pkl {path}: the networks do not fit the dataset {info.tfrecord_dir}: "
+                            f"{', '.join(bad)}")
+    clamp = opts.conv_clamp if opts.conv_clamp is not None else g.conv_clamp
+    if clamp is None and opts.fp16_res > 0:
+        clamp = FP16_CONV_CLAMP
+    precision = dict(num_fp16_res=int(opts.fp16_res), mixed_dtype=opts.mixed_dtype,
+                     conv_clamp=None if clamp is None else float(clamp))
+    return g.replace(fused_modconv=opts.fused_modconv, **precision), d.replace(**precision)
+
+
+def copy_networks(state, nets, path):
+    """The pickle's G, D and G_ema variables (weights and buffers) into the training state's."""
+    for ours, theirs in ((state.G, nets["G"]), (state.D, nets["D"]), (state.G_ema, nets["G_ema"])):
+        if len(ours.variables) != len(theirs.variables):
+            raise TrainingError(f"--resume-pkl {path}: {theirs.name} has {len(theirs.variables)} variables, "
+                                f"the network built from it {len(ours.variables)}")
+        for dst, src in zip(ours.variables, theirs.variables):
+            if tuple(dst.shape) != tuple(src.shape):
+                raise TrainingError(f"--resume-pkl {path}: {src.path} has shape {tuple(src.shape)}, expected "
+                                    f"{tuple(dst.shape)}")
+            dst.assign(src)
+
+
+def frozen_layers(D, count):
+    """D's first `count` layers in stylegan2-ada-pytorch's order (see module docstring)."""
+    layers = []
+    for block in D.blocks:
+        layers += [layer for layer in (block.fromrgb, block.conv0, block.conv1, block.skip) if layer is not None]
+    return layers[:count]
+
+
+def freeze_d(D, count):
+    """Make the variables of D's first `count` layers non-trainable (no gradient, no update)."""
+    for layer in frozen_layers(D, count):
+        for v in layer.trainable_variables:
+            v.trainable = False

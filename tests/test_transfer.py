@@ -1,0 +1,129 @@
+"""Transfer learning: a new run from the networks of a pickle (--resume-pkl), Freeze-D, and what
+does not fit refused before anything is written."""
+
+import os
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_python
+from stylegan2_tf.data.synthetic import create_shapes_dataset
+from stylegan2_tf.official import load_network_pkl
+from stylegan2_tf.training import Trainer, TrainingError, TrainingOptions
+
+PT = ROOT / "tests" / "fixtures" / "pytorch_pkl"
+TF1 = ROOT / "tests" / "fixtures" / "stylegan2_pkl"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    create_shapes_dataset(str(root / "shapes16"), num_images=32, resolution=16)
+    create_shapes_dataset(str(root / "shapes32"), num_images=8, resolution=32)
+    return str(root)
+
+
+def _opts(data_dir, result_dir, **kw):
+    base = dict(data_dir=data_dir, result_dir=str(result_dir), dataset="shapes16", batch=4, batch_gpu=4,
+                tick_kimg=0.016, snapshot_ticks=1, total_kimg=0.032)
+    return TrainingOptions(**{**base, **kw})
+
+
+def _same_variables(ours, theirs):
+    assert len(ours.variables) == len(theirs.variables)
+    for a, b in zip(ours.variables, theirs.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=b.path)
+
+
+@pytest.mark.parametrize("pkl", [PT / "ada-pt-skip16.pkl", TF1 / "sg2-tiny16.pkl"])
+def test_a_run_starts_from_the_pickle(data_dir, tmp_path, pkl):
+    """G, D and G_ema (weights, w_avg, noise) as in the pickle; Adam, pl_mean and the counters
+    fresh; the first fakes are the pickle's G_ema's."""
+    from PIL import Image
+    from stylegan2_tf.training.snapshots import ImageGrid
+    nets = load_network_pkl(pkl)
+    t = Trainer(_opts(data_dir, tmp_path, resume_pkl=str(pkl)), echo=False)
+    for key, ours in (("G", t.state.G), ("D", t.state.D), ("G_ema", t.state.G_ema)):
+        _same_variables(ours, nets[key])
+    assert t.g_cfg.replace(fused_modconv=None) == nets["G_ema"].config.replace(fused_modconv=None)
+    assert float(t.state.pl_mean.numpy()) == 0.0 and t.state.nimg == 0
+    assert all(int(opt.iterations.numpy()) == 0 for opt in t.state.optimizers.values())
+    t.train(stop_after_ticks=1)
+    (tmp_path / "expected").mkdir()
+    grid = ImageGrid(t.opts, t.g_cfg, t.dataset_path, t.data_info, str(tmp_path / "expected"))
+    want = grid.fakes(nets["G_ema"])
+    got = np.asarray(Image.open(os.path.join(t.run_dir, "fakes_init.png")))
+    np.testing.assert_array_equal(got.reshape(want.shape), want)
+    assert "Starting from" in open(os.path.join(t.run_dir, "log.txt")).read()
+
+
+def test_freeze_d_keeps_the_first_layers_in_ada_pytorchs_order(data_dir, tmp_path):
+    """stylegan2-ada-pytorch counts D's layers from the image side, per block FromRGB (where the
+    block has one), Conv0, Conv1, Skip: --freeze-d 5 on a 16x16 resnet D freezes b16's four and
+    b8's Conv0; everything else trains."""
+    pkl = PT / "ada-pt-skip16.pkl"
+    t = Trainer(_opts(data_dir, tmp_path, resume_pkl=str(pkl), freeze_d=5), echo=False)
+    D = t.state.D
+    b16, b8 = D.blocks
+    frozen = {id(v) for layer in (b16.fromrgb, b16.conv0, b16.conv1, b16.skip, b8.conv0) for v in layer.variables}
+    assert len(frozen) == 9   # 4 weights, 4 biases, the skip has no bias
+    assert not {id(v) for v in D.trainable_variables} & frozen
+    before = [v.numpy().copy() for v in D.variables]
+    t.train(stop_after_ticks=1)
+    moved = [not np.array_equal(b, v.numpy()) for b, v in zip(before, D.variables)]
+    for v, m in zip(D.variables, moved):
+        assert m == (id(v) not in frozen and v.trainable), v.path
+    assert sum(moved) == len(D.trainable_variables) > 0
+
+
+def test_a_run_from_a_pickle_resumes_exactly(data_dir, tmp_path):
+    """The networks of a --resume-pkl run follow the pickle, not the options: the run records
+    them, and a resumption builds the same networks and continues bitwise."""
+    pkl = PT / "ada-pt-cond-orig16-fp16.pkl"   # conditional (3 classes), orig G and D, conv clamp 256
+    from stylegan2_tf.data.synthetic import shapes_images
+    from stylegan2_tf.data.tfrecord_format import MultiResolutionWriter
+    images, labels = shapes_images(16, 16, seed=2)
+    with MultiResolutionWriter(os.path.join(data_dir, "shapes16c")) as w:
+        for img in images:
+            w.add_image(img)
+        w.set_labels(np.eye(3, dtype=np.float32)[labels])
+    kw = dict(dataset="shapes16c", resume_pkl=str(pkl), batch=2, batch_gpu=2, tick_kimg=0.008, total_kimg=0.016,
+              freeze_d=1)
+    straight = Trainer(_opts(data_dir, tmp_path, **kw), echo=False)
+    straight.train(stop_after_ticks=1)
+    resumed = Trainer(_opts(data_dir, tmp_path, **kw), resume=straight.run_dir, echo=False)
+    assert resumed.g_cfg == straight.g_cfg and resumed.d_cfg == straight.d_cfg
+    assert (resumed.g_cfg.label_mode, resumed.g_cfg.architecture, resumed.g_cfg.conv_clamp) == ("embed", "orig", 256)
+    straight.train()
+    resumed.train()
+    for a, b in zip(straight.state.G.variables + straight.state.D.variables,
+                    resumed.state.G.variables + resumed.state.D.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+@pytest.mark.parametrize("pkl, kw, message", [
+    (PT / "ada-pt-skip16.pkl", dict(dataset="shapes32"),
+     r"the networks do not fit the dataset .*shapes32: resolution 16 \(dataset 32\)"),
+    (PT / "ada-pt-cond-orig16-fp16.pkl", dict(), r"label size 3 \(dataset 0\)"),
+    (PT / "ada-pt-skip16.pkl", dict(fmap_base=64), r"sizes come from the pickle; leave out --fmap-base"),
+    (PT / "sg3-t-refused.pkl", dict(), r"--resume-pkl: .*StyleGAN3 alias-free network"),
+    (TF1 / "sga-tiny16.pkl", dict(), r"a progressive-growing network \(configs A-D\)"),
+])
+def test_what_does_not_fit_is_refused_before_anything_is_written(data_dir, tmp_path, pkl, kw, message):
+    with pytest.raises(TrainingError, match=message) as e:
+        Trainer(_opts(data_dir, tmp_path / "results", resume_pkl=str(pkl), **kw), echo=False)
+    assert "\n" not in str(e.value)
+    assert not os.path.exists(tmp_path / "results") or not os.listdir(tmp_path / "results")
+
+
+def test_cli_fine_tunes_from_a_pytorch_pickle(data_dir, tmp_path):
+    r = run_python(["run_training.py", "--data-dir", data_dir, "--dataset", "shapes16", "--result-dir", tmp_path,
+                    "--resume-pkl", PT / "ada-pt-skip16.pkl", "--freeze-d", "2", "--batch", "4", "--batch-gpu", "4",
+                    "--total-kimg", "0.008", "--tick-kimg", "0.008"], timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    nets = load_network_pkl(run_dir / "network-final.pkl")   # written in our TF1 format, loads back
+    assert nets["G_ema"].config.img_resolution == 16
+    r = run_python(["run_training.py", "--data-dir", data_dir, "--dataset", "shapes32", "--result-dir",
+                    tmp_path / "r2", "--resume-pkl", PT / "ada-pt-skip16.pkl"])
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("error: --resume-pkl")
