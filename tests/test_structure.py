@@ -105,6 +105,6 @@ def test_every_flag_of_run_training_is_an_option_field():
     assert sorted(n.args[0].value for n in defined) == ["resume", "task-index", "worker-hosts"]
     flags = {f.metadata["flag"]: name for name, f in OPTION_FIELDS.items() if f.metadata["flag"]}
     assert flags["gamma"] == "r1_gamma" and flags["num-gpus"] == "num_gpus"
-    assert {"data_dir", "result_dir", "embed_module_src", "collective_timeout"} == set(WORKER_LOCAL)
+    assert {"data_dir", "result_dir", "embed_module_src", "collective_timeout", "resume_pkl"} == set(WORKER_LOCAL)
     assert {"config", "batch", "seed", "fp16_res", "dataset"} <= set(RESUME_INVARIANTS)
     assert not set(WORKER_LOCAL) & set(RESUME_INVARIANTS)
