@@ -367,18 +367,28 @@ def test_clamped_layers_match_nvidia_selection():
 def test_fp16_networks_write_official_snapshots(tmp_path):
     from stylegan2_tf.official import load_network_pkl
     from stylegan2_tf.official.writer import save_network_pkl
+    from stylegan2_tf.official import read_network_pickle
     # (label modes as training uses them: the NVlabs/stylegan2 format's.)
     G = Generator(_g_cfg(res=16, num_fp16_res=2, conv_clamp=256.0, label_mode="concat")).build_weights()
     D = Discriminator(_d_cfg(res=16, num_fp16_res=2, conv_clamp=256.0, label_mode="project")).build_weights()
     path = tmp_path / "snap.pkl"
     save_network_pkl(path, G, D, G)
-    nets = load_network_pkl(path)
-    # The format has no precision settings: they load as float32 / no clamp, same variables.
-    assert (nets["G"].config.num_fp16_res, nets["G"].config.conv_clamp) == (0, None)
-    assert nets["G"].config == G.config.replace(num_fp16_res=0, conv_clamp=None)
+    # Unconditional with float16 blocks and a clamp: the StyleGAN2-ADA TF1 format, which records both.
+    Gs = read_network_pickle(path)[2]
+    assert (Gs.components["synthesis"].build_func_name, Gs.static_kwargs["num_fp16_res"],
+            Gs.static_kwargs["conv_clamp"]) == ("G_synthesis", 2, 256.0)
+    nets = load_network_pkl(path)                 # float16 blocks evaluated in float32, the clamp kept
+    assert (nets["G"].config.num_fp16_res, nets["G"].config.conv_clamp) == (0, 256.0)
+    assert load_network_pkl(path, fp32=False)["G"].config.num_fp16_res == 2
     for ours, loaded in ((G, nets["G"]), (D, nets["D"])):
         for a, b in zip(ours.get_weights(), loaded.get_weights()):
             np.testing.assert_array_equal(a, b)
+    # Conditional networks of the NVlabs/stylegan2 kind: that format, which has no precision settings.
+    Gc = Generator(_g_cfg(res=16, c_dim=2, num_fp16_res=2, conv_clamp=256.0, label_mode="concat")).build_weights()
+    Dc = Discriminator(_d_cfg(res=16, c_dim=2, num_fp16_res=2, conv_clamp=256.0, label_mode="project")).build_weights()
+    save_network_pkl(path, Gc, Dc, Gc)
+    assert read_network_pickle(path)[2].components["synthesis"].build_func_name == "G_synthesis_stylegan2"
+    assert load_network_pkl(path)["G"].config == Gc.config.replace(num_fp16_res=0, conv_clamp=None)
 
 
 def test_training_options_pass_precision_to_both_networks():

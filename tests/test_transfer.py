@@ -127,3 +127,31 @@ def test_cli_fine_tunes_from_a_pytorch_pickle(data_dir, tmp_path):
     r = run_python(["run_training.py", "--data-dir", data_dir, "--dataset", "shapes32", "--result-dir",
                     tmp_path / "r2", "--resume-pkl", PT / "ada-pt-skip16.pkl"])
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith("error: --resume-pkl")
+
+
+def test_class_rows_closed_form():
+    from stylegan2_tf.training.snapshots import class_rows
+    labels = np.eye(3)[[0, 1, 0, 2, 1]]
+    assert class_rows(labels, 2, 4) == [0, 2, 1, 4, 3, 3, 0, 2]
+
+
+def test_the_snapshot_grid_of_a_conditional_run_has_one_class_per_row(data_dir, tmp_path):
+    from stylegan2_tf.data import iter_images, read_dataset_info
+    from stylegan2_tf.data.synthetic import create_shapes_dataset
+    from stylegan2_tf.training.snapshots import ImageGrid
+    path = os.path.join(data_dir, "shapes16l")
+    create_shapes_dataset(path, num_images=24, resolution=16, seed=5, with_labels=True)   # disc 0, square 1
+    info = read_dataset_info(path)
+    opts = _opts(data_dir, tmp_path, dataset="shapes16l", grid_size=4)
+    g_cfg, _ = opts.network_configs(16, 3, 2)
+    grid = ImageGrid(opts, g_cfg, path, info, str(tmp_path))
+    classes = grid.c.argmax(axis=1).reshape(4, 4)
+    np.testing.assert_array_equal(classes, [[0] * 4, [1] * 4, [0] * 4, [1] * 4])
+    # reals.png shows, row by row, the dataset's images of that class in file order.
+    labels = info.load_labels().argmax(axis=1)
+    images = np.stack(list(iter_images(info.files[0]))).transpose(0, 2, 3, 1)
+    from PIL import Image
+    reals = np.asarray(Image.open(tmp_path / "reals.png")).reshape(4, 16, 4, 16, 3).transpose(0, 2, 1, 3, 4)
+    for row in range(4):
+        want = images[labels == row % 2][:4]
+        np.testing.assert_array_equal(reals[row], want)

@@ -14,10 +14,10 @@ def load_network_pkl(path, load=("G", "D", "G_ema"), fp32=True):
 
     The file is NVIDIA's TF1 (G, D, Gs) tuple or a stylegan2-ada-pytorch snapshot (a dict of G, D,
     G_ema, augment_pipe, training_set_kwargs), told apart by what it holds. `load` selects which
-    networks to build (building D for generation is wasted work). fp32: a PyTorch network's
-    `num_fp16_res` blocks compute in float32 (the TF1 format has the setting only in ADA pickles,
-    which keep it). `extras`: what a PyTorch snapshot holds besides the networks (reported, not
-    used). Nothing in the file is executed; see `unpickler`.
+    networks to build (building D for generation is wasted work). fp32: the `num_fp16_res`
+    blocks of a network that has them (stylegan2-ada pickles, TF1 and PyTorch) compute in float32;
+    their conv clamp stays. `extras`: what a PyTorch snapshot holds besides the networks
+    (reported, not used). Nothing in the file is executed; see `unpickler`.
     """
     path = os.fspath(path)
     obj = load_pickle(path)
@@ -31,6 +31,8 @@ def load_network_pkl(path, load=("G", "D", "G_ema"), fp32=True):
         fmt = "stylegan2-ada-pytorch"
     else:
         G, D, Gs = tf1_networks(obj, path)
+        if fp32:
+            G, D, Gs = (_float32(net) for net in (G, D, Gs))
         fmt = "tf1"
     out = {"family": generator_family(Gs, f"{path}: Gs"), "format": fmt, "extras": extras}
     try:
@@ -48,6 +50,17 @@ def load_network_pkl(path, load=("G", "D", "G_ema"), fp32=True):
             out["D"] = discriminator_from_state(D, "D")
     except NetworkPickleError as e:
         raise NetworkPickleError(f"{path}: {e}") from None
+    return out
+
+
+def _float32(net):
+    """A NetworkState whose static kwargs (its components' too) say num_fp16_res 0."""
+    state = dict(net.state)
+    if "num_fp16_res" in (state.get("static_kwargs") or {}):
+        state["static_kwargs"] = dict(state["static_kwargs"], num_fp16_res=0)
+    state["components"] = {k: _float32(c) for k, c in (state.get("components") or {}).items()}
+    out = NetworkState()
+    out.__setstate__(state)
     return out
 
 

@@ -4,8 +4,9 @@ The file is `(G, D, Gs)` of `dnnlib.tflib.network.Network` states, with the vari
 names, order and NCHW layouts of NVlabs/stylegan2, so that our loader,
 stylegan2-ada-pytorch's `legacy.py` and (with the module source embedded) NVIDIA's TF1
 code read it. Networks of the StyleGAN2-ADA kind -- G's label embedding and D's label
-mapping (`label_mode` 'embed' / 'cmap', as stylegan2-ada-pytorch pickles have) -- are written
-in NVlabs/stylegan2-ada's TF1 format instead (`G_synthesis`, `D_main`, `LabelEmbed`,
+mapping (`label_mode` 'embed' / 'cmap', as stylegan2-ada-pytorch pickles have), or float16
+blocks / a conv clamp in an unconditional network -- are written in NVlabs/stylegan2-ada's
+TF1 format instead (`G_synthesis`, `D_main`, `LabelEmbed`,
 `Mapping{i}`, with `num_fp16_res`, `conv_clamp` and `w_avg_beta` in the kwargs), which
 `legacy.py` converts too. `legacy.py` assumes D's Dense0 is as wide as its 4x4 features
 (fmap_base >= 2 x fmap_max); a network that is not gets a warning.
@@ -69,8 +70,14 @@ log = logging.getLogger(__name__)
 
 
 def is_ada_style(G, D):
-    """Whether (G, D) are written in the StyleGAN2-ADA format (label embedding / label mapping)."""
-    return G.config.label_mode == "embed" or D.config.label_mode == "cmap"
+    """Whether (G, D) are written in the StyleGAN2-ADA format: networks with a label embedding /
+    label mapping, and unconditional ones with float16 blocks or a conv clamp (which only that
+    format records; conditional ones of the NVlabs/stylegan2 kind cannot be written in it)."""
+    g, d = G.config, D.config
+    if g.label_mode == "embed" or d.label_mode == "cmap":
+        return True
+    mixed = any(cfg.num_fp16_res or cfg.conv_clamp is not None for cfg in (g, d))
+    return mixed and not (g.c_dim or d.c_dim)
 
 
 def _ada_generator_kwargs(cfg):
@@ -127,9 +134,8 @@ def _check_writable(G, D):
     if not g.use_noise or g.fmap_const is not None or g.normalize_latents is False:
         raise ValueError("G: use_noise/fmap_const/normalize_latents are not expressible in the "
                          "NVlabs/stylegan2 format")
-    # num_fp16_res and conv_clamp are training-time precision settings: the variables are
-    # float32 and the same either way; the NVlabs/stylegan2 format describes the float32,
-    # unclamped net (the ADA format records both).
+    # num_fp16_res and conv_clamp: the variables are float32 and the same either way; the ADA
+    # format records both, the NVlabs/stylegan2 one (conditional networks of that kind) neither.
     if d.nf(0) != d.nf(1):
         log.warning("D's Dense0 has %d features and its 4x4 layers %d (fmap_base %d < 2 x fmap_max %d): "
                     "stylegan2-ada-pytorch's legacy.py cannot convert this snapshot (this project loads it)",

@@ -37,19 +37,53 @@ def grid_size(opts, resolution):
     return int(np.clip(1920 // resolution, 4, 16)), int(np.clip(1080 // resolution, 4, 16))
 
 
+def class_rows(labels, gw, gh):
+    """Record indices for a grid whose rows each show one label value (one class), the values in
+    order (class 0 first for one-hot labels) and repeated when there are fewer than rows, each
+    row's records in file order, repeated when the class has fewer than columns."""
+    keys = [tuple(row) for row in np.asarray(labels)]
+    values = sorted(set(keys), reverse=True)
+    members = {v: [i for i, k in enumerate(keys) if k == v] for v in values}
+    rows = []
+    for y in range(gh):
+        group = members[values[y % len(values)]]
+        rows += [group[x % len(group)] for x in range(gw)]
+    return rows
+
+
+def _records(dataset_path, info, indices):
+    """(images, labels) of the records `indices`, read in file order."""
+    wanted, found = set(indices), {}
+    ds = make_dataset(dataset_path, batch_size=256, shuffle_buffer=0, repeat=False, deterministic=True, info=info,
+                      drop_remainder=False)
+    start = 0
+    for images, labels in ds:
+        for i in range(len(images)):
+            if start + i in wanted:
+                found[start + i] = (images[i].numpy(), labels[i].numpy())
+        start += len(images)
+        if len(found) == len(wanted):
+            break
+    return np.stack([found[i][0] for i in indices]), np.stack([found[i][1] for i in indices])
+
+
 class ImageGrid:
-    """The fixed latents (and labels) of the fakes grid, drawn from the run's seed; the first
-    reals of the dataset as reals.png (written once per run directory)."""
+    """The fixed latents (and labels) of the fakes grid, drawn from the run's seed, and the reals
+    of reals.png (written once per run directory): the first records of the dataset, or for a
+    labelled dataset one row per class, as stylegan2-ada-pytorch lays its grid out."""
 
     def __init__(self, opts, g_cfg, dataset_path, info, run_dir):
         self.run_dir = run_dir
         self.batch = max(opts.batch_gpu, 8)
         self.wh = grid_size(opts, info.resolution)
         n = self.wh[0] * self.wh[1]
-        ds = make_dataset(dataset_path, batch_size=n, shuffle_buffer=0, repeat=True, deterministic=True, info=info,
-                          drop_remainder=False)
-        reals, labels = next(iter(ds))
-        reals, labels = reals.numpy(), labels.numpy()
+        if g_cfg.c_dim and info.label_size:
+            reals, labels = _records(dataset_path, info, class_rows(info.load_labels(), *self.wh))
+        else:
+            ds = make_dataset(dataset_path, batch_size=n, shuffle_buffer=0, repeat=True, deterministic=True,
+                              info=info, drop_remainder=False)
+            reals, labels = next(iter(ds))
+            reals, labels = reals.numpy(), labels.numpy()
         if len(reals) < n:  # tiny datasets: repeat
             reals = np.concatenate([reals] * math.ceil(n / len(reals)))
             labels = np.concatenate([labels] * math.ceil(n / len(labels)))
