@@ -204,6 +204,8 @@ class TrainingOptions:
             self._validate_growth()
         if self.freeze_d < 0:
             raise TrainingError(f"--freeze-d must be >= 0, got {self.freeze_d}")
+        if self.freeze_d and self.progressive:
+            raise TrainingError(f"--freeze-d with --config {self.config}: Freeze-D applies to configs E and F")
         if self.resume_pkl:
             self._validate_resume_pkl()
         if self.mixed_dtype != "float16" and self.fp16_res == 0:

@@ -64,12 +64,15 @@ def frozen_layers(D, count):
     """D's first `count` layers in stylegan2-ada-pytorch's order (see module docstring)."""
     layers = []
     for block in D.blocks:
-        layers += [layer for layer in (block.fromrgb, block.conv0, block.conv1, block.skip) if layer is not None]
+        layers += [getattr(block, name) for name in ("fromrgb", "conv0", "conv1", "skip")
+                   if getattr(block, name, None) is not None]
     return layers[:count]
 
 
 def freeze_d(D, count):
     """Make the variables of D's first `count` layers non-trainable (no gradient, no update)."""
+    if not count:
+        return
     for layer in frozen_layers(D, count):
         for v in layer.trainable_variables:
             v.trainable = False
