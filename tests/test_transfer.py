@@ -155,3 +155,10 @@ def test_the_snapshot_grid_of_a_conditional_run_has_one_class_per_row(data_dir, 
     for row in range(4):
         want = images[labels == row % 2][:4]
         np.testing.assert_array_equal(reals[row], want)
+
+
+def test_freeze_d_needs_a_fixed_size_d():
+    with pytest.raises(TrainingError, match="Freeze-D applies to configs E and F"):
+        TrainingOptions(dataset="x", config="config-a", freeze_d=2, batch=4, batch_gpu=4).validate()
+    with pytest.raises(TrainingError, match="--freeze-d must be >= 0"):
+        TrainingOptions(dataset="x", freeze_d=-1).validate()
