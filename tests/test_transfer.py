@@ -107,7 +107,13 @@ def test_a_run_from_a_pickle_resumes_exactly(data_dir, tmp_path):
     (PT / "ada-pt-cond-orig16-fp16.pkl", dict(), r"label size 3 \(dataset 0\)"),
     (PT / "ada-pt-skip16.pkl", dict(fmap_base=64), r"sizes come from the pickle; leave out --fmap-base"),
     (PT / "sg3-t-refused.pkl", dict(), r"--resume-pkl: .*StyleGAN3 alias-free network"),
-    (TF1 / "sga-tiny16.pkl", dict(), r"a progressive-growing network \(configs A-D\)"),
+    (TF1 / "sga-tiny16.pkl", dict(), r"a G stylegan1 / D basic network does not train with --config config-f"),
+    (TF1 / "sga-tiny16.pkl", dict(config="config-b", lod_kimg=0.004, lod_transition_kimg=0.004, resume_kimg=0.008),
+     r"does not train with --config config-b"),
+    (TF1 / "sga-tiny16.pkl", dict(config="config-a", lod_kimg=0.004, lod_transition_kimg=0.004),
+     r"the network is at lod 0, the schedule at --resume-kimg 0 at lod 1; give the kimg"),
+    (TF1 / "sg2-tiny16.pkl", dict(config="config-d", lod_kimg=0.004, lod_transition_kimg=0.004),
+     r"a G skip / D resnet network does not train with --config config-d"),
 ])
 def test_what_does_not_fit_is_refused_before_anything_is_written(data_dir, tmp_path, pkl, kw, message):
     with pytest.raises(TrainingError, match=message) as e:
@@ -162,3 +168,21 @@ def test_freeze_d_needs_a_fixed_size_d():
         TrainingOptions(dataset="x", config="config-a", freeze_d=2, batch=4, batch_gpu=4).validate()
     with pytest.raises(TrainingError, match="--freeze-d must be >= 0"):
         TrainingOptions(dataset="x", freeze_d=-1).validate()
+
+
+@pytest.mark.parametrize("pkl, config", [(TF1 / "sga-tiny16.pkl", "config-a"), (TF1 / "sgb-tiny16.pkl", "config-d")])
+def test_a_growing_run_starts_from_a_growing_pickle_at_resume_kimg(data_dir, tmp_path, pkl, config):
+    """Configs A-D: the counters and the schedule start at --resume-kimg, where the schedule's lod
+    is the pickle's (NVIDIA's TF1 resume_kimg); the networks are the pickle's."""
+    nets = load_network_pkl(pkl)
+    kw = dict(config=config, lod_kimg=0.004, lod_transition_kimg=0.004, resume_kimg=0.008, total_kimg=0.016,
+              tick_kimg=0.008, resume_pkl=str(pkl), resolution_dicts=False)   # batch 4 at every resolution
+    t = Trainer(_opts(data_dir, tmp_path, **kw), echo=False)
+    assert t.state.nimg == 8 and t.state.stage.lod == 0.0 == float(t.state.G.lod.numpy())
+    for key, ours in (("G", t.state.G), ("D", t.state.D), ("G_ema", t.state.G_ema)):
+        _same_variables(ours, nets[key])
+    t.train()
+    # From kimg 0.008 on: 4 minibatches of 4 (the loop looks at the end every minibatch_repeats = 4).
+    assert t.state.nimg == 8 + 4 * 4 and os.path.isfile(os.path.join(t.run_dir, "network-final.pkl"))
+    with pytest.raises(TrainingError, match="--resume-kimg goes with --resume-pkl"):
+        _opts(data_dir, tmp_path, resume_kimg=1).validate()

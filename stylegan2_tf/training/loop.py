@@ -32,7 +32,7 @@ from .run_dir import agree_on_run_dir, checkpoint_dir, open_dataset, open_run_di
 from .schedule import growth_stage
 from .snapshots import FAKES_PNG, ImageGrid, kimg_label, save_snapshot, snapshot_name
 from .state import TrainingState
-from .transfer import load_networks, pickle_network_configs
+from .transfer import check_start_lod, load_networks, pickle_network_configs
 
 
 class Trainer:
@@ -96,9 +96,10 @@ class Trainer:
             g = self.g_cfg
             self.log(f"Starting from {opts.resume_pkl}: G {g.architecture}, D {self.d_cfg.architecture}, "
                      f"{g.img_resolution}x{g.img_resolution}x{g.img_channels}, {g.c_dim} label(s)"
+                     + (f", at kimg {opts.resume_kimg:g}" if opts.resume_kimg else "")
                      + (f"; D's first {opts.freeze_d} layers frozen" if opts.freeze_d else ""))
         self._steps = {}
-        self.state.apply_stage(growth_stage(opts, 0, info.resolution))
+        self.state.apply_stage(growth_stage(opts, self.state.nimg, info.resolution))
         self.resumed = False
         self._checkpointed_nimg = None
         if resume:
@@ -115,7 +116,10 @@ class Trainer:
         from the options)."""
         if self.start_from is None:
             return None
-        return pickle_network_configs(self.start_from["G"], self.start_from["D"], self.opts, info, self.opts.resume_pkl)
+        opts = self.opts
+        configs = pickle_network_configs(self.start_from["G"], self.start_from["D"], opts, info, opts.resume_pkl)
+        check_start_lod(self.start_from, opts, info.resolution, opts.resume_pkl)
+        return configs
 
     def _snapshot_evaluator(self):
         """An Evaluator for the snapshots' G_ema, its files from the environment or the metrics

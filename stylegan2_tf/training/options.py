@@ -90,6 +90,9 @@ class TrainingOptions:
                                        "stylegan2-ada-pytorch or ours): G, D and G_ema, their architecture, widths, "
                                        "resolution, channels and labels come from it; Adam and pl_mean start "
                                        "afresh.", flag="resume-pkl", local=True)
+    resume_kimg: float = option(0.0, "With --resume-pkl: the kimg the run's counters and schedule start at "
+                                "(configs A-D: where the schedule's level of detail is the pickle's).",
+                                flag="resume-kimg", resume=True)
     freeze_d: int = option(0, "Freeze-D: keep D's first N layers (from the image side: FromRGB, Conv0, Conv1, "
                            "Skip of each block) fixed.", flag="freeze-d", resume=True)
     # Network overrides.
@@ -204,6 +207,8 @@ class TrainingOptions:
             self._validate_growth()
         if self.freeze_d < 0:
             raise TrainingError(f"--freeze-d must be >= 0, got {self.freeze_d}")
+        if self.resume_kimg and not self.resume_pkl:
+            raise TrainingError("--resume-kimg goes with --resume-pkl (--resume continues at the checkpoint's kimg)")
         if self.freeze_d and self.progressive:
             raise TrainingError(f"--freeze-d with --config {self.config}: Freeze-D applies to configs E and F")
         if self.resume_pkl:
@@ -242,9 +247,8 @@ class TrainingOptions:
         if given:
             raise TrainingError(f"--resume-pkl {self.resume_pkl}: the networks' sizes come from the pickle; "
                                 f"leave out {', '.join(given)}")
-        if self.progressive:
-            raise TrainingError(f"--resume-pkl with --config {self.config}: starting a progressive-growing run "
-                                f"from a pickle is not supported (configs E and F)")
+        if self.resume_kimg < 0:
+            raise TrainingError(f"--resume-kimg must be >= 0, got {self.resume_kimg:g}")
 
     def _validate_networks(self):
         """The network configs these options make (at 1024², the dataset's resolution is not known

@@ -53,7 +53,9 @@ class TrainingState:
             if opts.loss_scaling:
                 self.loss_scales = {p.name: DynamicLossScale(name=f"loss_scale_{p.name}") for p in PHASES}
             self.rng = tf.random.Generator.from_seed(opts.seed)
-            self.cur_nimg = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_nimg")
+            # A run from a pickle starts its counters at --resume-kimg (NVIDIA's resume_kimg).
+            start_nimg = int(opts.resume_kimg * 1000) if start_from is not None else 0
+            self.cur_nimg = tf.Variable(start_nimg, dtype=tf.int64, trainable=False, name="cur_nimg")
             self.cur_tick = tf.Variable(0, dtype=tf.int64, trainable=False, name="cur_tick")
             self.minibatch = tf.Variable(0, dtype=tf.int64, trainable=False, name="minibatch")
             # The lod of the last minibatch (-1: none yet), for the Adam resets of growing runs.

@@ -12,7 +12,8 @@ one, Conv0, Conv1, Skip), keep their weights.
 
 from ..errors import UserError
 from ..official import load_network_pkl
-from .configs import FP16_CONV_CLAMP
+from .configs import FP16_CONV_CLAMP, architectures
+from .schedule import growth_stage
 from .options import TrainingError
 
 
@@ -30,9 +31,11 @@ def pickle_network_configs(G, D, opts, info, path):
     clamp the network was trained with stays unless --conv-clamp is given. TrainingError where the
     pickle and the dataset disagree (a mismatch would otherwise train garbage)."""
     g, d = G.config, D.config
-    if g.progressive or d.progressive:
-        raise TrainingError(f"--resume-pkl {path}: a progressive-growing network (configs A-D); starting a run "
-                            f"from one is not supported")
+    if g.progressive != opts.progressive or (g.progressive and architectures(opts.config) != (g.architecture,
+                                                                                              d.architecture)):
+        raise TrainingError(f"--resume-pkl {path}: a G {g.architecture} / D {d.architecture} network does not "
+                            f"train with --config {opts.config} (configs A-D grow their own networks: config A "
+                            f"StyleGAN1's, B-D the revised ones; E and F a fixed size)")
     bad = [f"{what} {theirs} (dataset {ours})" for what, theirs, ours in
            (("resolution", g.img_resolution, info.resolution), ("channels", g.img_channels, info.channels),
             ("label size", g.c_dim, info.label_size)) if theirs != ours]
@@ -45,6 +48,19 @@ def pickle_network_configs(G, D, opts, info, path):
     precision = dict(num_fp16_res=int(opts.fp16_res), mixed_dtype=opts.mixed_dtype,
                      conv_clamp=None if clamp is None else float(clamp))
     return g.replace(fused_modconv=opts.fused_modconv, **precision), d.replace(**precision)
+
+
+def check_start_lod(nets, opts, resolution, path):
+    """A growing network starts where the schedule is at --resume-kimg: its lod must be that of
+    the schedule there (NVIDIA's TF1 resume_kimg), else the first minibatch would jump levels."""
+    if nets["G_ema"].lod is None:
+        return
+    have = float(nets["G_ema"].lod.numpy())
+    want = growth_stage(opts, int(opts.resume_kimg * 1000), resolution).lod
+    if abs(have - want) > 1e-6:
+        raise TrainingError(f"--resume-pkl {path}: the network is at lod {have:g}, the schedule at --resume-kimg "
+                            f"{opts.resume_kimg:g} at lod {want:g}; give the kimg where the schedule reaches "
+                            f"lod {have:g}")
 
 
 def copy_networks(state, nets, path):
