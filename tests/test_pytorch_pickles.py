@@ -80,6 +80,20 @@ def test_G_and_D_load_too_and_extras_are_reported(loaded):
     extras = nets["extras"]
     assert extras["training_set_kwargs"]["resolution"] == nets["G_ema"].config.img_resolution
     assert extras["augment_pipe"] == ("AugmentPipe" if nets["G_ema"].config.c_dim else None)
+    # The fixtures embed a placeholder, not a source NVIDIA released: reported as unknown.
+    assert set(extras["module_source"]) == {"G", "D", "G_ema"}
+    assert all(v.startswith("unknown (sha256 ") for v in extras["module_source"].values())
+
+
+def test_a_released_module_source_is_named(monkeypatch, caplog):
+    import hashlib
+    from stylegan2_tf.official import pytorch_format
+    placeholder = b"# placeholder: the module source that NVlabs/stylegan2-ada-pytorch embeds here is not " \
+                  b"included in these fixtures\n"
+    monkeypatch.setitem(pytorch_format.KNOWN_SOURCES, hashlib.sha256(placeholder).hexdigest(), "the placeholder")
+    nets = load_network_pkl(FIXTURES / "ada-pt-skip16.pkl")
+    assert nets["extras"]["module_source"]["G_ema"] == "the placeholder"
+    assert "not one NVIDIA released" not in caplog.text
 
 
 def test_stylegan3_alias_free_networks_are_refused():

@@ -33,9 +33,25 @@ an unknown constructor argument, a tensor too many or too few or of another shap
 with one line.
 """
 
+import hashlib
+import logging
+
 import numpy as np
 
 from .unpickler import NetworkPickleError, NetworkState, TorchModule
+
+log = logging.getLogger(__name__)
+
+# sha256 of the module sources NVIDIA released (the text a persistent module embeds), by the file
+# and commit they are.
+KNOWN_SOURCES = {
+    "df49fc78a0364015a09b592bb43546af83a6cdaad753d89a2a1a69bd6e171c24":
+        "stylegan2-ada-pytorch training/networks.py (375a436)",
+    "b6f14e8fa2a95de4d38218fef31380c6a70de770f585107e209ff83075c307ef":
+        "stylegan3 training/networks_stylegan2.py (583f2bd)",
+    "137a76d163766bad469acb7a0835a6598419fb17585e5e0a72e3f0008668811c":
+        "stylegan3 training/networks_stylegan2.py (8fb5177)",
+}
 
 # Constructor arguments of training/networks.py that this reader understands, with their defaults.
 G_ARGS = dict(z_dim=None, c_dim=None, w_dim=None, img_resolution=None, img_channels=None, mapping_kwargs={},
@@ -297,6 +313,12 @@ def discriminator_state(module, where, fp32=True):
     return _network(where, "D_main", static, variables)
 
 
+def source_of(module):
+    """Which released file a module's embedded source is, or 'unknown (sha256 ...)'."""
+    sha = hashlib.sha256(module.module_src.encode("utf-8")).hexdigest()
+    return KNOWN_SOURCES.get(sha, f"unknown (sha256 {sha[:12]})")
+
+
 def snapshot_states(obj, path, fp32=True):
     """The dict of a stylegan2-ada-pytorch snapshot -> {'G', 'D', 'Gs'} NetworkStates (those
     present), and what else the pickle holds (augment_pipe's class, training_set_kwargs)."""
@@ -308,6 +330,13 @@ def snapshot_states(obj, path, fp32=True):
     if "Gs" not in states:
         raise NetworkPickleError(f"{path}: a stylegan2-ada-pytorch pickle without G_ema")
     pipe = obj.get("augment_pipe")
+    sources = {key: source_of(obj[key]) for key in ("G", "D", "G_ema") if isinstance(obj.get(key), TorchModule)}
+    for key, source in sources.items():
+        if source.startswith("unknown"):
+            # Not refused: the classes, arguments, recorded values and tensors matched. A change to the
+            # code's arithmetic would not show in them, so it is said.
+            log.warning("%s: %s embeds a module source that is not one NVIDIA released (%s); it is read as "
+                        "stylegan2-ada-pytorch's networks", path, key, source)
     extras = {"augment_pipe": None if pipe is None else getattr(pipe, "class_name", type(pipe).__name__),
-              "training_set_kwargs": dict(obj.get("training_set_kwargs") or {})}
+              "training_set_kwargs": dict(obj.get("training_set_kwargs") or {}), "module_source": sources}
     return states, extras
