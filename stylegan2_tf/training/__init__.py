@@ -5,6 +5,7 @@
   schedule.py   growth stages (lod, batch, learning rate, tick length) over time
   losses.py     the per-sample loss terms; phases.py: the four phases as step functions
   state.py      networks, optimizers, counters and their checkpoint
+  transfer.py   a run from a pickle's networks (--resume-pkl), Freeze-D
   loop.py       Trainer: a run's set-up and its loop; launch.py: starting a run
   run_dir.py, reporting.py, snapshots.py, machine.py: what a run writes and checks
   strategy.py, cluster.py: devices and workers
