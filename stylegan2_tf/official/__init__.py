@@ -23,7 +23,7 @@ def load_network_pkl(path, load=("G", "D", "G_ema"), fp32=True):
     obj = load_pickle(path)
     extras = {}
     if is_pytorch_snapshot(obj):
-        states, extras = snapshot_states(obj, path, fp32=fp32)
+        states, extras = snapshot_states(obj, path)
         missing = [k for k, ours in (("G", "G"), ("D", "D")) if k in load and ours not in states]
         if missing:
             raise NetworkPickleError(f"{path}: the stylegan2-ada-pytorch pickle has no {' or '.join(missing)}")
@@ -31,9 +31,9 @@ def load_network_pkl(path, load=("G", "D", "G_ema"), fp32=True):
         fmt = "stylegan2-ada-pytorch"
     else:
         G, D, Gs = tf1_networks(obj, path)
-        if fp32:
-            G, D, Gs = (_float32(net) for net in (G, D, Gs))
         fmt = "tf1"
+    if fp32:
+        G, D, Gs = (None if net is None else _float32(net) for net in (G, D, Gs))
     out = {"family": generator_family(Gs, f"{path}: Gs"), "format": fmt, "extras": extras}
     try:
         if out["family"] in G_ARCHITECTURE:   # growing networks: one lod for G, D and Gs

@@ -124,14 +124,7 @@ def _recorded(module, path, attr, want, where):
 
 
 def _check_classes(module, allowed, where):
-    seen = {module.class_name}
-    stack = list(module.children.values())
-    while stack:
-        child = stack.pop()
-        if isinstance(child, TorchModule):
-            seen.add(child.class_name)
-            stack.extend(child.children.values())
-    other = sorted(seen - allowed)
+    other = sorted({m.class_name for m in _modules(module)} - allowed)
     if other:
         hint = " (a StyleGAN3 alias-free network: not supported)" if "SynthesisInput" in other else ""
         raise NetworkPickleError(f"{where}: module class(es) {', '.join(other)} are not those of "
@@ -180,9 +173,8 @@ def _leftover(tensors, where):
                                  f"(another network layout)")
 
 
-def generator_state(module, where, fp32=True):
-    """A stylegan2-ada-pytorch Generator -> NetworkState of the StyleGAN2-ADA TF1 layout.
-    fp32: the network computes in float32 (num_fp16_res 0; conv_clamp stays)."""
+def generator_state(module, where):
+    """A stylegan2-ada-pytorch Generator -> NetworkState of the StyleGAN2-ADA TF1 layout."""
     if not isinstance(module, TorchModule) or module.class_name != "Generator":
         raise NetworkPickleError(f"{where}: expected a Generator module, found {module!r}")
     _check_classes(module, G_CLASSES, where)
@@ -206,7 +198,7 @@ def generator_state(module, where, fp32=True):
                   mapping_fmaps=mk["layer_features"] or w_dim, label_fmaps=mk["embed_features"] or w_dim,
                   mapping_lrmul=float(mk["lr_multiplier"]), mapping_nonlinearity=mk["activation"],
                   w_avg_beta=mk["w_avg_beta"], fmap_base=int(sk["channel_base"]) // 2,
-                  fmap_max=int(sk["channel_max"]), num_fp16_res=0 if fp32 else int(sk["num_fp16_res"]),
+                  fmap_max=int(sk["channel_max"]), num_fp16_res=int(sk["num_fp16_res"]),
                   conv_clamp=sk["conv_clamp"], architecture=sk["architecture"],
                   resample_kernel=list(sk["resample_filter"]), use_noise=bool(sk["use_noise"]),
                   nonlinearity=sk["activation"])
@@ -259,7 +251,7 @@ def generator_state(module, where, fp32=True):
     return _network(where, "G_main", static, main, components)
 
 
-def discriminator_state(module, where, fp32=True):
+def discriminator_state(module, where):
     """A stylegan2-ada-pytorch Discriminator -> NetworkState of the StyleGAN2-ADA TF1 layout (D_main)."""
     if not isinstance(module, TorchModule) or module.class_name != "Discriminator":
         raise NetworkPickleError(f"{where}: expected a Discriminator module, found {module!r}")
@@ -278,7 +270,7 @@ def discriminator_state(module, where, fp32=True):
                                                                       int(kw["channel_max"]))
     static = dict(label_size=c_dim, resolution=res, num_channels=int(kw["img_channels"]),
                   architecture=kw["architecture"], fmap_base=int(kw["channel_base"]) // 2,
-                  fmap_max=int(kw["channel_max"]), num_fp16_res=0 if fp32 else int(kw["num_fp16_res"]),
+                  fmap_max=int(kw["channel_max"]), num_fp16_res=int(kw["num_fp16_res"]),
                   conv_clamp=kw["conv_clamp"], nonlinearity=bk["activation"],
                   resample_kernel=list(bk["resample_filter"]), mbstd_group_size=ek["mbstd_group_size"],
                   mbstd_num_features=int(ek["mbstd_num_channels"]))
@@ -319,14 +311,14 @@ def source_of(module):
     return KNOWN_SOURCES.get(sha, f"unknown (sha256 {sha[:12]})")
 
 
-def snapshot_states(obj, path, fp32=True):
+def snapshot_states(obj, path):
     """The dict of a stylegan2-ada-pytorch snapshot -> {'G', 'D', 'Gs'} NetworkStates (those
     present), and what else the pickle holds (augment_pipe's class, training_set_kwargs)."""
     states = {}
     for key, ours, convert in (("G", "G", generator_state), ("G_ema", "Gs", generator_state),
                                ("D", "D", discriminator_state)):
         if obj.get(key) is not None:
-            states[ours] = convert(obj[key], f"{path}: {key}", fp32=fp32)
+            states[ours] = convert(obj[key], f"{path}: {key}")
     if "Gs" not in states:
         raise NetworkPickleError(f"{path}: a stylegan2-ada-pytorch pickle without G_ema")
     pipe = obj.get("augment_pipe")

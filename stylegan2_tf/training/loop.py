@@ -65,6 +65,7 @@ class Trainer:
         # from a pickle (--resume-pkl) takes its networks' configs, checked against the dataset
         # before anything is written; a resumed run the configs it recorded.
         self.start_from = load_networks(opts.resume_pkl) if opts.resume_pkl and not resume else None
+        self._pickle_configs = None
         checkpoint = None
         if self.cluster is None:
             self.dataset_path, self.data_info = open_dataset(opts)
@@ -84,8 +85,8 @@ class Trainer:
 
         # Networks, optimizers, counters and their checkpoint.
         info = self.data_info
-        self.g_cfg, self.d_cfg = (saved_network_configs(self.run_dir) if resume else None) or \
-            self._new_network_configs(info) or opts.network_configs(info.resolution, info.channels, info.label_size)
+        recorded = saved_network_configs(self.run_dir) if resume else self._new_network_configs(info)
+        self.g_cfg, self.d_cfg = recorded or opts.network_configs(info.resolution, info.channels, info.label_size)
         self.module_src = None
         if opts.embed_module_src:
             with open(opts.embed_module_src) as f:
@@ -112,13 +113,14 @@ class Trainer:
                      f"tick {int(self.state.cur_tick.numpy())}")
 
     def _new_network_configs(self, info):
-        """The configs a new run records: those of the --resume-pkl networks, or None (they follow
-        from the options)."""
-        if self.start_from is None:
-            return None
+        """The configs a new run records: those of the --resume-pkl networks (worked out and checked
+        against the dataset once), or None (they follow from the options)."""
+        if self.start_from is None or self._pickle_configs is not None:
+            return self._pickle_configs
         opts = self.opts
         configs = pickle_network_configs(self.start_from["G"], self.start_from["D"], opts, info, opts.resume_pkl)
         check_start_lod(self.start_from, opts, info.resolution, opts.resume_pkl)
+        self._pickle_configs = configs
         return configs
 
     def _snapshot_evaluator(self):
