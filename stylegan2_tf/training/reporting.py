@@ -76,7 +76,8 @@ class TickStats:
 
 
 class Reporter:
-    """Writes a run's reports. Only the chief writes files; every worker logs nothing else."""
+    """Writes a run's reports: files and TensorBoard events on the chief only (the other workers
+    get a no-op summary writer and write no files)."""
 
     def __init__(self, run_dir, log, is_chief):
         self.run_dir, self.log, self.is_chief = run_dir, log, is_chief
