@@ -71,11 +71,18 @@ def network_configs(opts, resolution, channels, c_dim):
         g_kw["mapping_layers"] = opts.mapping_layers
     if opts.latent_dim:
         g_kw.update(z_dim=opts.latent_dim, w_dim=opts.latent_dim, mapping_fmaps=opts.latent_dim)
-    clamp = opts.conv_clamp
+    for kw in (g_kw, d_kw):
+        kw.update(precision(opts))
+    return GeneratorConfig(**g_kw), DiscriminatorConfig(**d_kw)
+
+
+def precision(opts, network_clamp=None):
+    """The network-config precision fields of TrainingOptions `opts`: float16 (or bfloat16) in the
+    --fp16-res highest resolutions, and the conv clamp: --conv-clamp, else the one a network was
+    trained with (`network_clamp`), else 256 with float16 blocks (NVlabs/stylegan2-ada), else none."""
+    clamp = opts.conv_clamp if opts.conv_clamp is not None else network_clamp
     if clamp is None and opts.fp16_res > 0:
         clamp = FP16_CONV_CLAMP
-    for kw in (g_kw, d_kw):
-        kw.update(num_fp16_res=int(opts.fp16_res), mixed_dtype=opts.mixed_dtype,
-                  conv_clamp=None if clamp is None else float(clamp))
-    return GeneratorConfig(**g_kw), DiscriminatorConfig(**d_kw)
+    return dict(num_fp16_res=int(opts.fp16_res), mixed_dtype=opts.mixed_dtype,
+                conv_clamp=None if clamp is None else float(clamp))
 

@@ -12,7 +12,7 @@ one, Conv0, Conv1, Skip), keep their weights.
 
 from ..errors import UserError
 from ..official import load_network_pkl
-from .configs import FP16_CONV_CLAMP, architectures
+from .configs import architectures, precision
 from .schedule import growth_stage
 from .options import TrainingError
 
@@ -42,12 +42,8 @@ def pickle_network_configs(G, D, opts, info, path):
     if bad:
         raise TrainingError(f"--resume-pkl {path}: the networks do not fit the dataset {info.tfrecord_dir}: "
                             f"{', '.join(bad)}")
-    clamp = opts.conv_clamp if opts.conv_clamp is not None else g.conv_clamp
-    if clamp is None and opts.fp16_res > 0:
-        clamp = FP16_CONV_CLAMP
-    precision = dict(num_fp16_res=int(opts.fp16_res), mixed_dtype=opts.mixed_dtype,
-                     conv_clamp=None if clamp is None else float(clamp))
-    return g.replace(fused_modconv=opts.fused_modconv, **precision), d.replace(**precision)
+    settings = precision(opts, network_clamp=g.conv_clamp)
+    return g.replace(fused_modconv=opts.fused_modconv, **settings), d.replace(**settings)
 
 
 def check_start_lod(nets, opts, resolution, path):
