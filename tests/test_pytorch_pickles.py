@@ -16,7 +16,7 @@ from stylegan2_tf.official import NetworkPickleError, UnsafePickleError, load_ne
 
 FIXTURES = ROOT / "tests" / "fixtures" / "pytorch_pkl"
 NAMES = ("ada-pt-skip16", "ada-pt-cond-orig16-fp16", "ada-pt-resnet32-gray", "ada-pt-cond-skip8-rgba",
-         "sg3-cfg-stylegan2-cond16")
+         "ada-pt-skip4", "sg3-cfg-stylegan2-cond16")
 
 
 def _nhwc(x):
@@ -211,3 +211,22 @@ def test_a_d_that_legacy_py_cannot_convert_is_warned_about(tmp_path, caplog):
         caplog.clear()
         save_network_pkl(tmp_path / "s.pkl", G, D, G)
         assert ("legacy.py cannot convert" in caplog.text) == warned
+
+
+def test_4x4_networks_write_back_and_a_blockless_d_must_be_skip(tmp_path):
+    """A 4x4 network has one synthesis block and a D that is its epilogue alone: it writes and reads
+    back unchanged; a 4x4 D without 'skip' would have no features and is refused."""
+    from stylegan2_tf.networks import DiscriminatorConfig
+    from stylegan2_tf.official.writer import save_network_pkl
+    nets = load_network_pkl(FIXTURES / "ada-pt-skip4.pkl")
+    assert [b.resolution for b in nets["G_ema"].synthesis.blocks] == [4] and nets["D"].blocks == []
+    save_network_pkl(tmp_path / "s.pkl", nets["G"], nets["D"], nets["G_ema"])
+    again = load_network_pkl(tmp_path / "s.pkl")
+    for key in ("G", "D", "G_ema"):
+        assert again[key].config == nets[key].config
+        for a, b in zip(again[key].variables, nets[key].variables):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=b.path)
+    for arch in ("orig", "resnet"):
+        with pytest.raises(ValueError, match=f"a 4x4 discriminator has no blocks: only architecture 'skip' gives "
+                                             f"it features, got '{arch}'"):
+            DiscriminatorConfig(img_resolution=4, architecture=arch)

@@ -190,8 +190,11 @@ class DiscriminatorConfig(_Config):
     mixed_dtype: str = "float16"  # of those blocks' activations (MIXED_DTYPES)
 
     def __post_init__(self):
-        if self.resolution_log2 < 3:
-            raise ValueError(f"discriminator resolution must be >= 8, got {self.img_resolution}")
+        # At 4x4 D is its epilogue alone, and only 'skip' gives it features (FromRGB of the image),
+        # as in NVlabs/stylegan2's D at 4x4.
+        if self.resolution_log2 == 2 and self.architecture != "skip":
+            raise ValueError(f"a 4x4 discriminator has no blocks: only architecture 'skip' gives it features, "
+                             f"got {self.architecture!r}")
         allowed = ARCHITECTURES + PROGRESSIVE_D_ARCHITECTURES
         if self.architecture not in allowed:
             raise ValueError(f"discriminator architecture must be one of {allowed}, got {self.architecture!r}")

@@ -6,6 +6,8 @@ and Conv1_down (3x3 + 2x FIR down, nf(r-2)). Architectures:
   skip    FromRGB at every resolution from the image downsampled ([1,3,3,1] FIR), summed
   resnet  residual blocks: (main + 1x1 down-conv skip) / sqrt(2) -- configs E and F
 Epilogue at 4x4: minibatch stddev, Conv 3x3, Dense0 (flattened 4x4 features), Output.
+A 4x4 D has no blocks: its epilogue's FromRGB ('skip', the only architecture allowed there)
+gives the features.
 
 Mixed precision (config.num_fp16_res): blocks at resolution >= config.fp16_resolution
 compute in float16 or config.mixed_dtype (their input features and image are cast on
@@ -108,9 +110,11 @@ class DiscriminatorEpilogue(keras.layers.Layer):
 
     def call(self, x, img, cmap=None):
         cfg = self.config
-        x = tf.cast(x, self.compute_dtype)  # float32 (the network's dtype) from here on
+        if x is not None:   # None only at 4x4 (no blocks)
+            x = tf.cast(x, self.compute_dtype)  # float32 (the network's dtype) from here on
         if self.fromrgb is not None:
-            x = x + self.fromrgb(tf.cast(img, self.compute_dtype))
+            y = self.fromrgb(tf.cast(img, self.compute_dtype))
+            x = y if x is None else x + y
         if cfg.mbstd_num_features > 0:
             x = minibatch_stddev(x, cfg.mbstd_group_size, cfg.mbstd_num_features)
         x = self.conv(x)
