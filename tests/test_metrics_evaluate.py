@@ -236,3 +236,32 @@ if __name__ == "__main__":   # the two-replica process of test_results_equal_ove
             out.update(compute_metric(name, opts)["results"])
         results.append(out)
     print(json.dumps(results))
+
+
+def test_conditional_fakes_take_the_dataset_labels(tmp_path):
+    """NVIDIA's metrics give a conditional network's fakes the labels of random dataset images
+    (uniform with replacement), so the classes come in the dataset's proportions (here 3:1:0,
+    not the 1:1:1 of uniform classes), and a label size that differs from c_dim stops the run."""
+    from PIL import Image
+    from stylegan2_tf.data import create_from_images
+    from stylegan2_tf.data.synthetic import shapes_images
+    from stylegan2_tf.networks import Generator, GeneratorConfig
+    images, _ = shapes_images(8, 16, seed=2)
+    rows = [[1, 0, 0]] * 6 + [[0, 1, 0]] * 2
+    (tmp_path / "photos").mkdir()
+    for i, img in enumerate(images):
+        Image.fromarray(img.transpose(1, 2, 0)).save(tmp_path / "photos" / f"{i}.png")
+    (tmp_path / "photos" / "dataset.json").write_text(json.dumps({"labels": [[f"{i}.png", r]
+                                                                             for i, r in enumerate(rows)]}))
+    create_from_images(str(tmp_path / "cond"), str(tmp_path / "photos"), shuffle=False)
+    G = Generator(GeneratorConfig(img_resolution=16, c_dim=3, z_dim=8, w_dim=8, mapping_layers=1,
+                                  fmap_base=64, fmap_max=16)).build_weights()
+    evaluator = Evaluator(MetricOptions(G=G, tfrecord_dir=str(tmp_path / "cond")))
+    c = evaluator.random_labels(np.random.default_rng(0), 4000)
+    assert c.shape == (4000, 3) and c.dtype == np.float32
+    assert set(map(tuple, c.tolist())) == {(1, 0, 0), (0, 1, 0)}
+    share = c[:, 0].mean()     # binomial: 0.75 +- 0.007 (one sigma)
+    assert abs(share - 0.75) < 0.03, share
+    G2 = Generator(G.config.replace(c_dim=2)).build_weights()
+    with pytest.raises(MetricError, match=r"cond: dataset labels have 3 entries, the network's c_dim is 2"):
+        Evaluator(MetricOptions(G=G2, tfrecord_dir=str(tmp_path / "cond"))).random_labels(np.random.default_rng(0), 4)

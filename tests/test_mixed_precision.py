@@ -364,7 +364,7 @@ def test_clamped_layers_match_nvidia_selection():
 # ------------------------------------------------------------------ snapshots and options
 
 
-def test_fp16_networks_write_official_snapshots(tmp_path):
+def test_fp16_networks_write_official_snapshots(tmp_path, caplog):
     from stylegan2_tf.official import load_network_pkl
     from stylegan2_tf.official.writer import save_network_pkl
     from stylegan2_tf.official import read_network_pickle
@@ -373,6 +373,7 @@ def test_fp16_networks_write_official_snapshots(tmp_path):
     D = Discriminator(_d_cfg(res=16, num_fp16_res=2, conv_clamp=256.0, label_mode="project")).build_weights()
     path = tmp_path / "snap.pkl"
     save_network_pkl(path, G, D, G)
+    assert "records neither" not in caplog.text
     # Unconditional with float16 blocks and a clamp: the StyleGAN2-ADA TF1 format, which records both.
     Gs = read_network_pickle(path)[2]
     assert (Gs.components["synthesis"].build_func_name, Gs.static_kwargs["num_fp16_res"],
@@ -386,7 +387,9 @@ def test_fp16_networks_write_official_snapshots(tmp_path):
     # Conditional networks of the NVlabs/stylegan2 kind: that format, which has no precision settings.
     Gc = Generator(_g_cfg(res=16, c_dim=2, num_fp16_res=2, conv_clamp=256.0, label_mode="concat")).build_weights()
     Dc = Discriminator(_d_cfg(res=16, c_dim=2, num_fp16_res=2, conv_clamp=256.0, label_mode="project")).build_weights()
+    caplog.clear()
     save_network_pkl(path, Gc, Dc, Gc)
+    assert "records neither num_fp16_res nor conv_clamp" in caplog.text   # said, not silent
     assert read_network_pickle(path)[2].components["synthesis"].build_func_name == "G_synthesis_stylegan2"
     assert load_network_pkl(path)["G"].config == Gc.config.replace(num_fp16_res=0, conv_clamp=None)
 

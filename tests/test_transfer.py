@@ -186,3 +186,28 @@ def test_a_growing_run_starts_from_a_growing_pickle_at_resume_kimg(data_dir, tmp
     assert t.state.nimg == 8 + 4 * 4 and os.path.isfile(os.path.join(t.run_dir, "network-final.pkl"))
     with pytest.raises(TrainingError, match="--resume-kimg goes with --resume-pkl"):
         _opts(data_dir, tmp_path, resume_kimg=1).validate()
+
+
+def test_a_conditional_pickle_keeps_its_label_style(tmp_path):
+    """A conditional network of the NVlabs/stylegan2 kind (concat/project) trains in that style:
+    --label-style ada, or float16 blocks its snapshot format cannot record, are refused."""
+    from stylegan2_tf.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+    from stylegan2_tf.official.writer import save_network_pkl
+    root = tmp_path / "data"
+    create_shapes_dataset(str(root / "labelled16"), num_images=8, resolution=16, with_labels=True)
+    size = dict(img_resolution=16, c_dim=2, fmap_base=64, fmap_max=32)
+    G = Generator(GeneratorConfig(z_dim=8, w_dim=8, mapping_layers=1, mapping_fmaps=8, label_mode="concat",
+                                  **size)).build_weights()
+    D = Discriminator(DiscriminatorConfig(label_mode="project", **size)).build_weights()
+    pkl = tmp_path / "cond.pkl"
+    save_network_pkl(pkl, G, D, G)
+    base = dict(data_dir=str(root), dataset="labelled16", result_dir=str(tmp_path / "results"), resume_pkl=str(pkl),
+                batch=4, batch_gpu=4)
+    t = Trainer(TrainingOptions(**base, total_kimg=0.004), echo=False)
+    assert (t.g_cfg.label_mode, t.d_cfg.label_mode) == ("concat", "project")
+    for kw, message in ((dict(label_style="ada"), r"take labels in the stylegan2 style \(G concat, D project\), "
+                                                  r"not --label-style ada"),
+                        (dict(fp16_res=1), r"NVlabs/stylegan2 kind train in float32 without a clamp")):
+        with pytest.raises(TrainingError, match=message):
+            Trainer(TrainingOptions(**{**base, "result_dir": str(tmp_path / "r2")}, **kw), echo=False)
+        assert not os.path.exists(tmp_path / "r2")

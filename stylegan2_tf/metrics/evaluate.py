@@ -141,16 +141,23 @@ class Evaluator:
             if info.channels != self.opts.G.config.img_channels:
                 raise MetricError(f"{self.opts.tfrecord_dir}: dataset images have {info.channels} channel(s), the "
                                   f"network's {self.opts.G.config.img_channels}")
+            c_dim = self.opts.G.config.c_dim
+            if c_dim and info.label_size != c_dim:
+                raise MetricError(f"{self.opts.tfrecord_dir}: dataset labels have {info.label_size} entries, the "
+                                  f"network's c_dim is {c_dim} (a conditional network's fakes take the dataset's "
+                                  f"labels)")
             self._info = info
         return self._info
 
     def random_labels(self, rng, n):
+        """Labels for n fakes of a conditional network, as NVIDIA's metrics draw them: the labels
+        of n dataset images picked uniformly with replacement (so the classes come in the
+        dataset's proportions). Without a dataset (PPL alone): one-hot classes, uniformly."""
         c_dim = self.opts.G.config.c_dim
         if c_dim == 0:
             return None
         if self._labels is None and self.opts.tfrecord_dir:
-            labels = self.info.load_labels()
-            self._labels = labels if labels.shape[1] == c_dim and len(labels) else None
+            self._labels = self.info.load_labels()   # info checks the label size
         if self._labels is not None:
             return self._labels[rng.integers(0, len(self._labels), n)]
         return np.eye(c_dim, dtype=np.float32)[rng.integers(0, c_dim, n)]

@@ -136,6 +136,10 @@ def _check_writable(G, D):
                          "NVlabs/stylegan2 format")
     # num_fp16_res and conv_clamp: the variables are float32 and the same either way; the ADA
     # format records both, the NVlabs/stylegan2 one (conditional networks of that kind) neither.
+    if not is_ada_style(G, D) and any(cfg.num_fp16_res or cfg.conv_clamp is not None for cfg in (g, d)):
+        log.warning("conditional networks of the NVlabs/stylegan2 kind (label_mode concat/project) are written in "
+                    "that format, which records neither num_fp16_res nor conv_clamp: the snapshot loads as float32 "
+                    "without a clamp")
     if d.nf(0) != d.nf(1):
         log.warning("D's Dense0 has %d features and its 4x4 layers %d (fmap_base %d < 2 x fmap_max %d): "
                     "stylegan2-ada-pytorch's legacy.py cannot convert this snapshot (this project loads it)",

@@ -20,6 +20,12 @@ from ..networks import DiscriminatorConfig, GeneratorConfig
 ARCHS = ("orig", "skip", "resnet")
 GROWING_CONFIGS = ("config-a", "config-b", "config-c", "config-d")
 CONFIGS = GROWING_CONFIGS + ("config-e", "config-f") + tuple(f"config-e-G{g}-D{d}" for g in ARCHS for d in ARCHS)
+# How labels enter conditional networks (TrainingOptions.label_style), as (G label_mode, D label_mode):
+#   ada        NVlabs/stylegan2-ada: G embeds c (normalised beside z), D projects onto an embedding
+#              of c (cmap) -- what stylegan2-ada-pytorch trains and its legacy.py converts
+#   stylegan2  NVlabs/stylegan2: G concatenates c @ W to z, D projects its per-class outputs onto c
+LABEL_MODES = {"ada": ("embed", "cmap"), "stylegan2": ("concat", "project")}
+LABEL_STYLES = tuple(LABEL_MODES)
 # Default conv clamp of float16 blocks (NVlabs/stylegan2-ada's value).
 FP16_CONV_CLAMP = 256.0
 
@@ -43,6 +49,11 @@ def default_r1_gamma(config):
     return 100.0 if config.startswith("config-e") else 10.0
 
 
+def default_label_style(config):
+    """Configs A-D: NVlabs/stylegan2's (their growing D projects); the others: NVlabs/stylegan2-ada's."""
+    return "stylegan2" if is_progressive(config) else "ada"
+
+
 def architectures(config):
     """(G architecture, D architecture) of a config."""
     if config == "config-a":
@@ -61,10 +72,11 @@ def network_configs(opts, resolution, channels, c_dim):
     configs check their own rules (ValueError)."""
     fmap_base = opts.fmap_base or (16384 if opts.config == "config-f" else 8192)
     g_arch, d_arch = architectures(opts.config)
+    g_labels, d_labels = LABEL_MODES[opts.labels]
     g_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
-                architecture=g_arch, label_mode="concat", fused_modconv=opts.fused_modconv)
+                architecture=g_arch, label_mode=g_labels, fused_modconv=opts.fused_modconv)
     d_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
-                architecture=d_arch, label_mode="project", mbstd_group_size=4)
+                architecture=d_arch, label_mode=d_labels, mbstd_group_size=4)
     if opts.fmap_max:
         g_kw["fmap_max"] = d_kw["fmap_max"] = opts.fmap_max
     if opts.mapping_layers:

@@ -8,6 +8,7 @@ Each field's metadata is the one place that says what the option is:
   choices    the allowed values of a string option
   network    the network-config field it feeds (named in the network's own error messages)
   cli_default  the flag's default where it differs from the field's
+  before     the value of runs whose options file predates the option (their behaviour then)
 run_training.py makes its flags from these fields; `RESUME_INVARIANTS` and `WORKER_LOCAL`
 are derived from them. `validate()` checks the options and builds the network configs (whose
 own rules it does not restate); the options are frozen, so what was validated is what runs
@@ -44,6 +45,15 @@ class TrainingOptions:
     result_dir: str = option("results", "Root directory for run results.", flag="result-dir", local=True)
     config: str = option("config-f", "config-a ... config-f (the paper's Table 1), or "
                          "config-e-G{orig,skip,resnet}-D{orig,skip,resnet}.", flag="config", resume=True)
+    label_style: Optional[str] = option(None, "Conditional datasets: how labels enter the networks. 'ada' "
+                                        "(NVlabs/stylegan2-ada, stylegan2-ada-pytorch): G embeds the label beside "
+                                        "z, D projects onto a label embedding; snapshots in the StyleGAN2-ADA "
+                                        "format, which stylegan2-ada-pytorch's legacy.py converts. 'stylegan2' "
+                                        "(NVlabs/stylegan2): G concatenates a projected label to z, D projects "
+                                        "per-class scores; NVIDIA's TF1 code loads it. Default: 'ada', "
+                                        "'stylegan2' for configs A-D (whose growing D projects).",
+                                        flag="label-style", resume=True, choices=configs.LABEL_STYLES,
+                                        before="stylegan2")
     mirror_augment: bool = option(False, "Mirror images left-right at random.", flag="mirror-augment", resume=True)
     # Length and schedule.
     total_kimg: float = option(25000.0, "Training length in thousands of real images.", flag="total-kimg")
@@ -140,6 +150,11 @@ class TrainingOptions:
         return configs.is_progressive(self.config)
 
     @property
+    def labels(self):
+        """The label style in force: label_style, else the config's (configs.default_label_style)."""
+        return self.label_style or configs.default_label_style(self.config)
+
+    @property
     def lazy_regularization(self):
         return configs.has_lazy_regularization(self.config)
 
@@ -204,7 +219,7 @@ class TrainingOptions:
                 rule = "> 0" if low is None else f">= {low}"
                 raise TrainingError(f"{self._flag(name)} must be {rule}, got {value}")
         if self.progressive:
-            self._validate_growth()
+            _validate_growth(self)
         if self.freeze_d < 0:
             raise TrainingError(f"--freeze-d must be >= 0, got {self.freeze_d}")
         if self.resume_kimg and not self.resume_pkl:
@@ -212,10 +227,11 @@ class TrainingOptions:
         if self.freeze_d and self.progressive:
             raise TrainingError(f"--freeze-d with --config {self.config}: Freeze-D applies to configs E and F")
         if self.resume_pkl:
-            self._validate_resume_pkl()
+            _validate_resume_pkl(self)
         if self.mixed_dtype != "float16" and self.fp16_res == 0:
             raise TrainingError(f"--mixed-dtype {self.mixed_dtype} applies to the --fp16-res blocks: give "
                                 f"--fp16-res N (N > 0 highest resolutions)")
+        _validate_labels(self)
         if self.xla_phases and self.replicas > 1:  # (xla_phases also checks the names)
             raise TrainingError(f"--xla {self.xla}: XLA-compiled phases run with one replica per process; "
                                 f"this run has {self.replicas} (--num-gpus / workers)")
@@ -225,30 +241,6 @@ class TrainingOptions:
         except MetricError as e:
             raise TrainingError(f"--metrics: {e}") from None
         return self
-
-    def _validate_growth(self):
-        if self.lod_kimg < 0 or self.lod_transition_kimg < 0 or self.lod_kimg + self.lod_transition_kimg <= 0:
-            raise TrainingError(f"--lod-kimg {self.lod_kimg:g} and --lod-transition-kimg "
-                                f"{self.lod_transition_kimg:g} must be >= 0 with a positive sum")
-        r = self.lod_initial_resolution
-        if r < 4 or r & (r - 1):
-            raise TrainingError(f"lod_initial_resolution must be a power of two >= 4, got {r}")
-        if self.resolution_dicts:
-            for res in sorted(set(GROWING_BATCH) | set(GROWING_BATCH_GPU)) + [None]:
-                batch, gpu = growing_batches(res)
-                if batch % (gpu * self.replicas):
-                    raise TrainingError(f"--config {self.config}: the official minibatch {batch} at "
-                                        f"{res or 'other resolutions'} is not divisible by {gpu} x {self.replicas} "
-                                        f"replicas; give --batch and --batch-gpu to use them at every resolution")
-
-    def _validate_resume_pkl(self):
-        given = [self._flag(name) for name in ("fmap_base", "fmap_max", "mapping_layers", "latent_dim")
-                 if getattr(self, name) is not None]
-        if given:
-            raise TrainingError(f"--resume-pkl {self.resume_pkl}: the networks' sizes come from the pickle; "
-                                f"leave out {', '.join(given)}")
-        if self.resume_kimg < 0:
-            raise TrainingError(f"--resume-kimg must be >= 0, got {self.resume_kimg:g}")
 
     def _validate_networks(self):
         """The network configs these options make (at 1024², the dataset's resolution is not known
@@ -275,9 +267,11 @@ class TrainingOptions:
 
     @classmethod
     def from_dict(cls, d):
-        """Options as saved in training_options.json; fields a newer version added take their
-        defaults, fields it no longer has are dropped."""
-        return cls(**{k: v for k, v in d.items() if k in OPTION_FIELDS})
+        """Options as saved in training_options.json; fields a newer version added take the value
+        that reproduces the older behaviour (`before`) or their defaults, fields it no longer has
+        are dropped."""
+        older = {k: f.metadata["before"] for k, f in OPTION_FIELDS.items() if "before" in f.metadata}
+        return cls(**{**older, **{k: v for k, v in d.items() if k in OPTION_FIELDS}})
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -288,3 +282,42 @@ OPTION_FIELDS = {f.name: f for f in dataclasses.fields(TrainingOptions)}
 RESUME_INVARIANTS = tuple(name for name, f in OPTION_FIELDS.items() if f.metadata["resume"])
 # Options that may differ between the workers of one run.
 WORKER_LOCAL = tuple(name for name, f in OPTION_FIELDS.items() if f.metadata["local"])
+
+
+# Checks of validate() that concern one group of options (opts: the TrainingOptions).
+def _validate_growth(opts):
+    """Configs A-D: the growing schedule and the official per-resolution batches."""
+    if opts.lod_kimg < 0 or opts.lod_transition_kimg < 0 or opts.lod_kimg + opts.lod_transition_kimg <= 0:
+        raise TrainingError(f"--lod-kimg {opts.lod_kimg:g} and --lod-transition-kimg "
+                            f"{opts.lod_transition_kimg:g} must be >= 0 with a positive sum")
+    r = opts.lod_initial_resolution
+    if r < 4 or r & (r - 1):
+        raise TrainingError(f"lod_initial_resolution must be a power of two >= 4, got {r}")
+    if opts.resolution_dicts:
+        for res in sorted(set(GROWING_BATCH) | set(GROWING_BATCH_GPU)) + [None]:
+            batch, gpu = growing_batches(res)
+            if batch % (gpu * opts.replicas):
+                raise TrainingError(f"--config {opts.config}: the official minibatch {batch} at "
+                                    f"{res or 'other resolutions'} is not divisible by {gpu} x {opts.replicas} "
+                                    f"replicas; give --batch and --batch-gpu to use them at every resolution")
+
+
+def _validate_resume_pkl(opts):
+    """--resume-pkl: the sizes come from the pickle."""
+    given = [opts._flag(name) for name in ("fmap_base", "fmap_max", "mapping_layers", "latent_dim")
+             if getattr(opts, name) is not None]
+    if given:
+        raise TrainingError(f"--resume-pkl {opts.resume_pkl}: the networks' sizes come from the pickle; "
+                            f"leave out {', '.join(given)}")
+    if opts.resume_kimg < 0:
+        raise TrainingError(f"--resume-kimg must be >= 0, got {opts.resume_kimg:g}")
+
+
+def _validate_labels(opts):
+    """--label-style: what the config's networks and the snapshot formats allow."""
+    if opts.label_style == "ada" and opts.progressive:
+        raise TrainingError(f"--label-style ada with --config {opts.config}: the growing discriminator of "
+                            f"configs A-D conditions by projection only (--label-style stylegan2)")
+    if opts.label_style == "stylegan2" and (opts.fp16_res or opts.conv_clamp is not None):
+        raise TrainingError("--fp16-res and --conv-clamp go with --label-style ada: the NVlabs/stylegan2 "
+                            "format of conditional 'stylegan2' snapshots records neither")

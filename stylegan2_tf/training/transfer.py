@@ -12,7 +12,7 @@ one, Conv0, Conv1, Skip), keep their weights.
 
 from ..errors import UserError
 from ..official import load_network_pkl
-from .configs import architectures, precision
+from .configs import LABEL_MODES, architectures, precision
 from .schedule import growth_stage
 from .options import TrainingError
 
@@ -43,6 +43,14 @@ def pickle_network_configs(G, D, opts, info, path):
         raise TrainingError(f"--resume-pkl {path}: the networks do not fit the dataset {info.tfrecord_dir}: "
                             f"{', '.join(bad)}")
     settings = precision(opts, network_clamp=g.conv_clamp)
+    if g.c_dim:
+        style = {modes: name for name, modes in LABEL_MODES.items()}.get((g.label_mode, d.label_mode))
+        if opts.label_style is not None and opts.label_style != style:
+            raise TrainingError(f"--resume-pkl {path}: the networks take labels in the {style} style "
+                                f"(G {g.label_mode}, D {d.label_mode}), not --label-style {opts.label_style}")
+        if style == "stylegan2" and (settings["num_fp16_res"] or settings["conv_clamp"] is not None):
+            raise TrainingError(f"--resume-pkl {path}: conditional networks of the NVlabs/stylegan2 kind train "
+                                f"in float32 without a clamp (their snapshot format records neither)")
     return g.replace(fused_modconv=opts.fused_modconv, **settings), d.replace(**settings)
 
 
