@@ -172,7 +172,8 @@ class Trainer:
         """One minibatch: each phase that runs in it (phases.PHASES, in order), then G_ema. Does not
         advance the counters. `rounds`: `opts.rounds` (images, labels) sub-batches per replica
         (per-replica values under a MirroredStrategy); `seed`: int64 [2], drawn from the state's
-        generator when None. -> the phases' loss statistics, summed over replicas."""
+        generator when None. -> the phases' loss statistics, summed over replicas (and over the
+        phases that report the same one: D's signs on reals)."""
         state = self.state
         minibatch = int(state.minibatch.numpy())
         if seed is None:
@@ -181,7 +182,8 @@ class Trainer:
         stats = {}
         for phase in phases_of(self.opts):
             if runs_at(phase, self.opts, minibatch):
-                stats.update(steps[phase.name](rounds, seed))
+                for k, v in steps[phase.name](rounds, seed).items():
+                    stats[k] = stats[k] + v if k in stats else v
         state.update_ema()
         return stats
 
@@ -216,7 +218,8 @@ class Trainer:
             if stage.batch_gpu != data_batch_gpu:
                 data, data_batch_gpu = self.dataset(state.nimg, stage.batch_gpu), stage.batch_gpu
             rounds = tuple(next(data) for _ in range(stage.batch // (stage.batch_gpu * self.replicas)))
-            tick_stats.add(self.train_minibatch(rounds), minibatch, state.nimg)
+            stats = state.augmentation.after_minibatch(self.train_minibatch(rounds), stage.batch)
+            tick_stats.add(stats, minibatch, state.nimg)
             state.minibatch.assign_add(1)
             state.cur_nimg.assign_add(stage.batch)
             if (minibatch + 1) % opts.minibatch_repeats:
@@ -256,6 +259,7 @@ class Trainer:
         tick, nimg, stage = int(state.cur_tick.numpy()), state.nimg, state.stage
         means = tick_stats.means()
         means["pl_mean"] = float(state.pl_mean.numpy())
+        means["Progress/augment"] = float(state.augmentation.p.numpy())
         for k, scaler in state.loss_scales.items():
             means[f"loss_scale_{k}"] = float(scaler.scale.numpy())
         reporter.tick({"tick": tick, "kimg": nimg / 1000, "minibatch": int(state.minibatch.numpy()),

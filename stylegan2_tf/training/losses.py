@@ -6,6 +6,9 @@ logistic D loss with R1 regularization (paper Sec. 2.2, 3.2, 4; Appendix B).
            pl_mean <- lerp(pl_mean, mean(a), 0.01),  penalty = (a - pl_mean)^2,  weight 2
   D main   softplus(D(G(z))) + softplus(-D(x))
   D R1     ||dD(x)/dx||^2,  weight gamma / 2
+With augmentation (ADA), D sees augment(x) wherever it runs (fakes in G main and D main, reals in
+D main and R1; R1's gradient is taken with respect to the reals before augmentation), drawing
+from the phase's random stream.
 
 The methods return per-sample terms (unweighted); `training.phases` weights, lazily
 scales and sums them over the minibatch. `verify_training` runs these same methods. The
@@ -28,6 +31,8 @@ class StyleGAN2Loss:
         self.style_mixing_prob = float(style_mixing_prob)
         self.noise_mode = noise_mode
         self.update_w_avg = bool(update_w_avg)
+        # augment(img, rng) -> what D sees (training.augmentation.Augmentation); None: img itself.
+        self.augment = None
         # Static levels of detail (G, D) of growing networks, set by the training loop while it traces
         # a step for one level (None: read from the networks' lod variables).
         self.levels = (None, None)
@@ -55,7 +60,9 @@ class StyleGAN2Loss:
         seed = None if rng is None else rng.make_seeds(1)[:, 0]
         return self.G.synthesize(ws, noise_mode=self.noise_mode, noise_seed=seed, level=self.levels[0])
 
-    def run_D(self, img, c):
+    def run_D(self, img, c, rng=None):
+        if self.augment is not None and rng is not None:
+            img = self.augment(img, rng)
         return self.D(img, c=c, level=self.levels[1])
 
     def run_G(self, z, c, rng=None, w_sink=None):
@@ -65,7 +72,7 @@ class StyleGAN2Loss:
     # -- the four phases ------------------------------------------------------------------------
     def g_main(self, z, c, rng=None, w_sink=None):
         img, _ = self.run_G(z, c, rng, w_sink)
-        return tf.nn.softplus(-self.run_D(img, c))[:, 0]
+        return tf.nn.softplus(-self.run_D(img, c, rng))[:, 0]
 
     def path_lengths(self, z, c, rng=None, pl_noise=None, w_sink=None):
         """a = sqrt(mean_layers sum_wdim (d<G(w), y>/dw)^2) per sample, differentiable in G's
@@ -112,21 +119,26 @@ class StyleGAN2Loss:
         penalty = tf.square(lengths - tf.cast(pl_mean, lengths.dtype))
         return objective, penalty, lengths, pl_mean
 
-    def d_main(self, z, c, real, real_c=None, rng=None, w_sink=None):
-        """-> (softplus(D(fake)), softplus(-D(real))), per sample."""
+    def d_main(self, z, c, real, real_c=None, rng=None, w_sink=None, real_logits_sink=None):
+        """-> (softplus(D(fake)), softplus(-D(real))), per sample. real_logits_sink: a list that
+        receives D's logits on the reals."""
         img, _ = self.run_G(z, c, rng, w_sink)
-        fake_logits = self.run_D(tf.stop_gradient(img), c)
-        real_logits = self.run_D(real, real_c if real_c is not None else c)
+        fake_logits = self.run_D(tf.stop_gradient(img), c, rng)
+        real_logits = self.run_D(real, real_c if real_c is not None else c, rng)
+        if real_logits_sink is not None:
+            real_logits_sink.append(tf.stop_gradient(real_logits))
         return tf.nn.softplus(fake_logits)[:, 0], tf.nn.softplus(-real_logits)[:, 0]
 
-    def d_r1(self, real, c):
+    def d_r1(self, real, c, rng=None, real_logits_sink=None):
         """-> ||dD(real)/dreal||^2 per sample."""
         real = tf.cast(real, self.D.compute_dtype)  # the gradient in D's precision, not the input's
         with tf.GradientTape() as tape:
             tape.watch(real)
-            logits = self.run_D(real, c)
+            logits = self.run_D(real, c, rng)
             total = tf.reduce_sum(logits)
         grads = tape.gradient(total, real)
+        if real_logits_sink is not None:
+            real_logits_sink.append(tf.stop_gradient(logits))
         return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
 

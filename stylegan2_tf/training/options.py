@@ -20,10 +20,12 @@ import json
 from dataclasses import dataclass
 from typing import Optional
 
+from ..augment import PRESETS as AUGMENT_PRESETS
 from ..errors import UserError
 from ..metrics.definitions import MetricError, parse_metric_list
 from ..networks.config import MIXED_DTYPES
 from . import configs
+from .augmentation import AUG_MODES
 from .phases import PHASE_NAMES
 from .schedule import GROWING_BATCH, GROWING_BATCH_GPU, growing_batches
 
@@ -95,6 +97,20 @@ class TrainingOptions:
     lod_initial_resolution: int = option(8, "Configs A-D: the first resolution.", resume=True)
     resolution_dicts: bool = option(True, "Configs A-D: the official per-resolution minibatch and learning rate "
                                     "(False: batch, batch_gpu and lr at every resolution).", resume=True)
+    # Adaptive discriminator augmentation (ADA; stylegan2-ada-pytorch's --aug, --p, --target, --augpipe).
+    aug: str = option("noaug", "Augment what D sees (reals and fakes): 'ada' adjusts the strength p to keep "
+                      "E[sign(D(reals))] at --target (recommended for small datasets: a few thousand images or "
+                      "fewer), 'fixed' uses --p, 'noaug' (the paper's configs) none.", flag="aug", resume=True,
+                      choices=AUG_MODES, before="noaug")
+    augment_p: Optional[float] = option(None, "--aug fixed: the augmentation strength p in [0, 1].", flag="p",
+                                        resume=True)
+    ada_target: float = option(0.6, "--aug ada: the target of E[sign(D(reals))], in (0, 1).", flag="target",
+                               resume=True)
+    augpipe: str = option("bgc", "The augmentations (stylegan2-ada-pytorch's presets): blit, geom, color, "
+                          "filter, noise, cutout, bg, bgc, bgcf, bgcfn, bgcfnc.", flag="augpipe", resume=True,
+                          choices=tuple(AUGMENT_PRESETS))
+    ada_kimg: float = option(500.0, "--aug ada: thousands of images over which p can move by 1.", flag="ada-kimg",
+                             resume=True)
     # Transfer learning: the networks of a pickle, with D's first layers frozen.
     resume_pkl: Optional[str] = option(None, "Start a new run from the networks of this pickle (NVIDIA's TF1, "
                                        "stylegan2-ada-pytorch or ours): G, D and G_ema, their architecture, widths, "
@@ -232,6 +248,7 @@ class TrainingOptions:
             raise TrainingError(f"--mixed-dtype {self.mixed_dtype} applies to the --fp16-res blocks: give "
                                 f"--fp16-res N (N > 0 highest resolutions)")
         _validate_labels(self)
+        _validate_augmentation(self)
         if self.xla_phases and self.replicas > 1:  # (xla_phases also checks the names)
             raise TrainingError(f"--xla {self.xla}: XLA-compiled phases run with one replica per process; "
                                 f"this run has {self.replicas} (--num-gpus / workers)")
@@ -321,3 +338,27 @@ def _validate_labels(opts):
     if opts.label_style == "stylegan2" and (opts.fp16_res or opts.conv_clamp is not None):
         raise TrainingError("--fp16-res and --conv-clamp go with --label-style ada: the NVlabs/stylegan2 "
                             "format of conditional 'stylegan2' snapshots records neither")
+
+
+def _validate_augmentation(opts):
+    """--aug and its settings (stylegan2-ada-pytorch's rules)."""
+    if opts.aug == "noaug":
+        given = [opts._flag(name) for name in ("augment_p",) if getattr(opts, name) is not None]
+        if given:
+            raise TrainingError(f"{', '.join(given)} goes with --aug fixed")
+        return
+    if opts.progressive:
+        raise TrainingError(f"--aug {opts.aug} with --config {opts.config}: augmentation trains configs E and F "
+                            f"(the growing configs A-D have no ADA in NVIDIA's code)")
+    if opts.aug == "fixed" and (opts.augment_p is None or not 0 <= opts.augment_p <= 1):
+        raise TrainingError(f"--aug fixed needs --p in [0, 1], got {opts.augment_p}")
+    if opts.aug == "ada":
+        if opts.augment_p is not None:
+            raise TrainingError("--p goes with --aug fixed; --aug ada starts at p = 0 and adjusts it")
+        if not 0 < opts.ada_target < 1:
+            raise TrainingError(f"--target must be in (0, 1), got {opts.ada_target}")
+        if not opts.ada_kimg > 0:
+            raise TrainingError(f"--ada-kimg must be > 0, got {opts.ada_kimg}")
+    if opts.xla_phases:
+        raise TrainingError(f"--aug {opts.aug} with --xla {opts.xla}: the geometric augmentations pad by a margin "
+                            f"known only at run time, which XLA does not compile")

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from ..layers.modulated import RNG_ALG
 from ..ops import fade_reals
+from .augmentation import SIGNS_COUNT, SIGNS_SUM
 from .loss_scaling import apply_gradients_if
 
 
@@ -202,13 +203,20 @@ class PhaseSteps:
         self.loss.pl_mean.assign(new_mean[-1])
         return totals
 
+    @staticmethod
+    def real_signs(logits):
+        """The sums the augmentation heuristic takes from D's logits on (augmented) reals."""
+        logits = tf.concat(logits, axis=0)
+        return {SIGNS_SUM: tf.reduce_sum(tf.sign(logits)), SIGNS_COUNT: tf.cast(tf.size(logits), tf.float32)}
+
     def d_main(self, real, c, rng, w_sink):
         opts = self.opts
         real = self.reals(real)
         z = rng.normal([self.batch_gpu, self.z_dim])
-        gen, rea = self.loss.d_main(z, c, real, rng=rng, w_sink=w_sink)
+        logits = []
+        gen, rea = self.loss.d_main(z, c, real, rng=rng, w_sink=w_sink, real_logits_sink=logits)
         s_gen, s_real = tf.reduce_sum(gen) / self.batch, tf.reduce_sum(rea) / self.batch
-        stats = {"Loss/D/loss": s_gen + s_real, "Loss/D/fake": s_gen, "Loss/D/real": s_real}
+        stats = {"Loss/D/loss": s_gen + s_real, "Loss/D/fake": s_gen, "Loss/D/real": s_real, **self.real_signs(logits)}
         if opts.lazy_regularization:
             return s_gen + s_real, stats
         # Configs A-B: R1 in the main step, every minibatch (official non-lazy regularization).
@@ -217,8 +225,10 @@ class PhaseSteps:
         return s_gen + s_real + r1 * (opts.gamma / 2), stats
 
     def d_r1(self, real, c, rng, w_sink):
-        s = tf.reduce_sum(self.loss.d_r1(self.reals(real), c)) / self.batch
-        return s * (self.opts.gamma / 2 * self.opts.d_reg_interval), {"Loss/D/r1_penalty": s}
+        logits = []
+        s = tf.reduce_sum(self.loss.d_r1(self.reals(real), c, rng, real_logits_sink=logits)) / self.batch
+        return s * (self.opts.gamma / 2 * self.opts.d_reg_interval), {"Loss/D/r1_penalty": s,
+                                                                      **self.real_signs(logits)}
 
     # -- step functions --------------------------------------------------------------------------
     def replica_function(self, phase):

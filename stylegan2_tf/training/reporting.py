@@ -101,12 +101,19 @@ class Reporter:
         self.log(f"tick {record['tick']:<5d} kimg {kimg_text:<8s} {lod_text}minibatch {stage.batch:<5d} "
                  f"time {format_time(record['time']):<12s} sec/tick {record['sec_per_tick']:<7.1f} "
                  f"sec/kimg {record['sec_per_kimg']:<7.2f} maintenance {record['maintenance']:<6.1f} "
-                 f"cpumem {record['cpumem_gb']:<5.2f} gpumem {record['gpumem_gb']:<5.2f}")
+                 f"cpumem {record['cpumem_gb']:<5.2f} gpumem {record['gpumem_gb']:<5.2f}"
+                 f"{self._augment_text(record)}")
         self._append_stats(record)
         with self.summary.as_default():
             for k, v in record.items():
                 if k not in _NOT_SCALARS:
                     tf.summary.scalar(k if "/" in k else f"Progress/{k}", v, step=nimg)
+
+    @staticmethod
+    def _augment_text(record):
+        """The tick line's augmentation fields: p (as NVIDIA's 'augment') and E[sign(D(reals))]."""
+        signs = record.get("Loss/signs/real")
+        return f" augment {record.get('Progress/augment', 0.0):.3f}" + ("" if signs is None else f" r_t {signs:.3f}")
 
     def image(self, name, grid, nimg):
         with self.summary.as_default():

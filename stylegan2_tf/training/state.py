@@ -2,7 +2,8 @@
 scales, the counters and the random generator, as one object with one checkpoint.
 
 A checkpoint holds exactly these objects under fixed names (G, D, Gs, opt_G, opt_D, pl_mean,
-rng, cur_nimg, cur_tick, minibatch, prev_lod, loss_scale_<phase>), so that a run resumes
+rng, cur_nimg, cur_tick, minibatch, prev_lod, loss_scale_<phase>; with augmentation augment_p,
+ada_signs, ada_count, ada_minibatches), so that a run resumes
 bitwise where it stopped; renaming a key breaks the resumption of earlier runs.
 """
 
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from ..networks import Discriminator, Generator
 from ..networks.lod import level_of
+from .augmentation import Augmentation
 from .loss_scaling import DynamicLossScale
 from .losses import StyleGAN2Loss
 from .optimizer import FusedAdam, lazy_adam_params, reset_optimizer_state
@@ -43,6 +45,8 @@ class TrainingState:
             self.loss = StyleGAN2Loss(self.G, self.D, r1_gamma=opts.gamma, pl_weight=opts.pl_weight,
                                       pl_decay=opts.pl_decay, pl_batch_shrink=opts.pl_batch_shrink,
                                       style_mixing_prob=opts.style_mixing_prob)
+            self.augmentation = Augmentation(opts)
+            self.loss.augment = self.augmentation if self.augmentation.pipe is not None else None
             self.opt_G = self._optimizer("G")
             self.opt_D = self._optimizer("D")
             self.opt_G.build(self.G.trainable_variables)
@@ -68,7 +72,7 @@ class TrainingState:
             G=list(self.G.variables), D=list(self.D.variables), Gs=list(self.G_ema.variables), opt_G=self.opt_G,
             opt_D=self.opt_D, pl_mean=self.loss.pl_mean, rng=self.rng, cur_nimg=self.cur_nimg,
             cur_tick=self.cur_tick, minibatch=self.minibatch, prev_lod=self.prev_lod,
-            **{f"loss_scale_{k}": v for k, v in self.loss_scales.items()})
+            **{f"loss_scale_{k}": v for k, v in self.loss_scales.items()}, **self.augmentation.checkpoint_items())
         self.checkpoints = tf.train.CheckpointManager(self.checkpoint, checkpoint_dir, max_to_keep=2)
         self.update_ema = tf.function(self._update_ema)
         self.stage = None
