@@ -182,8 +182,7 @@ class Trainer:
         stats = {}
         for phase in phases_of(self.opts):
             if runs_at(phase, self.opts, minibatch):
-                for k, v in steps[phase.name](rounds, seed).items():
-                    stats[k] = stats[k] + v if k in stats else v
+                add_stats(stats, steps[phase.name](rounds, seed))
         state.update_ema()
         return stats
 
@@ -286,3 +285,9 @@ class Trainer:
                       checkpoint=self._checkpointed_nimg != nimg)
         self._checkpointed_nimg = nimg
         return name
+
+
+def add_stats(stats, more):
+    """Add the statistics `more` into `stats`, summing those both have."""
+    for k, v in more.items():
+        stats[k] = stats[k] + v if k in stats else v
