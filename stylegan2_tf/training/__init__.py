@@ -18,7 +18,8 @@ from .launch import complete_options, train_from_options
 from .loop import Trainer
 from .losses import StyleGAN2Loss, mix_styles
 from .optimizer import lazy_adam_params
-from .options import RESUME_INVARIANTS, TrainingError, TrainingOptions
+from .errors import TrainingError
+from .options import RESUME_INVARIANTS, TrainingOptions
 from .run_dir import saved_options
 from .schedule import TICK_KIMG, ema_beta
 from .strategy import detect_num_gpus, make_strategy

@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass
 from typing import Tuple
 
-from .options import TrainingError
+from .errors import TrainingError
 
 JOB_TYPES = ("chief", "worker")
 # Bytes each worker may contribute to `all_gather_json` (paths and the options, as JSON).

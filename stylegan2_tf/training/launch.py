@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from .cluster import Watchdog, barrier, describe_worker_failure
 from .loop import Trainer
-from .options import TrainingError
+from .errors import TrainingError
 from .strategy import detect_num_gpus, make_strategy
 
 

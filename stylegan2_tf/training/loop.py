@@ -25,7 +25,8 @@ from ..errors import UserError
 from ..metrics import Evaluator, MetricOptions, parse_metric_list, resolve_feature_files
 from .cluster import cluster_of_strategy
 from .machine import check_modconv_form, machine_line, precision_warning
-from .options import TrainingError, TrainingOptions
+from .errors import TrainingError
+from .options import TrainingOptions
 from .phases import PhaseSteps, phases_of, runs_at
 from .reporting import Logger, Reporter, TickClock, TickStats
 from .run_dir import agree_on_run_dir, checkpoint_dir, open_dataset, open_run_dir, saved_network_configs

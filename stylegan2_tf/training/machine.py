@@ -4,7 +4,7 @@ oneDNN, and the precision settings a CPU cannot run well (or at all)."""
 import tensorflow as tf
 
 from ..ops.capabilities import cpu_grouped_conv_gradient, onednn_bfloat16, onednn_enabled
-from .options import TrainingError
+from .errors import TrainingError
 
 
 def has_gpu():

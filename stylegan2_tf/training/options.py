@@ -21,17 +21,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..augment import PRESETS as AUGMENT_PRESETS
-from ..errors import UserError
 from ..metrics.definitions import MetricError, parse_metric_list
 from ..networks.config import MIXED_DTYPES
-from . import configs
+from . import checks, configs
 from .augmentation import AUG_MODES
+from .errors import TrainingError
 from .phases import PHASE_NAMES
-from .schedule import GROWING_BATCH, GROWING_BATCH_GPU, growing_batches
-
-
-class TrainingError(UserError):
-    """Bad training input, caught before training starts (or a fatal training condition)."""
 
 
 def option(default, help="", flag=None, resume=False, local=False, choices=None, network=None, **extra):
@@ -47,13 +42,10 @@ class TrainingOptions:
     result_dir: str = option("results", "Root directory for run results.", flag="result-dir", local=True)
     config: str = option("config-f", "config-a ... config-f (the paper's Table 1), or "
                          "config-e-G{orig,skip,resnet}-D{orig,skip,resnet}.", flag="config", resume=True)
-    label_style: Optional[str] = option(None, "Conditional datasets: how labels enter the networks. 'ada' "
-                                        "(NVlabs/stylegan2-ada, stylegan2-ada-pytorch): G embeds the label beside "
-                                        "z, D projects onto a label embedding; snapshots in the StyleGAN2-ADA "
-                                        "format, which stylegan2-ada-pytorch's legacy.py converts. 'stylegan2' "
-                                        "(NVlabs/stylegan2): G concatenates a projected label to z, D projects "
-                                        "per-class scores; NVIDIA's TF1 code loads it. Default: 'ada', "
-                                        "'stylegan2' for configs A-D (whose growing D projects).",
+    label_style: Optional[str] = option(None, "Conditional datasets: 'ada' (NVlabs/stylegan2-ada: G embeds the "
+                                        "label beside z, D projects onto a label embedding; snapshots legacy.py "
+                                        "converts) or 'stylegan2' (NVlabs/stylegan2: label concatenated to z, D "
+                                        "projects per-class scores). Default: 'ada', 'stylegan2' for configs A-D.",
                                         flag="label-style", resume=True, choices=configs.LABEL_STYLES,
                                         before="stylegan2")
     mirror_augment: bool = option(False, "Mirror images left-right at random.", flag="mirror-augment", resume=True)
@@ -235,7 +227,7 @@ class TrainingOptions:
                 rule = "> 0" if low is None else f">= {low}"
                 raise TrainingError(f"{self._flag(name)} must be {rule}, got {value}")
         if self.progressive:
-            _validate_growth(self)
+            checks.validate_growth(self)
         if self.freeze_d < 0:
             raise TrainingError(f"--freeze-d must be >= 0, got {self.freeze_d}")
         if self.resume_kimg and not self.resume_pkl:
@@ -243,12 +235,12 @@ class TrainingOptions:
         if self.freeze_d and self.progressive:
             raise TrainingError(f"--freeze-d with --config {self.config}: Freeze-D applies to configs E and F")
         if self.resume_pkl:
-            _validate_resume_pkl(self)
+            checks.validate_resume_pkl(self)
         if self.mixed_dtype != "float16" and self.fp16_res == 0:
             raise TrainingError(f"--mixed-dtype {self.mixed_dtype} applies to the --fp16-res blocks: give "
                                 f"--fp16-res N (N > 0 highest resolutions)")
-        _validate_labels(self)
-        _validate_augmentation(self)
+        checks.validate_labels(self)
+        checks.validate_augmentation(self)
         if self.xla_phases and self.replicas > 1:  # (xla_phases also checks the names)
             raise TrainingError(f"--xla {self.xla}: XLA-compiled phases run with one replica per process; "
                                 f"this run has {self.replicas} (--num-gpus / workers)")
@@ -299,66 +291,3 @@ OPTION_FIELDS = {f.name: f for f in dataclasses.fields(TrainingOptions)}
 RESUME_INVARIANTS = tuple(name for name, f in OPTION_FIELDS.items() if f.metadata["resume"])
 # Options that may differ between the workers of one run.
 WORKER_LOCAL = tuple(name for name, f in OPTION_FIELDS.items() if f.metadata["local"])
-
-
-# Checks of validate() that concern one group of options (opts: the TrainingOptions).
-def _validate_growth(opts):
-    """Configs A-D: the growing schedule and the official per-resolution batches."""
-    if opts.lod_kimg < 0 or opts.lod_transition_kimg < 0 or opts.lod_kimg + opts.lod_transition_kimg <= 0:
-        raise TrainingError(f"--lod-kimg {opts.lod_kimg:g} and --lod-transition-kimg "
-                            f"{opts.lod_transition_kimg:g} must be >= 0 with a positive sum")
-    r = opts.lod_initial_resolution
-    if r < 4 or r & (r - 1):
-        raise TrainingError(f"lod_initial_resolution must be a power of two >= 4, got {r}")
-    if opts.resolution_dicts:
-        for res in sorted(set(GROWING_BATCH) | set(GROWING_BATCH_GPU)) + [None]:
-            batch, gpu = growing_batches(res)
-            if batch % (gpu * opts.replicas):
-                raise TrainingError(f"--config {opts.config}: the official minibatch {batch} at "
-                                    f"{res or 'other resolutions'} is not divisible by {gpu} x {opts.replicas} "
-                                    f"replicas; give --batch and --batch-gpu to use them at every resolution")
-
-
-def _validate_resume_pkl(opts):
-    """--resume-pkl: the sizes come from the pickle."""
-    given = [opts._flag(name) for name in ("fmap_base", "fmap_max", "mapping_layers", "latent_dim")
-             if getattr(opts, name) is not None]
-    if given:
-        raise TrainingError(f"--resume-pkl {opts.resume_pkl}: the networks' sizes come from the pickle; "
-                            f"leave out {', '.join(given)}")
-    if opts.resume_kimg < 0:
-        raise TrainingError(f"--resume-kimg must be >= 0, got {opts.resume_kimg:g}")
-
-
-def _validate_labels(opts):
-    """--label-style: what the config's networks and the snapshot formats allow."""
-    if opts.label_style == "ada" and opts.progressive:
-        raise TrainingError(f"--label-style ada with --config {opts.config}: the growing discriminator of "
-                            f"configs A-D conditions by projection only (--label-style stylegan2)")
-    if opts.label_style == "stylegan2" and (opts.fp16_res or opts.conv_clamp is not None):
-        raise TrainingError("--fp16-res and --conv-clamp go with --label-style ada: the NVlabs/stylegan2 "
-                            "format of conditional 'stylegan2' snapshots records neither")
-
-
-def _validate_augmentation(opts):
-    """--aug and its settings (stylegan2-ada-pytorch's rules)."""
-    if opts.aug == "noaug":
-        given = [opts._flag(name) for name in ("augment_p",) if getattr(opts, name) is not None]
-        if given:
-            raise TrainingError(f"{', '.join(given)} goes with --aug fixed")
-        return
-    if opts.progressive:
-        raise TrainingError(f"--aug {opts.aug} with --config {opts.config}: augmentation trains configs E and F "
-                            f"(the growing configs A-D have no ADA in NVIDIA's code)")
-    if opts.aug == "fixed" and (opts.augment_p is None or not 0 <= opts.augment_p <= 1):
-        raise TrainingError(f"--aug fixed needs --p in [0, 1], got {opts.augment_p}")
-    if opts.aug == "ada":
-        if opts.augment_p is not None:
-            raise TrainingError("--p goes with --aug fixed; --aug ada starts at p = 0 and adjusts it")
-        if not 0 < opts.ada_target < 1:
-            raise TrainingError(f"--target must be in (0, 1), got {opts.ada_target}")
-        if not opts.ada_kimg > 0:
-            raise TrainingError(f"--ada-kimg must be > 0, got {opts.ada_kimg}")
-    if opts.xla_phases:
-        raise TrainingError(f"--aug {opts.aug} with --xla {opts.xla}: the geometric augmentations pad by a margin "
-                            f"known only at run time, which XLA does not compile")

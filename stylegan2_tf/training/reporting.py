@@ -14,7 +14,7 @@ import time
 import tensorflow as tf
 
 from ..metrics.report import format_time, write_metric_result
-from .options import TrainingError
+from .errors import TrainingError
 
 STATS_FILE = "stats.jsonl"
 # Record keys that are positions, not quantities: not sent to TensorBoard.

@@ -15,7 +15,8 @@ from ..data import read_dataset_info
 from ..data.errors import DatasetError
 from ..networks import DiscriminatorConfig, GeneratorConfig
 from .cluster import all_gather_json
-from .options import RESUME_INVARIANTS, WORKER_LOCAL, TrainingError, TrainingOptions
+from .errors import TrainingError
+from .options import RESUME_INVARIANTS, WORKER_LOCAL, TrainingOptions
 
 OPTIONS_FILE = "training_options.json"
 CHECKPOINT_DIR = "checkpoints"

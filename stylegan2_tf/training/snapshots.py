@@ -11,7 +11,7 @@ import tensorflow as tf
 from ..data import make_dataset
 from ..generate import image_grid, save_image, to_uint8
 from ..official.writer import save_network_pkl
-from .options import TrainingError
+from .errors import TrainingError
 
 FINAL_PKL = "network-final.pkl"
 SNAPSHOT_PKL = "network-snapshot-{}.pkl"

@@ -3,7 +3,7 @@ one machine, or several workers (MultiWorkerMirroredStrategy)."""
 
 import tensorflow as tf
 
-from .options import TrainingError
+from .errors import TrainingError
 
 
 def make_strategy(num_gpus, cluster=None):

@@ -14,7 +14,7 @@ from ..errors import UserError
 from ..official import load_network_pkl
 from .configs import LABEL_MODES, architectures, precision
 from .schedule import growth_stage
-from .options import TrainingError
+from .errors import TrainingError
 
 
 def load_networks(path):
