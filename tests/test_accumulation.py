@@ -116,15 +116,17 @@ def test_four_rounds_equal_one_batch_of_sixteen(tmp_path, float64):
     step(G, opt_G, pl_objective)
 
     d_terms = {}
+    real_logits = []    # D's logits on the reals in D_main, then in D_r1 (the ADA heuristic's input)
 
     def d_objective():
-        d_terms["fake"], d_terms["real"] = loss.d_main(latents("D_main", BATCH_GPU), None, reals)
+        d_terms["fake"], d_terms["real"] = loss.d_main(latents("D_main", BATCH_GPU), None, reals,
+                                                       real_logits_sink=real_logits)
         return tf.reduce_mean(d_terms["fake"]) + tf.reduce_mean(d_terms["real"])
     d_loss = step(D, opt_D, d_objective)
     r1 = {}
 
     def r1_objective():
-        r1["penalty"] = loss.d_r1(reals, None)
+        r1["penalty"] = loss.d_r1(reals, None, real_logits_sink=real_logits)
         return tf.reduce_mean(r1["penalty"]) * opts.gamma / 2 * opts.d_reg_interval
     step(D, opt_D, r1_objective)
     beta = ema_beta(opts.batch, opts.ema_kimg)
@@ -137,7 +139,9 @@ def test_four_rounds_equal_one_batch_of_sixteen(tmp_path, float64):
               "Loss/D/real": float(tf.reduce_mean(d_terms["real"])),
               "Loss/G/pl_penalty": float(tf.reduce_mean(pl["penalty"])),
               "Loss/G/pl_length": float(tf.reduce_mean(pl["lengths"])),
-              "Loss/D/r1_penalty": float(tf.reduce_mean(r1["penalty"]))}
+              "Loss/D/r1_penalty": float(tf.reduce_mean(r1["penalty"])),
+              "ADA/signs_sum": float(tf.reduce_sum(tf.sign(tf.concat(real_logits, 0)))),
+              "ADA/signs_count": 2.0 * len(reals)}
     assert sorted(stats) == sorted(expect)
     for k, v in expect.items():
         np.testing.assert_allclose(float(stats[k]), v, rtol=1e-10, err_msg=k)

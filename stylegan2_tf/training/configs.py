@@ -72,7 +72,8 @@ def network_configs(opts, resolution, channels, c_dim):
     configs check their own rules (ValueError)."""
     fmap_base = opts.fmap_base or (16384 if opts.config == "config-f" else 8192)
     g_arch, d_arch = architectures(opts.config)
-    g_labels, d_labels = LABEL_MODES[opts.labels]
+    # (Unconditional networks keep NVlabs/stylegan2's modes, unused: their snapshots stay in that format.)
+    g_labels, d_labels = LABEL_MODES[opts.labels if c_dim else "stylegan2"]
     g_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
                 architecture=g_arch, label_mode=g_labels, fused_modconv=opts.fused_modconv)
     d_kw = dict(img_resolution=resolution, img_channels=channels, c_dim=c_dim, fmap_base=fmap_base,
