@@ -31,9 +31,10 @@ def separable_fir(x, taps, up=1, down=1, pad=(0, 0), gain=1.0, convolve=True):
     if p0 < 0 or p1 < 0:
         h, w = tf.shape(x)[1], tf.shape(x)[2]
         x = x[:, max(-p0, 0):h - max(-p1, 0), max(-p0, 0):w - max(-p1, 0), :]
-    x = tf.nn.depthwise_conv2d(x, _taps_filter(taps, channels, 2, convolve), [1, 1, down, 1], "VALID")
-    x = tf.nn.depthwise_conv2d(x, _taps_filter(taps, channels, 1, convolve), [1, down, 1, 1], "VALID")
-    return x
+    x = tf.nn.depthwise_conv2d(x, _taps_filter(taps, channels, 2, convolve), [1, 1, 1, 1], "VALID")
+    x = tf.nn.depthwise_conv2d(x, _taps_filter(taps, channels, 1, convolve), [1, 1, 1, 1], "VALID")
+    # (Decimated afterwards: TensorFlow's own depthwise kernel takes equal strides only.)
+    return x[:, ::down, ::down, :] if down > 1 else x
 
 
 def bilinear_sample(images, ix, iy):
