@@ -128,6 +128,7 @@ def build_parser(prog="dataset_tool.py"):
     _flag(p, "resolution", type=int, default=32, help="Upscale the 8x8 scans to this power of two (default: 32)")
     _flag(p, "labels", type=_bool, default=True,
           help="Store the class labels (training then makes a conditional network) (default: 1)")
+    _flag(p, "max_images", type=int, default=None, help="The first N scans only (default: all 1,797)")
 
     p = cmd("create_lsun", "Create a dataset for one LSUN category (LMDB; needs the lmdb package).",
             "create_lsun datasets/lsun-car-100k ~/downloads/lsun/car_lmdb --resolution 256 --max_images 100000")
@@ -206,7 +207,7 @@ def run(args):
         print("Created %s with %d images" % (args.tfrecord_dir, n))
     elif c == "create_digits":
         n = sd.create_digits(args.tfrecord_dir, args.resolution, labels=args.labels, overwrite=args.overwrite,
-                             verbose=True)
+                             verbose=True, max_images=args.max_images)
         print("Created %s with %d images" % (args.tfrecord_dir, n))
     elif c == "create_lsun":
         n = sd.create_lsun(args.tfrecord_dir, args.lmdb_dir, args.resolution, args.max_images,

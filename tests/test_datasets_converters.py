@@ -223,6 +223,11 @@ def test_digits_are_sklearns_scans_upscaled(tmp_path):
     m16 = _bicubic_upscale_matrix(8, 16)
     want16 = np.clip(np.round(np.einsum("yi,nij,xj->nyx", m16, scans * 255 / 16, m16)), 0, 255)
     assert np.abs(records_of(top(str(tmp_path / "d16")))[:, 0] - want16[order]).max() <= 1
+    # The first 200 scans only (the small-data experiment): those scans and their classes.
+    assert create_digits(str(tmp_path / "d200"), 16, max_images=200) == 200
+    order200 = official_shuffle(200)
+    assert np.abs(records_of(top(str(tmp_path / "d200")))[:, 0] - want16[:200][order200]).max() <= 1
+    np.testing.assert_array_equal(labels_of(str(tmp_path / "d200")), one_hot_ref(classes[:200][order200], 10))
 
 
 def test_digits_bad_input(tmp_path, monkeypatch):
@@ -230,6 +235,8 @@ def test_digits_bad_input(tmp_path, monkeypatch):
         create_digits(str(tmp_path / "x"), 24)
     with pytest.raises(DatasetError, match="below the scans' 8 x 8"):
         create_digits(str(tmp_path / "x"), 4)
+    with pytest.raises(DatasetError, match="max_images must be >= 1, got 0"):
+        create_digits(str(tmp_path / "x"), 32, max_images=0)
     monkeypatch.setitem(__import__("sys").modules, "sklearn.datasets", None)  # not installed
     with pytest.raises(DatasetError, match=r"sklearn.datasets.load_digits: scikit-learn is not installed"):
         create_digits(str(tmp_path / "x"), 32)

@@ -285,11 +285,13 @@ DIGITS_SOURCE = "sklearn.datasets.load_digits"
 
 
 def create_digits(tfrecord_dir: str, resolution: int = 32, labels: bool = True, overwrite: bool = False,
-                  verbose: bool = False) -> int:
+                  verbose: bool = False, max_images: Optional[int] = None) -> int:
     """scikit-learn's bundled handwritten digits (UCI optdigits test set: 1,797 real 8 x 8 scans
     of 16 grey levels, 10 classes) as grayscale images upscaled to resolution x resolution
     (bicubic, white ink on black like MNIST). Needs scikit-learn (the `digits` extra); nothing
-    is downloaded. `labels`: store one-hot classes (training on them makes a conditional net)."""
+    is downloaded. `labels`: store one-hot classes (training on them makes a conditional net).
+    `max_images`: the first N scans only (a small-data experiment; the scans cycle through the
+    classes, so any N >= 10 holds all of them)."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -299,7 +301,10 @@ def create_digits(tfrecord_dir: str, resolution: int = 32, labels: bool = True, 
     if resolution < 8:
         raise DatasetError(DIGITS_SOURCE, "resolution %d is below the scans' 8 x 8" % resolution)
     digits = load_digits()
-    scans = np.asarray(digits.images, np.float64)
+    if max_images is not None and max_images < 1:
+        raise DatasetError(DIGITS_SOURCE, "max_images must be >= 1, got %d" % max_images)
+    scans = np.asarray(digits.images, np.float64)[:max_images]
+    targets = np.asarray(digits.target, np.int64)[:max_images]
     if scans.ndim != 3 or scans.shape[1:] != (8, 8) or scans.min() < 0 or scans.max() > 16:
         raise DatasetError(DIGITS_SOURCE, "expected [N, 8, 8] scans in 0..16, got %s" % (scans.shape,))
     import PIL.Image
@@ -310,7 +315,7 @@ def create_digits(tfrecord_dir: str, resolution: int = 32, labels: bool = True, 
         big = PIL.Image.fromarray((scan * (255.0 / 16.0)).astype(np.float32), "F")
         big = np.asarray(big.resize((resolution, resolution), PIL.Image.BICUBIC))
         images[i, 0] = np.clip(np.round(big), 0, 255).astype(np.uint8)
-    onehot = one_hot(np.asarray(digits.target, np.int64), 10, source=DIGITS_SOURCE) if labels else None
+    onehot = one_hot(targets, 10, source=DIGITS_SOURCE) if labels else None
     return _write_array_dataset(tfrecord_dir, images, onehot, overwrite=overwrite, verbose=verbose)
 
 
