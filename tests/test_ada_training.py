@@ -74,6 +74,13 @@ def test_a_tiny_run_follows_the_heuristic_and_resumes_mid_interval(data_dir, tmp
     assert p > 0 and sum(sums[:8]) / sum(counts[:8]) > 0.05
     assert p == _reference_p(sums, counts, 0.05, 4, 0.05)
     assert int(straight.state.augmentation.minibatches.numpy()) == 1   # the 9th minibatch waits
+    # Each snapshot's log line names p then; stats.jsonl and the tick line carry p and r_t.
+    import json
+    import os
+    log = open(os.path.join(straight.run_dir, "log.txt")).read()
+    assert f"Saved network-snapshot-000000.036.pkl (augment p {p:.4f})" in log and " r_t " in log
+    ticks = [json.loads(line) for line in open(os.path.join(straight.run_dir, "stats.jsonl"))]
+    assert ticks[-1]["Progress/augment"] == pytest.approx(p) and -1 <= ticks[-1]["Loss/signs/real"] <= 1
 
     first = Trainer(_opts(data_dir, tmp_path / "b", **kw), echo=False)
     first.train(stop_after_ticks=1)

@@ -50,6 +50,11 @@ class Augmentation:
         return {"augment_p": self.p, "ada_signs": self.signs, "ada_count": self.count,
                 "ada_minibatches": self.minibatches}
 
+    def describe(self):
+        """' (augment p 0.1234)' with a pipe, else '': for the log line of a snapshot, whose formats
+        have no place for p (NVIDIA's TF1 pickles hold (G, D, Gs) only)."""
+        return f" (augment p {float(self.p.numpy()):.4f})" if self.pipe is not None else ""
+
     def after_minibatch(self, stats, batch):
         """Take the heuristic's sums out of a minibatch's `stats` (adding their mean as
         Loss/signs/real) and, with --aug ada, adjust p every ADA_INTERVAL minibatches."""

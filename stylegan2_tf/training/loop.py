@@ -271,7 +271,7 @@ class Trainer:
             reporter.image("fakes", grid.save_fakes(state.G_ema, name), nimg)
         if opts.snapshot_ticks and (done or tick % opts.snapshot_ticks == 0):
             name = self._snapshot()
-            self.log(f"Saved {name}")
+            self.log(f"Saved {name}{state.augmentation.describe()}")
             if self.evaluator is not None:
                 results = [self.evaluator.evaluate(metric, state.G_ema) for metric in self.metrics]
                 reporter.metrics(name, results, tick, nimg)
