@@ -102,9 +102,12 @@ def upfirdn_2d(x, k, up=1, down=1, pad=(0, 0), flip_kernel=False, impl=None):
     _, in_h, in_w, channels = x.shape
     # 1. Zero insertion: each pixel followed by (up - 1) zeros.
     if upy > 1 or upx > 1:
+        # Columns, then rows, each with a 4-D pad: TFLite and TF.js pad no more dimensions.
         n = tf.shape(x)[0]
-        x = tf.reshape(x, [n, in_h, 1, in_w, 1, channels])
-        x = tf.pad(x, [[0, 0], [0, 0], [0, upy - 1], [0, 0], [0, upx - 1], [0, 0]])
+        x = tf.reshape(x, [n * in_h, in_w, 1, channels])
+        x = tf.pad(x, [[0, 0], [0, 0], [0, upx - 1], [0, 0]])
+        x = tf.reshape(x, [n, in_h, 1, in_w * upx * channels])
+        x = tf.pad(x, [[0, 0], [0, 0], [0, upy - 1], [0, 0]])
         x = tf.reshape(x, [n, in_h * upy, in_w * upx, channels])
     # 2. Pad with zeros (positive) or crop (negative).
     x = tf.pad(x, [[0, 0], [max(pady0, 0), max(pady1, 0)], [max(padx0, 0), max(padx1, 0)], [0, 0]])
