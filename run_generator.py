@@ -6,12 +6,14 @@
   python run_generator.py style-mixing-example --network NET.pkl --row-seeds 85,100,75 \
       --col-seeds 55,821,1789 [--col-styles 0-6] [--truncation-psi PSI]
   python run_generator.py interpolate --network NET.pkl --seeds 0,1,2 [--frames 24] [--fps 12]
-  python run_generator.py export --network NET.pkl --outdir exported_generator
+  python run_generator.py export --network NET.pkl --outdir exported_generator \
+      [--format savedmodel|tflite|onnx|tfjs] [--part generator|mapping|synthesis] [--precision float16] [--force]
 
 Truncation defaults to the network's official one: psi 0.5 on every layer (configs B-F),
 psi 0.7 on the first 8 layers (config A, StyleGAN1's G_style).
 """
 
+import json
 import os
 import time
 
@@ -38,6 +40,12 @@ flags.DEFINE_string("col-styles", "0-6", "style-mixing-example: w layers taken f
 flags.DEFINE_integer("frames", 24, "interpolate: frames between consecutive seeds.")
 flags.DEFINE_integer("fps", 12, "interpolate: frames per second of the GIF.")
 flags.DEFINE_bool("fused-modconv", None, "Force the fused (grouped) or non-fused modulated conv.")
+flags.DEFINE_string("format", "savedmodel", "export: savedmodel, tflite, onnx (needs the export extra) or tfjs.")
+flags.DEFINE_string("part", "generator", "export: generator (z, psi -> images), mapping (z, psi -> w) or "
+                    "synthesis (w -> images).")
+flags.DEFINE_string("precision", "float32", "export: float32, or float16 (tflite: half-precision weights).")
+flags.DEFINE_bool("force", False, "export: replace an earlier export in --outdir.")
+flags.DEFINE_bool("check", True, "export: run the export in its runtime on seeds 0-3 and compare with Keras.")
 FLAGS = flags.FLAGS
 
 
@@ -166,11 +174,22 @@ def interpolate(net, seeds, frames, fps, outdir):
     print(f"Wrote {path} ({len(frames_pil)} frames)")
 
 
-def export(net, outdir):
-    from stylegan2_tf.export import export_saved_model
-    path = export_saved_model(net.G, outdir, noise_mode=net.noise_mode)
-    print(f"Wrote SavedModel to {path} (signature serving_default: z, psi"
-          f"{', class_idx' if net.G.config.c_dim else ''} -> images uint8 NHWC)")
+def export(net, outdir, fmt, part, precision, force, check):
+    """One part of G in one format, checked in its runtime against Keras (`stylegan2_tf/export/`)."""
+    from stylegan2_tf.export import export_generator
+    if net.class_idx is not None:
+        print("note: --class does not apply to export; conditional exports take class_idx as an input")
+    result = export_generator(net.G, outdir, fmt, part, precision, truncation_cutoff=net.cutoff,
+                              noise_mode=net.noise_mode, force=force, check=check)
+    with open(os.path.join(result.folder, "signature.json")) as f:
+        sig = json.load(f)
+
+    def fmt_specs(specs):
+        return ", ".join(f"{s['name']} {s['shape']} {s['dtype']}".replace("-1", "N") for s in specs)
+    print(f"Wrote {fmt} {part} to {result.path}: {fmt_specs(sig['inputs'])} -> {fmt_specs(sig['outputs'])}")
+    print(result.check or result.note or "not checked (--nocheck)")
+    if fmt == "tfjs" and part == "generator":
+        print(f"Browser: cd {result.folder} && python -m http.server, then open http://localhost:8000/")
 
 
 def main(argv):
@@ -190,7 +209,7 @@ def dispatch(command):
     elif command == "interpolate":
         interpolate(net, f.seeds, f.frames, f.fps, f.outdir)
     else:
-        export(net, f.outdir)
+        export(net, f.outdir, f.format, f.part, f.precision, f.force, f.check)
 
 
 if __name__ == "__main__":
