@@ -5,7 +5,12 @@
   python run_generator.py generate-images --network NET.pkl --projected-w out/target/projected_w.npz
   python run_generator.py style-mixing-example --network NET.pkl --row-seeds 85,100,75 \
       --col-seeds 55,821,1789 [--col-styles 0-6] [--truncation-psi PSI]
-  python run_generator.py interpolate --network NET.pkl --seeds 0,1,2 [--frames 24] [--fps 12]
+  python run_generator.py interpolate --network NET.pkl --seeds 0,1,2 [--frames 24] [--fps 12] \
+      [--space w|z] [--video gif|mp4]
+  python run_generator.py directions --network NET.pkl --method sefa|ganspace --num 10 [--layers 0-5] \
+      --outdir dirs
+  python run_generator.py edit --network NET.pkl --seeds 0-3 --directions dirs/directions.npz --index 0 \
+      --strengths -3,-1.5,0,1.5,3 [--layers 0-5] [--projected-w FILE] [--video mp4] --outdir out
   python run_generator.py export --network NET.pkl --outdir exported_generator \
       [--format savedmodel|tflite|onnx|tfjs] [--part generator|mapping|synthesis] [--precision float16] [--force]
 
@@ -20,7 +25,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-COMMANDS = ("generate-images", "style-mixing-example", "interpolate", "export")
+COMMANDS = ("generate-images", "style-mixing-example", "interpolate", "directions", "edit", "export")
 
 flags.DEFINE_string("network", None, "Network pickle (official NVIDIA TF1 format or our snapshot).")
 flags.DEFINE_string("seeds", None, "Seeds, e.g. 0-9,42 (generate-images, interpolate).")
@@ -37,8 +42,21 @@ flags.DEFINE_integer("batch-size", 8, "Images per forward pass.")
 flags.DEFINE_string("row-seeds", None, "style-mixing-example: seeds of the rows (coarse styles kept).")
 flags.DEFINE_string("col-seeds", None, "style-mixing-example: seeds of the columns (their styles mixed in).")
 flags.DEFINE_string("col-styles", "0-6", "style-mixing-example: w layers taken from the column seed.")
-flags.DEFINE_integer("frames", 24, "interpolate: frames between consecutive seeds.")
-flags.DEFINE_integer("fps", 12, "interpolate: frames per second of the GIF.")
+flags.DEFINE_integer("frames", 24, "interpolate: frames between consecutive seeds; edit: frames of the video's "
+                     "sweep from the lowest strength to the highest (and as many back).")
+flags.DEFINE_float("fps", 12, "interpolate, edit: frames per second of the video.")
+flags.DEFINE_string("video", None, "interpolate (default gif), edit (default none): gif, or mp4 (H.264; needs the "
+                    "video extra).")
+flags.DEFINE_string("space", "w", "interpolate: w (linear in W) or z (spherical in Z, then mapped).")
+flags.DEFINE_string("method", "sefa", "directions: sefa (from the style weights) or ganspace (PCA of mapped z).")
+flags.DEFINE_integer("num", 10, "directions: how many directions to keep.")
+flags.DEFINE_integer("samples", 100000, "directions --method ganspace: z samples.")
+flags.DEFINE_string("layers", None, "directions: w layers to factorise / apply to (e.g. 0-5; default all); "
+                    "edit: w layers to move (default: the directions' own).")
+flags.DEFINE_string("directions", None, "edit: a directions.npz written by the directions command.")
+flags.DEFINE_integer("index", 0, "edit: which direction of the file.")
+flags.DEFINE_string("strengths", "-3,-1.5,0,1.5,3", "edit: steps along the direction, one column each (a step "
+                    "is 1 for sefa, one standard deviation for ganspace).")
 flags.DEFINE_bool("fused-modconv", None, "Force the fused (grouped) or non-fused modulated conv.")
 flags.DEFINE_string("format", "savedmodel", "export: savedmodel, tflite, onnx (needs the export extra) or tfjs.")
 flags.DEFINE_string("part", "generator", "export: generator (z, psi -> images), mapping (z, psi -> w) or "
@@ -149,29 +167,88 @@ def style_mixing_example(net, row_seeds, col_seeds, col_styles, outdir):
     print(f"Wrote {path}")
 
 
-def interpolate(net, seeds, frames, fps, outdir):
-    """A looping GIF walking linearly in W from seed to seed (`frames` per step)."""
-    from PIL import Image
-
-    from stylegan2_tf.generate import GenerationError, ensure_outdir, parse_range
+def interpolate(net, seeds, frames, fps, outdir, space, video):
+    """A looping walk through the seeds (`frames` per step): linear in W, or spherical in Z and mapped."""
+    from stylegan2_tf.editing.walks import linear_walk, slerp_walk
+    from stylegan2_tf.generate import GenerationError, class_labels, ensure_outdir, parse_range, seed_to_z
+    from stylegan2_tf.video import write_video
     seeds = parse_range(seeds, "--seeds")
     if len(seeds) < 2:
         raise GenerationError("interpolate needs at least two --seeds")
     if frames < 1:
         raise GenerationError("--frames must be >= 1")
+    if space not in ("w", "z"):
+        raise GenerationError(f"--space {space!r}: expected w or z")
+    video = video or "gif"
     outdir = ensure_outdir(outdir)
-    ws = net.ws(seeds)
-    # Linear walk in W (W is where the paper measures perceptual path length), looping back.
-    walk = []
-    for i in range(len(ws)):
-        a, b = ws[i], ws[(i + 1) % len(ws)]
-        for t in np.arange(frames) / frames:
-            walk.append(a + (b - a) * t)
-    images = net.synth.synthesize(np.stack(walk), batch_size=net.batch_size, progress=_progress("Interpolating"))
-    frames_pil = [Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img) for img in images]
-    path = os.path.join(outdir, "interpolate-" + "-".join(str(s) for s in seeds) + ".gif")
-    frames_pil[0].save(path, save_all=True, append_images=frames_pil[1:], duration=int(1000 / max(fps, 1)), loop=0)
-    print(f"Wrote {path} ({len(frames_pil)} frames)")
+    if space == "w":
+        walk = linear_walk(net.ws(seeds), frames)
+    else:
+        z = slerp_walk(np.concatenate([seed_to_z(s, net.G.config.z_dim) for s in seeds]), frames)
+        walk = net.synth.map(z, class_labels(net.G, net.class_idx, len(z)), psi=net.psi, cutoff=net.cutoff).numpy()
+    images = net.synth.synthesize(walk, batch_size=net.batch_size, progress=_progress("Interpolating"))
+    path = os.path.join(outdir, f"interpolate-{space}-" + "-".join(str(s) for s in seeds) + "." + video)
+    write_video(images, path, fps, video)
+    print(f"Wrote {path} ({len(images)} frames, looping)")
+
+
+def directions(network, method, num, samples, layers, outdir):
+    """directions.npz: unit vectors in W (SeFa or GANSpace) for `edit` and the explorer."""
+    from stylegan2_tf import editing
+    from stylegan2_tf.generate import ensure_outdir
+    from stylegan2_tf.loading import load_generator
+    G = load_generator(network)
+    span = editing.parse_layers(layers, G.num_ws) if layers else None
+    if method == "sefa":
+        found = editing.sefa(G, num, span)
+    elif method == "ganspace":
+        found = editing.ganspace(G, num, samples=samples, layers=span)
+    else:
+        raise editing.EditingError(f"--method {method!r}: expected sefa or ganspace")
+    path = os.path.join(ensure_outdir(outdir), "directions.npz")
+    found.save(path)
+    what = "eigenvalues" if method == "sefa" else "variances"
+    print(f"Wrote {path}: {len(found.vectors)} {method} directions for w layers {found.layers[0]}-{found.layers[1]}; "
+          f"{what} " + ", ".join(f"{v:.3g}" for v in found.values))
+
+
+def edit(net, seeds, projected_w, directions_path, index, strengths, layers, frames, fps, outdir, video):
+    """grid.png: rows the seeds (or the projected image), columns the strengths along one direction."""
+    from stylegan2_tf import editing
+    from stylegan2_tf.generate import GenerationError, ensure_outdir, image_grid, parse_range, save_image
+    from stylegan2_tf.video import write_video
+    if not directions_path:
+        raise GenerationError("edit needs --directions (a directions.npz from the directions command)")
+    found = editing.load_directions(directions_path, net.G)
+    if found.network != editing.network_digest(net.G):
+        print(f"note: {directions_path} was found in another network (weights differ); applying it anyway")
+    try:
+        steps = [float(v) for v in strengths.split(",")]
+    except ValueError:
+        raise GenerationError(f"--strengths {strengths!r}: expected numbers like -3,0,3") from None
+    span = editing.parse_layers(layers, net.G.num_ws) if layers else None
+    if projected_w:
+        from stylegan2_tf.projector import load_projection
+        ws, names = load_projection(projected_w, net.G), ["projected"]
+    else:
+        seeds = parse_range(seeds, "--seeds")
+        ws, names = net.ws(seeds), [f"seed{s:04d}" for s in seeds]
+    outdir = ensure_outdir(outdir)
+    edited = np.concatenate([editing.apply_direction(ws, found, index, t, span) for t in steps])
+    images = net.synth.synthesize(edited, batch_size=net.batch_size, progress=_progress("Editing"))
+    images = images.reshape(len(steps), len(ws), *images.shape[1:])
+    path = os.path.join(outdir, "grid.png")
+    save_image(image_grid([list(images[:, i]) for i in range(len(ws))]), path)
+    print(f"Wrote {path}: rows {', '.join(names)}; columns strengths {', '.join(f'{t:g}' for t in steps)} "
+          f"of {found.method} direction {index}")
+    if video:
+        sweep = np.linspace(min(steps), max(steps), max(frames, 2))
+        sweep = np.concatenate([sweep, sweep[-2:0:-1]])  # there and back: it loops
+        walk = np.concatenate([editing.apply_direction(ws, found, index, t, span) for t in sweep])
+        frames_ = net.synth.synthesize(walk, batch_size=net.batch_size).reshape(len(sweep), len(ws), *images.shape[2:])
+        path = os.path.join(outdir, f"edit-{found.method}-{index}.{video}")
+        write_video([np.concatenate(list(f), axis=1) for f in frames_], path, fps, video)
+        print(f"Wrote {path} ({len(sweep)} frames, looping)")
 
 
 def export(net, outdir, fmt, part, precision, force, check):
@@ -199,6 +276,8 @@ def main(argv):
 
 def dispatch(command):
     f = FLAGS
+    if command == "directions":  # weights only: no truncation, class or noise settings
+        return directions(f.network, f.method, f.num, f.samples, f.layers, f.outdir)
     net = Network(f.network, f["truncation-psi"].value, f["truncation-cutoff"].value, f["class"].value,
                   f["noise-mode"].value, f["batch-size"].value, f["fused-modconv"].value)
     if command == "generate-images":
@@ -207,7 +286,10 @@ def dispatch(command):
         col_styles = f["col-styles"].value if f["col-styles"].present else None
         style_mixing_example(net, f["row-seeds"].value, f["col-seeds"].value, col_styles, f.outdir)
     elif command == "interpolate":
-        interpolate(net, f.seeds, f.frames, f.fps, f.outdir)
+        interpolate(net, f.seeds, f.frames, f.fps, f.outdir, f.space, f.video)
+    elif command == "edit":
+        edit(net, f.seeds, f["projected-w"].value, f.directions, f.index, f.strengths, f.layers, f.frames, f.fps,
+             f.outdir, f.video)
     else:
         export(net, f.outdir, f.format, f.part, f.precision, f.force, f.check)
 

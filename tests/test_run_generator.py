@@ -62,7 +62,7 @@ def test_style_mixing_grid_and_interpolation(tmp_path, fixture_nets):
 
     r = _gen("interpolate", "--network", SG2, "--seeds", "0,1,2", "--frames", "3", "--outdir", tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    gif = Image.open(tmp_path / "interpolate-0-1-2.gif")
+    gif = Image.open(tmp_path / "interpolate-w-0-1-2.gif")
     assert gif.n_frames == 9 and gif.size == (16, 16)
 
 

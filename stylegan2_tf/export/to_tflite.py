@@ -8,9 +8,9 @@ import os
 import re
 
 import tensorflow as tf
-from absl import logging as absl_logging
 
 from .errors import ExportError
+from .logs import quiet_tensorflow
 
 PRECISIONS = ("float32", "float16")
 
@@ -23,17 +23,13 @@ def write_tflite(module, folder, precision="float32"):
     if precision == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
-    # The float16 path saves and reloads a temporary SavedModel, which logs a page of notes.
-    verbosity = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)
     try:
-        flatbuffer = converter.convert()
+        with quiet_tensorflow():  # the float16 path saves and reloads a temporary SavedModel
+            flatbuffer = converter.convert()
     except Exception as e:  # the converter names the ops it could not lower in its message
         ops = sorted(set(re.findall(r"'tf\.(\w+)'", str(e))))
         raise ExportError(f"tflite: the converter cannot represent op(s) {', '.join(ops) or '?'} of this network "
                           f"({str(e).splitlines()[0][:200]})") from None
-    finally:
-        absl_logging.set_verbosity(verbosity)
     path = os.path.join(folder, module.part + ".tflite")
     with open(path, "wb") as f:
         f.write(flatbuffer)
