@@ -149,7 +149,6 @@ def test_directions_and_edit_grid(tmp_path, fixture_nets):
 def test_interpolate_mp4_is_linear_in_w(tmp_path, fixture_nets):
     """MP4 frames: the walk's images (16x16 shown at 256x256) within H.264 tolerance; frame 2 of 4 is
     the middle of the line from w(seed 0) to w(seed 1)."""
-    pytest.importorskip("imageio_ffmpeg")
     from stylegan2_tf.generate import seed_to_z
     from stylegan2_tf.video import read_mp4
     G = fixture_nets["sg2-tiny16"]["G_ema"]
@@ -168,7 +167,6 @@ def test_interpolate_mp4_is_linear_in_w(tmp_path, fixture_nets):
 
 
 def test_edit_video_and_z_walk(tmp_path):
-    pytest.importorskip("imageio_ffmpeg")
     from stylegan2_tf.video import read_mp4
     r = _gen("directions", "--network", SG2, "--method", "ganspace", "--num", "2", "--samples", "2000",
              "--outdir", tmp_path)
