@@ -211,3 +211,31 @@ def test_edit_refuses_bad_index_and_strengths(tmp_path, fixture_nets):
                  "--outdir", tmp_path / "o")
         assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == f"error: {message}", r.stderr[-1000:]
     assert issubclass(EditingError, ValueError)
+
+
+def test_edit_a_projection(tmp_path, fixture_nets):
+    """--projected-w: the row is the projection's w (with its noise maps) moved along the direction."""
+    from stylegan2_tf.editing import load_directions
+    from stylegan2_tf.generate import seed_to_z, to_uint8
+    from stylegan2_tf.loading import load_generator
+    from stylegan2_tf.projector import ProjectorConfig, noise_variables, save_projection
+    G = load_generator(SG2)  # its own copy: the noise maps are replaced below
+    rng = np.random.RandomState(9)
+    noise = [rng.randn(*v.shape).astype(np.float32) for v in noise_variables(G)]
+    ws = G.mapping(seed_to_z(6, 32), truncation_psi=0.5).numpy()[0]
+    save_projection(tmp_path / "projected_w.npz", G, {"ws": ws, "noise": noise, "distance": 0.1}, ProjectorConfig())
+    r = _gen("directions", "--network", SG2, "--num", "3", "--outdir", tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = _gen("edit", "--network", SG2, "--projected-w", tmp_path / "projected_w.npz", "--directions",
+             tmp_path / "directions.npz", "--index", "2", "--strengths", "0,5", "--outdir", tmp_path / "e")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "rows projected" in r.stdout
+    grid = np.asarray(Image.open(tmp_path / "e" / "grid.png"))
+    d = load_directions(tmp_path / "directions.npz")
+    for v, value in zip(noise_variables(G), noise):
+        v.assign(value)
+    moved = ws[np.newaxis].copy()
+    moved[:, d.layers[0]:d.layers[1] + 1] += 5 * d.vectors[2]
+    for col, w in enumerate([ws[np.newaxis], moved]):
+        want = to_uint8(G.synthesis(w, noise_mode="const")).numpy()[0]
+        assert np.abs(grid[:, col * 16:(col + 1) * 16].astype(int) - want.astype(int)).max() <= 1, col
