@@ -12,12 +12,28 @@ FIXTURES = ROOT / "tests" / "fixtures" / "stylegan2_pkl"
 FIXTURE_NAMES = ("sg2-tiny16", "ada-cond-tiny16")
 
 
+# What a subprocess of a test inherits: the machine (paths, locale, home and caches, compilers,
+# devices) and the oneDNN switch CI flips, nothing else -- no STYLEGAN2_TF_OPS, feature-file or
+# other settings of the shell that started pytest, which would make a test test something else.
+INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "XDG_CACHE_HOME",
+             "XDG_CONFIG_HOME", "VIRTUAL_ENV", "LD_LIBRARY_PATH", "CUDA_HOME", "CUDA_PATH", "CUDA_VISIBLE_DEVICES",
+             "TF_ENABLE_ONEDNN_OPTS", "STYLEGAN2_TF_OPS_CACHE", "STYLEGAN2_TF_NVCC", "STYLEGAN2_TF_CXX",
+             "STYLEGAN2_TF_CUDA_ARCHS")
+
+
+def subprocess_env(**extra):
+    """The environment for a test's subprocess: INHERITED from this one, TF quiet, the checkout on
+    PYTHONPATH, then `extra`."""
+    env = {k: os.environ[k] for k in INHERITED if k in os.environ}
+    env.update(TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
 def run_python(args, cwd=ROOT, timeout=300, env=None):
-    """Run `python args...` in a fresh process; returns CompletedProcess (text)."""
-    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-    full_env.update(env or {})
+    """Run `python args...` in a fresh process (subprocess_env plus `env`); returns CompletedProcess (text)."""
     return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+                          timeout=timeout, env=subprocess_env(**(env or {})))
 
 
 @pytest.fixture

@@ -1,17 +1,16 @@
 """benchmarks/train.py, the script GPU users run to size --batch-gpu, on a tiny network: it trains,
 and its memory figure counts the step's tensors (at least every variable the step keeps alive)."""
 
-import os
 import re
 import subprocess
 import sys
 
-from conftest import ROOT
+from conftest import ROOT, subprocess_env
 
 
 def test_train_benchmark_reports_an_allocator_peak_that_holds_the_variables():
     # With oneDNN on, TensorFlow's CPU allocator keeps statistics; with it off, only the BFC one does.
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", TF_CPU_ALLOCATOR_USE_BFC="true")
+    env = subprocess_env(CUDA_VISIBLE_DEVICES="", TF_CPU_ALLOCATOR_USE_BFC="true")
     cmd = [sys.executable, str(ROOT / "benchmarks" / "train.py"), "--res", "16", "--fmap-base", "256",
            "--batch", "2", "--batch-gpu", "2", "--steps", "1"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=str(ROOT))

@@ -15,6 +15,7 @@ import tensorflow as tf
 from stylegan2_tf.data import make_dataset
 
 from _dataset_reference import example_bytes  # noqa: E402
+from conftest import subprocess_env  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -195,7 +196,7 @@ def test_per_replica_batches_under_mirrored_strategy(tmp_path):
                           "ids": [y.numpy()[:, 0].astype(int).tolist() for y in ls]}))
         """
     )
-    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    env = subprocess_env(PYTHONPATH=REPO_ROOT, CUDA_VISIBLE_DEVICES="")
     res = subprocess.run([sys.executable, "-c", script, d], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])

@@ -11,6 +11,8 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from conftest import subprocess_env
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(REPO_ROOT, "datasets", "dataset_tool.py")
 
@@ -47,7 +49,7 @@ def test_script_runs_from_repo_root(tmp_path):
     src = str(tmp_path / "imgs")
     make_images(src, res=16)
     out = str(tmp_path / "ds")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    env = subprocess_env()
     env.pop("PYTHONPATH", None)  # the script must find the package by itself
     res = subprocess.run(
         [sys.executable, "datasets/dataset_tool.py", "create_from_images", out, src, "--shuffle", "0",

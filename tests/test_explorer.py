@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, subprocess_env
 from feature_net_weights import write_tiny_feature_files
 
 DIGITS = ROOT / "pretrained" / "stylegan2-digits32.pkl"
@@ -303,7 +303,7 @@ def test_run_explorer_command(tmp_path):
     """run_explorer.py serves on 127.0.0.1 and prints the address; a bad flag is one error line."""
     import subprocess
     import sys
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    env = subprocess_env()
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_explorer.py"), "--network", str(DIGITS), "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
     try:

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run_python
+from conftest import ROOT, run_python, subprocess_env
 from stylegan2_tf.training import TrainingError, TrainingOptions
 from stylegan2_tf.training.cluster import (WorkerCluster, cluster_from_flags, describe_worker_failure, parse_tf_config,
                                            resolve_cluster)
@@ -206,7 +206,7 @@ class Workers:
         for i, args in enumerate(args_by_worker):
             out = tmp_path / f"{name}-w{i}"
             report = tmp_path / f"{name}-w{i}.json"
-            env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2", **(env_by_worker or {}).get(i, {}))
+            env = subprocess_env(**(env_by_worker or {}).get(i, {}))
             env.pop("TF_CONFIG", None)
             cwd = (cwd_by_worker or {}).get(i, ROOT)
             self.paths.append((out.with_suffix(".out"), out.with_suffix(".err"), report))

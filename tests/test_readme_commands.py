@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, subprocess_env
 from readme_commands import readme_blocks
 
 BLOCKS = readme_blocks()
@@ -43,8 +43,7 @@ def _scratch(tmp_path):
 
 
 def _run(command, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT),
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    env = subprocess_env(PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     r = subprocess.run(["bash", "-euo", "pipefail", "-c", command], cwd=cwd, env=env, capture_output=True, text=True,
                        timeout=900)
     assert r.returncode == 0, f"{command}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"

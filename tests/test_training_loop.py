@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_python
+from conftest import ROOT, run_python, subprocess_env
 from stylegan2_tf.data.synthetic import create_shapes_dataset, shapes_images
 from stylegan2_tf.official import load_network_pkl, read_network_pickle
 from stylegan2_tf.training import TrainingError, TrainingOptions
@@ -136,7 +136,7 @@ def test_sigkill_mid_tick_leaves_valid_snapshot_and_resume_works(data_dir, tmp_p
     args = [ROOT / "run_training.py", "--data-dir", data_dir, "--dataset", "shapes16", "--result-dir", results,
             "--fmap-base", "128", "--fmap-max", "64", "--latent-dim", "32", "--mapping-layers", "2", "--batch", "4",
             "--batch-gpu", "4", "--tick-kimg", "0.032", "--snapshot-ticks", "1", "--total-kimg", "1000"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    env = subprocess_env()
     proc = subprocess.Popen([sys.executable, *map(str, args)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     run_dir = None
