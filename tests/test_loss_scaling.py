@@ -82,9 +82,10 @@ def test_default_schedule_is_2000_steps():
 
 
 def test_invalid_arguments():
-    with pytest.raises(ValueError):
+    need = r"DynamicLossScale: need factor > 1, 0 < min_scale <= initial_scale <= max_scale"
+    with pytest.raises(ValueError, match=need):
         _scaler(factor=1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=need):
         _scaler(initial_scale=0.5, min_scale=1.0)
 
 

@@ -116,21 +116,14 @@ def _old_style(cfg):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_float32_defaults_are_bit_identical(arch):
+def test_float32_defaults_have_no_float16_or_clamp(arch):
+    """The defaults are the paper's float32 networks: num_fp16_res 0 and no clamp are the defaults (so
+    configs written before these fields load unchanged), and no block computes in float16 or clamps.
+    That these networks equal NVIDIA's float32 outputs is test_official_fixtures' job."""
     g_cfg, d_cfg = _g_cfg(arch=arch), _d_cfg(arch=arch)
     assert _old_style(g_cfg) == g_cfg and _old_style(d_cfg) == d_cfg
-    G0 = Generator(_old_style(g_cfg)).build_weights()
-    G1 = Generator(g_cfg.replace(num_fp16_res=0, conv_clamp=None)).build_weights()
-    G1.set_weights(G0.get_weights())
-    z, seed = _z(), tf.constant([1, 2])
-    a = G0(z, noise_mode="random", noise_seed=seed)
-    b = G1(z, noise_mode="random", noise_seed=seed)
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
-    D0 = Discriminator(_old_style(d_cfg)).build_weights()
-    D1 = Discriminator(d_cfg.replace(num_fp16_res=0, conv_clamp=None)).build_weights()
-    D1.set_weights(D0.get_weights())
-    np.testing.assert_array_equal(D0(a).numpy(), D1(a).numpy())
-    # Nothing is float16 or clamped.
+    assert (g_cfg.num_fp16_res, g_cfg.conv_clamp, d_cfg.num_fp16_res, d_cfg.conv_clamp) == (0, None, 0, None)
+    G1, D1 = Generator(g_cfg).build_weights(), Discriminator(d_cfg).build_weights()
     assert all(b.activation_dtype == tf.float32 for b in G1.synthesis.blocks + D1.blocks)
     assert all(getattr(layer, "clamp", None) is None and getattr(layer, "conv_clamp", None) is None
                for net in (G1, D1) for layer in net._flatten_layers())

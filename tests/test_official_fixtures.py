@@ -60,3 +60,25 @@ def test_fused_and_nonfused_modconv_agree_on_fixture(fixture_nets):
     b = Gs.synthesis(ws, noise_mode="const", fused_modconv=False).numpy()
     np.testing.assert_allclose(a, b, atol=2e-5)
     np.testing.assert_allclose(np.transpose(b, [0, 3, 1, 2]), ref["Gs/img_const"], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_float64_matches_nvidia_float64(name, float64):
+    """Built in float64, every forward output (mapping, truncation, synthesis with stored and without
+    noise, G and Gs, D logits and the minibatch-stddev channel) is NVIDIA's float64 value within
+    2e-7 of its scale (float32 runs differ by ~1e-6). The remaining 1e-8 is TensorFlow's LeakyRelu
+    alpha, a float32 attribute (0.2 -> 0.200000003), not the math."""
+    from stylegan2_tf.official import load_network_pkl
+    from stylegan2_tf.verify_pickle import compute_reference_outputs
+    ref = np.load(FIXTURES / f"{name}.npz")
+    nets = load_network_pkl(FIXTURES / f"{name}.pkl")
+    assert nets["G_ema"].mapping.dense[0].weight.dtype == "float64"
+    out = compute_reference_outputs(nets, {k: ref[k] for k in ("z", "c", "c8", "rand_img", "rand_img8")})
+    compared = 0
+    for key in ref.files:
+        if key.startswith("fp64/") and key[5:] in out:
+            want = ref[key]
+            err = np.max(np.abs(np.asarray(out[key[5:]], np.float64) - want)) / max(1.0, np.max(np.abs(want)))
+            assert err < 2e-7, (key, err)
+            compared += 1
+    assert compared == 11

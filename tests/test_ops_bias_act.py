@@ -114,7 +114,7 @@ def test_clamp_after_gain():
 
 
 def test_unknown_activation_raises():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"unknown activation 'gelu_nope'; choose from \['elu', 'linear', 'lrelu'"):
         fused_bias_act(tf.zeros([2]), act="gelu_nope")
 
 
