@@ -87,3 +87,44 @@ def test_bad_input_exits_with_one_line(args, message):
     assert len(errors) == 1, r.stderr[-2000:]
     import re
     assert re.search(message, errors[0]), errors[0]
+
+
+def _uint8_nhwc(img_nchw):
+    return np.clip(np.transpose(img_nchw, [0, 2, 3, 1]) * 127.5 + 128, 0, 255).astype(np.uint8)
+
+
+def test_noise_mode_none_and_explicit_psi_match_nvidia(tmp_path):
+    """--noise-mode none is NVIDIA's img_none; --truncation-psi 0.7 is their img_const_psi0.7."""
+    ref = np.load(FIXTURES / "sg2-tiny16.npz")
+    for args, key in ((["--noise-mode", "none", "--truncation-psi", "1"], "Gs/img_none"),
+                      (["--truncation-psi", "0.7"], "Gs/img_const_psi0.7")):
+        out = tmp_path / key.replace("/", "_")
+        r = _gen("generate-images", "--network", SG2, "--seeds", "0-3", "--outdir", out, *args)
+        assert r.returncode == 0, r.stderr[-2000:]
+        want = _uint8_nhwc(ref[key])
+        for seed in range(4):
+            assert _close_uint8(np.asarray(Image.open(out / f"seed{seed:04d}.png")), want[seed]), (key, seed)
+
+
+def test_default_psi_and_cutoff(tmp_path, fixture_nets):
+    """No --truncation-psi: 0.5 on every layer (configs B-F). --truncation-cutoff 2 truncates w layers 0-1
+    only: built here from NVIDIA's stored w and w_psi0.7."""
+    ref = np.load(FIXTURES / "sg2-tiny16.npz")
+    G = fixture_nets["sg2-tiny16"]["G_ema"]
+    assert G.config.default_truncation == (0.5, None)
+    w, w7 = ref["Gs/w"], ref["Gs/w_psi0.7"]
+    w_avg = (w7 - 0.7 * w) / 0.3  # w_psi = w_avg + psi (w - w_avg)
+    cases = {"default": ([], w_avg + 0.5 * (w - w_avg)),
+             "cutoff": (["--truncation-psi", "0.7", "--truncation-cutoff", "2"],
+                        np.concatenate([w7[:, :2], w[:, 2:]], axis=1))}
+    from stylegan2_tf.generate import to_uint8
+    for name, (args, ws) in cases.items():
+        r = _gen("generate-images", "--network", SG2, "--seeds", "0-3", "--outdir", tmp_path / name, *args)
+        assert r.returncode == 0, r.stderr[-2000:]
+        want = to_uint8(G.synthesis(ws.astype(np.float32), noise_mode="const")).numpy()
+        for seed in range(4):
+            got = np.asarray(Image.open(tmp_path / name / f"seed{seed:04d}.png"))
+            assert _close_uint8(got, want[seed]), (name, seed)
+    a = np.asarray(Image.open(tmp_path / "default" / "seed0000.png")).astype(int)
+    b = np.asarray(Image.open(tmp_path / "cutoff" / "seed0000.png")).astype(int)
+    assert np.abs(a - b).max() > 10
