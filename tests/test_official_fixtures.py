@@ -130,3 +130,39 @@ def test_written_snapshot_is_nvidias_pickle_field_by_field(name, fixture_nets, t
     c = ref["c"] if again["G_ema"].config.c_dim else None
     np.testing.assert_array_equal(again["G_ema"](ref["z"].astype(np.float32), c=c, noise_mode="const").numpy(),
                                   nets["G_ema"](ref["z"].astype(np.float32), c=c, noise_mode="const").numpy())
+
+
+def test_snapshot_write_is_atomic_under_a_fault(fixture_nets, tmp_path, monkeypatch):
+    """A write that fails half-way (disk full) leaves the previous snapshot under the name untouched
+    and no temporary file behind; the error reaches the caller."""
+    import os
+
+    from stylegan2_tf.official import load_network_pkl
+    from stylegan2_tf.official import writer
+    nets = fixture_nets["sg2-tiny16"]
+    path = tmp_path / "network-snapshot-000001.pkl"
+    writer.save_network_pkl(path, nets["G"], nets["D"], nets["G_ema"])
+    before = path.read_bytes()
+    real_fdopen = os.fdopen
+
+    class HalfWritten:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[:len(data) // 2])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer.os, "fdopen", lambda fd, mode: HalfWritten(real_fdopen(fd, mode)))
+    with pytest.raises(OSError, match="No space left"):
+        writer.save_network_pkl(path, nets["G_ema"], nets["D"], nets["G"])  # other contents
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == [path.name]
+    monkeypatch.undo()
+    assert load_network_pkl(path)["G_ema"].config.img_resolution == 16
