@@ -12,6 +12,7 @@ the workers read different images and ended with identical mirrored state.
 import hashlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -188,12 +189,25 @@ def test_cli_refuses_bad_cluster_input(tmp_path):
 
 # -- two worker processes ------------------------------------------------------------------------
 def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
+    """n free ports below the kernel's ephemeral range: a port that bind(0) handed out and we closed
+    again can be taken by any process's next outgoing connection before the worker binds it; ports
+    outside that range are given to no one automatically."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.Random(os.getpid() ^ time.time_ns())
+    ports = []
+    while len(ports) < n:
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in ports:
+            ports.append(port)
     return ports
 
 
