@@ -1,6 +1,7 @@
 """run_metrics.py end to end on a fixture network, a tiny dataset and tiny feature networks."""
 
 import json
+import math
 import os
 import pickle
 import types
@@ -41,6 +42,12 @@ def test_run_metrics_writes_results(setup):
         assert line.startswith("sg2-tiny16 time ") and "[shortened: 8 fakes" in line, line
         record = json.loads((setup.root / "results" / f"metric-{name}.jsonl").read_text().splitlines()[-1])
         assert sorted(record["results"]) == sorted(keys) and record["protocol"] == "shortened"
+        for key, value in record["results"].items():  # real numbers in each metric's range
+            assert math.isfinite(value), (key, value)
+            if key.startswith("pr50k3"):
+                assert 0.0 <= value <= 1.0, (key, value)
+            elif not key.startswith("kid"):  # KID's unbiased estimate can dip below 0 on 8 images
+                assert value >= 0.0, (key, value)
         assert record["num_fakes"] == 8 and record["settings"]["num_images"] == 8 and record["timestamp"]
     # Real statistics were cached, keyed by dataset, resolution, count, mirroring, network and file digest.
     cached = sorted(p.name for p in (setup.root / "cache").iterdir())

@@ -377,14 +377,26 @@ def test_xla_phases_give_the_same_training_step(data_dir, tmp_path, monkeypatch)
         assert t.opts.xla_phases == (() if xla == "none" else ("G_main", "G_pl", "D_main", "D_r1"))
         data = t.dataset(0)
         rounds = tuple(next(data) for _ in range(t.opts.rounds))
+        before = _weights(t)
         stats = t.train_minibatch(rounds, seed=tf.constant([5, 6], tf.int64))  # minibatch 0: all four phases
-        out[xla] = ({k: float(v) for k, v in stats.items()}, _weights(t))
-    (stats_a, w_a), (stats_b, w_b) = out["none"], out["all"]
+        out[xla] = ({k: float(v) for k, v in stats.items()}, before, _weights(t))
+    (stats_a, start_a, w_a), (stats_b, start_b, w_b) = out["none"], out["all"]
     assert sorted(stats_a) == sorted(stats_b)
     for k in stats_a:
         np.testing.assert_allclose(stats_b[k], stats_a[k], rtol=1e-4, atol=1e-6, err_msg=k)
-    for (k, a), (_, b) in zip(w_a, w_b):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=k)
+    # The step itself, not the weights (a mapping weight of ~100 hides a whole Adam step at rtol 1e-4):
+    # each variable's update by both agrees within 5 % of its size (Adam's first step is about
+    # lr * sign(g), which float reordering can flip where g is ~0), and the trained ones moved.
+    moved = 0
+    for (k, a0), (_, b0), (_, a), (_, b) in zip(start_a, start_b, w_a, w_b):
+        np.testing.assert_array_equal(a0, b0, err_msg=k)  # the same start
+        da, db = np.asarray(a, np.float64) - a0, np.asarray(b, np.float64) - b0
+        if np.any(da):
+            moved += 1
+            assert np.linalg.norm(db - da) <= 0.05 * np.linalg.norm(da), k
+        else:
+            assert not np.any(db), k
+    assert moved > 20
     with pytest.raises(TrainingError, match="unknown phase"):
         _opts(data_dir, tmp_path, xla="G_main,D_reg").validate()
     with pytest.raises(TrainingError, match="one replica"):
