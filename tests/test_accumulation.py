@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 import tensorflow as tf
+import pytest
 
 from stylegan2_tf.data.synthetic import create_shapes_dataset
 from stylegan2_tf.networks import Discriminator, Generator
@@ -26,6 +27,8 @@ from stylegan2_tf.training import StyleGAN2Loss, TrainingOptions, ema_beta, lazy
 from stylegan2_tf.training import Trainer
 from stylegan2_tf.training.optimizer import FusedAdam
 from stylegan2_tf.training.phases import StatelessRNG
+
+pytestmark = pytest.mark.slow
 
 # The phases' random streams (phases.PHASES), written out: the draws this test reproduces pin them.
 STREAMS = {"G_main": 0, "G_pl": 1, "D_main": 2, "D_r1": 3}

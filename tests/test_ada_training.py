@@ -10,6 +10,8 @@ from stylegan2_tf.data.synthetic import create_shapes_dataset
 from stylegan2_tf.training import Trainer, TrainingError, TrainingOptions
 from stylegan2_tf.training.augmentation import ADA_INTERVAL, SIGNS_COUNT, SIGNS_SUM, Augmentation
 
+pytestmark = pytest.mark.slow
+
 TINY = dict(fmap_base=64, fmap_max=32, latent_dim=16, mapping_layers=2, batch=4, batch_gpu=2, snapshot_ticks=1)
 
 

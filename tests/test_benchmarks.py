@@ -4,8 +4,11 @@ and its memory figure counts the step's tensors (at least every variable the ste
 import re
 import subprocess
 import sys
+import pytest
 
 from conftest import ROOT, subprocess_env
+
+pytestmark = pytest.mark.slow
 
 
 def test_train_benchmark_reports_an_allocator_peak_that_holds_the_variables():

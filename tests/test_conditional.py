@@ -6,10 +6,13 @@ import json
 import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import run_python
 from stylegan2_tf.data.synthetic import shapes_images
+
+pytestmark = pytest.mark.slow
 
 
 def test_labelled_folder_to_conditional_snapshot_and_generation(tmp_path):

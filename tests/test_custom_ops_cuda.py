@@ -76,6 +76,7 @@ def test_a_failing_nvcc_says_so_and_leaves_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "ops.so").exists() and (tmp_path / "build.log").exists()
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not GPU, reason="TensorFlow sees no GPU")
 @pytest.mark.parametrize("dtype,tol", [(tf.float32, 2e-6), (tf.float16, 2e-3)])
 def test_gpu_ops_equal_the_reference(dtype, tol):

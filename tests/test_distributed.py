@@ -18,6 +18,8 @@ import pytest
 
 from conftest import ROOT, run_python
 
+pytestmark = pytest.mark.slow
+
 # Max |difference| relative to each tensor's largest magnitude, per dtype: losses; gradients
 # (Adam's moments after the minibatch: the first moment is the last phase's gradient, beta1 = 0);
 # parameter updates (beyond one ulp of the stored weight), None = not compared.

@@ -6,6 +6,8 @@ from PIL import Image
 
 from conftest import FIXTURES, ROOT, run_python
 
+pytestmark = pytest.mark.slow
+
 SG2 = FIXTURES / "sg2-tiny16.pkl"
 
 

@@ -17,6 +17,8 @@ from PIL import Image
 from conftest import FIXTURES, ROOT, subprocess_env
 from feature_net_weights import write_tiny_feature_files
 
+pytestmark = pytest.mark.slow
+
 DIGITS = ROOT / "pretrained" / "stylegan2-digits32.pkl"
 ARTIFACTS = ROOT / "test-artifacts" / "explorer"
 

@@ -12,6 +12,8 @@ import pytest
 
 from conftest import FIXTURES, ROOT, run_python
 
+pytestmark = pytest.mark.slow
+
 DIGITS = ROOT / "pretrained" / "stylegan2-digits32.pkl"
 RGB = FIXTURES / "sg2-tiny16.pkl"  # 16x16 RGB, config F layout
 COND = FIXTURES / "ada-cond-tiny16.pkl"  # conditional (StyleGAN2-ADA TF format)

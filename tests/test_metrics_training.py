@@ -1,9 +1,12 @@
 """Metrics during training: run_training.py --metrics at every snapshot, files from the environment."""
 
 import json
+import pytest
 
 from conftest import ROOT, run_python
 from feature_net_weights import write_tiny_feature_files
+
+pytestmark = pytest.mark.slow
 
 
 

@@ -17,6 +17,8 @@ from stylegan2_tf.training import Trainer
 from stylegan2_tf.ops import fade_reals
 from stylegan2_tf.training.schedule import growth_stage, lod_at, resets_optimizer
 
+pytestmark = pytest.mark.slow
+
 TINY = dict(fmap_base=128, fmap_max=32, latent_dim=16, mapping_layers=2, batch=4, batch_gpu=4, tick_kimg=0.016,
             snapshot_ticks=1, resolution_dicts=False)
 

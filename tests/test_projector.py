@@ -17,6 +17,8 @@ from stylegan2_tf.projector import (ProjectionError, Projector, ProjectorConfig,
                                     learning_rate_at, load_projection, noise_regularization, save_projection,
                                     w_noise_scale_at)
 
+pytestmark = pytest.mark.slow
+
 NETWORK = ROOT / "tests" / "fixtures" / "stylegan2_pkl" / "sg2-tiny16.pkl"
 DIGITS = ROOT / "pretrained" / "stylegan2-digits32.pkl"
 

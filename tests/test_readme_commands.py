@@ -18,6 +18,8 @@ from PIL import Image
 from conftest import ROOT, subprocess_env
 from readme_commands import readme_blocks
 
+pytestmark = pytest.mark.slow
+
 BLOCKS = readme_blocks()
 
 
@@ -27,8 +29,11 @@ def test_readme_marks_the_blocks_and_ci_runs_its_commands():
     assert len(quick) == 2 and quick[0].startswith("pip install . && python run_generator.py")
     assert quick[1] == 'pip install -e ".[test]" && python -m pytest tests -q'
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "\n" + quick[1] + "\n" in ci  # the test command, exactly
-    assert "readme_commands.py quickstart 1" in ci  # command 1, as written
+    # CI runs both as written: printed from README by readme_commands.py and run by `bash -c`, so a
+    # failure anywhere in either command list fails CI.
+    assert 'bash -euo pipefail -c "$(python "$SRC/tests/readme_commands.py" quickstart 1)"' in ci
+    assert 'bash -euo pipefail -c "$(python tests/readme_commands.py quickstart 2)"' in ci
+    assert "set -euo pipefail" in ci
 
 
 def _scratch(tmp_path):

@@ -11,8 +11,11 @@ import re
 import shutil
 
 import numpy as np
+import pytest
 
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow
 
 LEGACY = ROOT / "tests" / "fixtures" / "legacy_run"
 

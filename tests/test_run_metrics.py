@@ -11,6 +11,8 @@ import pytest
 from conftest import ROOT, run_python
 from feature_net_weights import write_tiny_feature_files
 
+pytestmark = pytest.mark.slow
+
 NETWORK = ROOT / "tests" / "fixtures" / "stylegan2_pkl" / "sg2-tiny16.pkl"
 
 

@@ -19,6 +19,8 @@ from stylegan2_tf.training import TrainingError, TrainingOptions
 from stylegan2_tf.training import Trainer
 from stylegan2_tf.training.snapshots import kimg_label
 
+pytestmark = pytest.mark.slow
+
 # One accumulation round unless a test asks for more (tracing dominates these tests' time).
 TINY = dict(fmap_base=128, fmap_max=64, latent_dim=32, mapping_layers=2, batch=4, batch_gpu=4, tick_kimg=0.032,
             snapshot_ticks=1)
@@ -401,3 +403,29 @@ def test_xla_phases_give_the_same_training_step(data_dir, tmp_path, monkeypatch)
         _opts(data_dir, tmp_path, xla="G_main,D_reg").validate()
     with pytest.raises(TrainingError, match="one replica"):
         _opts(data_dir, tmp_path, xla="D_main", num_gpus=2, batch=8).validate()
+
+
+def test_non_finite_weights_stop_before_the_snapshot(data_dir, tmp_path, monkeypatch):
+    """Weights that turn non-finite between two snapshots (the losses reported before the update
+    were finite) stop training at the next save: the error names the variable, and the earlier
+    snapshot stays as it was, with no new pickle written."""
+    from stylegan2_tf.training import loop
+    real_save = loop.save_snapshot
+    calls = []
+
+    def save_then_poison(state, run_dir, name, *args, **kw):
+        calls.append(name)
+        if len(calls) == 2:  # the second tick's snapshot
+            v = state.G.synthesis.blocks[-1].conv1.bias
+            v.assign(np.full(v.shape, np.inf, np.float32))
+        return real_save(state, run_dir, name, *args, **kw)
+
+    monkeypatch.setattr(loop, "save_snapshot", save_then_poison)
+    trainer = Trainer(_opts(data_dir, tmp_path, total_kimg=0.064, snapshot_ticks=1), echo=False)
+    with pytest.raises(TrainingError, match=r"non-finite weights in .*conv1/bias at minibatch \d+ .*the last "
+                                            r"snapshot is untouched"):
+        trainer.train()
+    pkls = sorted(f for f in os.listdir(trainer.run_dir) if f.endswith(".pkl"))
+    assert pkls == [calls[0]], (pkls, calls)
+    first = load_network_pkl(os.path.join(trainer.run_dir, calls[0]))
+    assert all(np.all(np.isfinite(v.numpy())) for v in first["G"].variables)

@@ -11,6 +11,8 @@ from stylegan2_tf.data.synthetic import create_shapes_dataset
 from stylegan2_tf.official import load_network_pkl
 from stylegan2_tf.training import Trainer, TrainingError, TrainingOptions
 
+pytestmark = pytest.mark.slow
+
 PT = ROOT / "tests" / "fixtures" / "pytorch_pkl"
 TF1 = ROOT / "tests" / "fixtures" / "stylegan2_pkl"
 
