@@ -272,5 +272,23 @@ def spec_summary(spec_path):
         return parse_spec(f.read())[1]
 
 
-__all__ = ["write_pickle_from_spec", "parse_spec", "build_networks", "dumps_networks", "spec_summary",
-           "NetSpec", "FabricatedNetwork"]
+def reference_inputs(z_dim, c_dim, res, channels):
+    """The inputs NVIDIA's reference outputs of the variants are computed on (batch 4, and 8 for the
+    minibatch-stddev check): z of seeds 0-3, one-hot labels i % c_dim, U(-1, 1) images of
+    RandomState(1234), and 8 images of RandomState(5678) whose even members are near-copies."""
+    z = np.stack([np.random.RandomState(seed).randn(z_dim) for seed in range(4)])
+    c = np.zeros([4, c_dim], np.float32)
+    c8 = np.zeros([8, c_dim], np.float32)
+    if c_dim:
+        c[np.arange(4), np.arange(4) % c_dim] = 1
+        c8[np.arange(8), np.arange(8) % c_dim] = 1
+    rand_img = np.random.RandomState(1234).uniform(-1, 1, [4, channels, res, res]).astype(np.float32)
+    rs = np.random.RandomState(5678)
+    base = rs.uniform(-1, 1, [channels, res, res])
+    rand_img8 = rs.uniform(-1, 1, [8, channels, res, res])
+    rand_img8[0::2] = base + 0.05 * rs.randn(4, channels, res, res)   # even samples: near-copies
+    return dict(z=z, c=c, c8=c8, rand_img=rand_img, rand_img8=rand_img8.astype(np.float32))
+
+
+__all__ = ["write_pickle_from_spec", "reference_inputs", "parse_spec", "build_networks", "dumps_networks",
+           "spec_summary", "NetSpec", "FabricatedNetwork"]

@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from official_pickle_factory import spec_summary, write_pickle_from_spec  # noqa: E402
+from official_pickle_factory import reference_inputs, spec_summary, write_pickle_from_spec  # noqa: E402
 from stylegan2_tf.official import load_network_pkl, read_network_pickle  # noqa: E402
 from stylegan2_tf.official.tf1_format import discriminator_table, generator_tables  # noqa: E402
 from stylegan2_tf.verify_pickle import compute_reference_outputs, mbstd_channels  # noqa: E402
@@ -31,22 +31,6 @@ SPECS = sorted(name[:-4] for name in os.listdir(SPEC_DIR) if name.endswith(".txt
 CONDITIONAL = [s for s in SPECS if spec_summary(os.path.join(SPEC_DIR, s + ".txt"))["G"].static_kwargs.get(
     "label_size", 0) > 0]
 REAL = ["sg2-tiny16", "ada-cond-tiny16"] + GROWING      # specs that have a real pickle next to them
-
-
-def _inputs(z_dim, c_dim, res, channels):
-    """Small inputs in the fixtures' conventions (batch 4, and 8 for the minibatch-stddev check)."""
-    z = np.stack([np.random.RandomState(seed).randn(z_dim) for seed in range(4)])
-    c = np.zeros([4, c_dim], np.float32)
-    c8 = np.zeros([8, c_dim], np.float32)
-    if c_dim:
-        c[np.arange(4), np.arange(4) % c_dim] = 1
-        c8[np.arange(8), np.arange(8) % c_dim] = 1
-    rand_img = np.random.RandomState(1234).uniform(-1, 1, [4, channels, res, res]).astype(np.float32)
-    rs = np.random.RandomState(5678)
-    base = rs.uniform(-1, 1, [channels, res, res])
-    rand_img8 = rs.uniform(-1, 1, [8, channels, res, res])
-    rand_img8[0::2] = base + 0.05 * rs.randn(4, channels, res, res)   # even samples: near-copies
-    return dict(z=z, c=c, c8=c8, rand_img=rand_img, rand_img8=rand_img8.astype(np.float32))
 
 
 def _mark_built(nets):
@@ -68,7 +52,7 @@ def variant(request, tmp_path_factory):
     _mark_built(nets)
     Gs, D = nets["G_ema"], nets["D"]
     cfg = Gs.config
-    inputs = _inputs(cfg.z_dim, cfg.c_dim, cfg.img_resolution, cfg.img_channels)
+    inputs = reference_inputs(cfg.z_dim, cfg.c_dim, cfg.img_resolution, cfg.img_channels)
     outputs = compute_reference_outputs(nets, inputs)
     return dict(name=name, spec=spec, path=path, tf1=read_network_pickle(path), nets=nets, inputs=inputs,
                 outputs=outputs, D=D)
