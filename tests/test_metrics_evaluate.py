@@ -59,7 +59,8 @@ def test_metric_names_and_settings_are_the_official_ones():
         parse_metric_list("fid10k")
 
 
-def test_fid_equals_statistics_of_independently_computed_features(generator, dataset, feature_files, tmp_path):
+def test_fid_equals_statistics_of_independently_computed_features(generator, dataset, feature_files, tmp_path,
+                                                                   monkeypatch):
     """fid50k_full (shortened) == FID of the reals' features (read back from the TFRecords
     here) against features of the same fakes, computed directly."""
     from stylegan2_tf.data import iter_images, read_dataset_info
@@ -79,7 +80,8 @@ def test_fid_equals_statistics_of_independently_computed_features(generator, dat
         noise_seed = tf.constant(rng.integers(0, 2 ** 31 - 1, 2), tf.int32)
         fakes.append(quantize_to_uint8(generator(z, truncation_psi=1.0, noise_mode="random",
                                                  noise_seed=noise_seed)).numpy())
-    mu_f, sig_f = statistics.feature_mean_cov(inception.features(np.concatenate(fakes)), ddof=0)
+    fake_features, real_features = inception.features(np.concatenate(fakes)), inception.features(reals)
+    mu_f, sig_f = statistics.feature_mean_cov(fake_features, ddof=0)
     expected = statistics.frechet_distance(mu_f, sig_f, mu_r, sig_r)
     assert result["results"]["fid50k_full"] == pytest.approx(expected, rel=1e-4)
     # Second run: the real statistics come from the cache file, same number.
@@ -87,6 +89,25 @@ def test_fid_equals_statistics_of_independently_computed_features(generator, dat
     assert len(cached) == 1 and "shapes16-16-16-nomirror-inception" in cached[0].name
     again = compute_metric("fid50k_full", opts)
     assert again["results"] == result["results"]
+    # fid50k (NVlabs/stylegan2) divides the covariances by N-1: the same features, another number.
+    mu_f1, sig_f1 = statistics.feature_mean_cov(fake_features, ddof=1)
+    mu_r1, sig_r1 = statistics.feature_mean_cov(real_features, ddof=1)
+    sg2 = compute_metric("fid50k", opts)["results"]["fid50k"]
+    assert sg2 == pytest.approx(statistics.frechet_distance(mu_f1, sig_f1, mu_r1, sig_r1), rel=1e-4)
+    assert abs(sg2 - expected) > 1e-3 * expected  # and not fid50k_full's cached statistics
+    # KID with stylegan2-ada-pytorch's settings: 100 subsets of at most 1000 rows, subsets drawn with
+    # the run's seed (with 16 images every subset is all of them, so the call itself is checked too).
+    calls = []
+    real_kid = statistics.kernel_inception_distance
+
+    def recording_kid(*args, **kw):
+        calls.append((args[2:], kw))
+        return real_kid(*args, **kw)
+    monkeypatch.setattr(statistics, "kernel_inception_distance", recording_kid)
+    kid = compute_metric("kid50k", opts)["results"]["kid50k"]
+    assert calls == [((100, 1000), {"seed": opts.seed})]
+    assert kid == pytest.approx(real_kid(real_features, fake_features, num_subsets=100, max_subset_size=1000,
+                                         seed=opts.seed), rel=1e-4)
 
 
 def test_mirror_augment_appends_flipped_reals(generator, dataset, feature_files, tmp_path):

@@ -53,7 +53,7 @@ def test_run_metrics_writes_results(setup):
         assert record["num_fakes"] == 8 and record["settings"]["num_images"] == 8 and record["timestamp"]
     # Real statistics were cached, keyed by dataset, resolution, count, mirroring, network and file digest.
     cached = sorted(p.name for p in (setup.root / "cache").iterdir())
-    assert any(n.startswith("shapes16-16-8-nomirror-inception-") and n.endswith("-meancov.npz") for n in cached)
+    assert any(n.startswith("shapes16-16-8-nomirror-inception-") and n.endswith("-meancov0.npz") for n in cached)
     assert any(n.startswith("shapes16-16-8-nomirror-vgg16-") for n in cached)
 
 

@@ -265,14 +265,16 @@ def _real_count(ctx, max_reals):
 
 def _real_features(ctx, metric, max_reals, feature_fn, what):
     """Features (or their mean/cov) of the reals, cached on disk by dataset, resolution,
-    count, mirroring and feature-network file."""
+    count, mirroring, feature-network file and, for mean/cov, the covariance normalisation (fid50k
+    and fid50k_full read the same reals when a dataset has at most 50k images)."""
     opts = ctx.opts
     count = _real_count(ctx, max_reals)
     cache_file = None
     if opts.cache_dir:
+        kind = f"meancov{metric.options['ddof']}" if what == "meancov" else what
         key = "-".join([os.path.basename(os.path.normpath(opts.tfrecord_dir)), str(ctx.info.resolution), str(count),
                         "mirror" if opts.mirror_augment else "nomirror", metric.network,
-                        ctx.network_digest(metric.network), what])
+                        ctx.network_digest(metric.network), kind])
         cache_file = os.path.join(opts.cache_dir, key + ".npz")
         if os.path.isfile(cache_file):
             with np.load(cache_file) as data:
