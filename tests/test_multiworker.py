@@ -396,6 +396,25 @@ def test_workers_started_with_other_options_all_refuse(data_dir, tmp_path):
     assert not os.path.exists(results)
 
 
+def test_workers_given_another_dataset_all_refuse(data_dir, tmp_path):
+    """--data-dir may differ between workers, the dataset may not: a worker whose shapes16 has other
+    images stops every worker before anything is written."""
+    from stylegan2_tf.data.synthetic import create_shapes_dataset
+    other = tmp_path / "other-data"
+    create_shapes_dataset(str(other / "shapes16"), num_images=64, resolution=16)
+    results = tmp_path / "results"
+    common = ["--dataset", "shapes16", "--result-dir", results, *TINY_ARGS,
+              "--worker-hosts", ",".join(f"127.0.0.1:{p}" for p in _free_ports(2))]
+    workers = Workers(tmp_path, "dataset", [["run_training.py", "--data-dir", data_dir, *common, "--task-index", 0],
+                                            ["run_training.py", "--data-dir", other, *common, "--task-index", 1]])
+    assert workers.wait(timeout=120) == [1, 1], workers.output(0) + workers.output(1)
+    for i in range(2):
+        line = _error_line(workers.stderr(i))
+        assert line.startswith("error: worker 1 (127.0.0.1:") and \
+            "has another dataset 'shapes16' than the chief: images 64 (chief: 128)" in line, workers.output(i)
+    assert not os.path.exists(results)
+
+
 def _error_line(stderr):
     """The last 'error: ...' line: TensorFlow may log more (a peer's closed connection) while the
     process exits after printing it."""

@@ -123,22 +123,31 @@ def agree_on_run_dir(opts, strategy, cluster, resume, new_networks=lambda info: 
     run directory (new or resumed; `new_networks(info)`: the network configs a new run records)
     and shares its path and the checkpoint to restore. The run directory's path must mean the
     same on every worker (a shared filesystem)."""
-    mine = {"error": None, "options": {k: v for k, v in opts.to_dict().items() if k not in WORKER_LOCAL}}
+    mine = {"error": None, "options": {k: v for k, v in opts.to_dict().items() if k not in WORKER_LOCAL},
+            "dataset": None}
     dataset = (None, None)
     try:
         dataset = open_dataset(opts)
+        info = dataset[1]
+        # What must be the same dataset on every worker (its path may differ): shape, size, labels.
+        mine["dataset"] = {"resolution": info.resolution, "channels": info.channels, "images": info.num_images,
+                           "label_size": info.label_size, "records_per_file": list(info.file_counts)}
     except TrainingError as e:
         mine["error"] = str(e)
     everyone = all_gather_json(strategy, cluster, mine)
     failed = [f"{cluster.name(i)}: {p['error']}" for i, p in enumerate(everyone) if p["error"]]
     if failed:
         raise TrainingError("; ".join(failed))
-    chief_opts = everyone[0]["options"]
+    chief_opts, chief_data = everyone[0]["options"], everyone[0]["dataset"]
     for i, p in enumerate(everyone[1:], 1):
         diffs = [f"{k}={p['options'].get(k)!r} (chief: {v!r})" for k, v in chief_opts.items()
                  if p["options"].get(k) != v]
         if diffs:
             raise TrainingError(f"{cluster.name(i)} has other options than the chief: {', '.join(diffs)}")
+        diffs = [f"{k} {p['dataset'][k]} (chief: {v})" for k, v in chief_data.items() if p["dataset"][k] != v]
+        if diffs:
+            raise TrainingError(f"{cluster.name(i)} has another dataset {opts.dataset!r} than the chief: "
+                                f"{', '.join(diffs)}")
     mine = None
     if cluster.is_chief:
         mine = {"error": None, "run_dir": None, "checkpoint": None}
