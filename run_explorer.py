@@ -23,6 +23,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     from stylegan2_tf.cli import run
+    from stylegan2_tf.ops import custom_ops
+    custom_ops.prebuilt_kernels_only()  # generation: the kernels if built before, never a compile
     run(start, argv)
 
 

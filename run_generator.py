@@ -271,6 +271,8 @@ def export(net, outdir, fmt, part, precision, force, check):
 
 def main(argv):
     from stylegan2_tf.cli import run_command
+    from stylegan2_tf.ops import custom_ops
+    custom_ops.prebuilt_kernels_only()  # generation: the kernels if built before, never a compile
     run_command(argv, COMMANDS, dispatch)
 
 

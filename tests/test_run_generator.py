@@ -128,3 +128,18 @@ def test_default_psi_and_cutoff(tmp_path, fixture_nets):
     a = np.asarray(Image.open(tmp_path / "default" / "seed0000.png")).astype(int)
     b = np.asarray(Image.open(tmp_path / "cutoff" / "seed0000.png")).astype(int)
     assert np.abs(a - b).max() > 10
+
+
+def test_generation_never_compiles_the_kernels(tmp_path):
+    """A first generate-images on a fresh machine: no kernel build (they give generation no speed-up,
+    benchmarks/README.md), no warning about it, the same images."""
+    cache = tmp_path / "ops-cache"
+    cache.mkdir()
+    r = run_python([ROOT / "run_generator.py", "generate-images", "--network", SG2, "--seeds", "0-3",
+                    "--truncation-psi", "1", "--outdir", tmp_path / "out"], env={"STYLEGAN2_TF_OPS_CACHE": cache})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "compiling the kernels" not in r.stderr and "custom ops" not in r.stderr, r.stderr[-2000:]
+    assert list(cache.iterdir()) == []
+    ref = np.load(FIXTURES / "sg2-tiny16.npz")["Gs/img_uint8"]
+    for seed in range(4):
+        assert _close_uint8(np.asarray(Image.open(tmp_path / "out" / f"seed{seed:04d}.png")), ref[seed])

@@ -65,7 +65,10 @@ class CustomOpsError(UserError, RuntimeError):
 
 
 _lock = threading.Lock()
-_state = {"module": None, "error": None, "tried": False, "gpu_error": None, "gpus": None}
+_state = {"module": None, "error": None, "tried": False, "gpu_error": None, "gpus": None, "compile": True}
+# Why `auto` uses the reference ops in a process that only loads kernels built before: said to no one
+# (generation does not need the kernels; see prebuilt_kernels_only).
+NOT_BUILT = "the kernels are not built yet, and this process does not build them"
 
 
 # --------------------------------------------------------------------------- build
@@ -238,10 +241,11 @@ def compile_library(output, archs=(), workdir=None, verbose=False):
     return output
 
 
-def build(verbose=False, archs=None):
+def build(verbose=False, archs=None, compile_missing=True):
     """Compile the kernels if the cache has no build for this key; -> the library's path.
     archs: CUDA compute capabilities (default: the visible GPUs', when TensorFlow is built with
-    CUDA and nvcc exists; none on a CPU-only machine). Raises CustomOpsError when the build fails."""
+    CUDA and nvcc exists; none on a CPU-only machine). Raises CustomOpsError when the build fails,
+    or (compile_missing False) when there is no build to load."""
     import fcntl
     if archs is None:
         archs = cuda_archs() if (tf.test.is_built_with_cuda() and nvcc()) else []
@@ -250,6 +254,8 @@ def build(verbose=False, archs=None):
     path = os.path.join(folder, LIBRARY_NAME)
     if os.path.isfile(path):
         return path
+    if not compile_missing:
+        raise CustomOpsError(NOT_BUILT)
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "build.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)          # one build; the others wait and then load it
@@ -289,13 +295,13 @@ def library():
                     archs = cuda_archs()
             try:
                 try:
-                    path = build(archs=archs)
+                    path = build(archs=archs, compile_missing=_state["compile"])
                 except CustomOpsError as e:
                     if not archs:
                         raise
                     _state["gpu_error"] = f"the GPU kernels did not build: {e}"
                     archs = []
-                    path = build(archs=archs)
+                    path = build(archs=archs, compile_missing=_state["compile"])
                 _state["module"] = tf.load_op_library(path)
                 if not archs and not _state["gpu_error"]:
                     _state["gpu_error"] = "the kernels were built without CUDA"
@@ -304,6 +310,17 @@ def library():
             except (tf.errors.NotFoundError, OSError) as e:
                 _state["error"] = f"the built library does not load: {str(e).splitlines()[0]}"
         return _state["module"]
+
+
+def prebuilt_kernels_only():
+    """From now on this process loads the kernels if a build exists but never compiles them: for the
+    generation tools, where the kernels give no speed-up (benchmarks/README.md) and a first command
+    should not wait a minute for a compiler. Call it before the first op runs. `$STYLEGAN2_TF_OPS=custom`
+    (the kernels asked for by name) still builds them."""
+    if os.environ.get("STYLEGAN2_TF_OPS") == "custom":
+        return
+    with _lock:
+        _state["compile"] = False
 
 
 def unavailable_reason():
@@ -319,4 +336,4 @@ def gpu_unavailable_reason():
 
 def _reset_for_tests():
     with _lock:
-        _state.update(module=None, error=None, tried=False, gpu_error=None, gpus=None)
+        _state.update(module=None, error=None, tried=False, gpu_error=None, gpus=None, compile=True)

@@ -17,7 +17,7 @@ import threading
 
 import tensorflow as tf
 
-from .custom_ops import CustomOpsError, _gpus_visible, gpu_unavailable_reason, library, unavailable_reason
+from .custom_ops import NOT_BUILT, CustomOpsError, _gpus_visible, gpu_unavailable_reason, library, unavailable_reason
 
 IMPL_ENV = "STYLEGAN2_TF_OPS"
 IMPLS = ("auto", "ref", "custom")
@@ -96,5 +96,6 @@ def choose(op_name, dtype, impl=None):
         return "custom"
     if impl == "custom":
         raise CustomOpsError(reason)
-    _warn_once(reason)
+    if reason != NOT_BUILT:  # not building them was this process's choice: nothing to report
+        _warn_once(reason)
     return "ref"
