@@ -111,13 +111,17 @@ def time_training(tmp, replicas, batch, label):
     for mb in range(FLAGS.steps + 1):
         rounds = tuple(next(data) for _ in range(opts.rounds))
         t.state.minibatch.assign(mb)  # picks the lazy-regularization phases
+        if mb == 0:
+            tracing = trace_phases(t, rounds)
         t0 = time.perf_counter()
         out = t.train_minibatch(rounds)
         float(out["Loss/D/loss"].numpy())
         if mb > 0:
             times.append(time.perf_counter() - t0)
         else:
-            print(f"warm-up (tracing) minibatch: {time.perf_counter() - t0:.1f} s")
+            first = time.perf_counter() - t0
+            print(f"first minibatch: {tracing + first:.1f} s = Python tracing {tracing:.1f} s (the four phases' "
+                  f"graphs built) + first call {first:.1f} s (graph optimisation, then the step)")
     mean = statistics.mean(times)
     if FLAGS["phase-times"].value:
         print(f"phase times (median of {FLAGS['phase-times'].value} calls): {time_phases(t, rounds)}")
@@ -127,6 +131,21 @@ def time_training(tmp, replicas, batch, label):
     ips = opts.batch / mean
     print(f"img/s: {ips:.3f}")
     return ips
+
+
+def trace_phases(t, rounds):
+    """Seconds to trace every phase that minibatch 0 runs (tf.function building its graph, before any
+    graph optimisation or execution, which the first call does)."""
+    import tensorflow as tf
+
+    from stylegan2_tf.training.phases import phases_of, runs_at
+    steps = t.steps(t.state.stage)
+    seed = tf.zeros([2], tf.int64)
+    t0 = time.perf_counter()
+    for phase in phases_of(t.opts):
+        if runs_at(phase, t.opts, 0):
+            steps[phase.name].get_concrete_function(rounds, seed)
+    return time.perf_counter() - t0
 
 
 def time_phases(t, rounds):
