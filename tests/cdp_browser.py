@@ -11,10 +11,9 @@ import time
 
 
 def chromium_path():
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
+    """The browser the TF.js export's checks use too (one lookup, `runtimes.BROWSERS`)."""
+    from stylegan2_tf.export.runtimes import find_browser
+    return find_browser()
 
 
 class Browser:
