@@ -42,6 +42,7 @@ def compute_training_reference(G, D, inputs, r1_gamma=10.0):
     n_pl = pl_noise.shape[0]
     g_vars = tf1_variable_names(G=G)
     d_vars = tf1_variable_names(D=D)
+    stat_dtype = np.float64 if dtype == "float64" else np.float32
     out = {}
 
     def grad_stats(phase, tape, objective, named_vars):
@@ -50,9 +51,10 @@ def compute_training_reference(G, D, inputs, r1_gamma=10.0):
         grads = tape.gradient(objective, [named_vars[n] for n in names])
         for name, g in zip(names, grads):
             g = np.zeros(named_vars[name].shape) if g is None else g.numpy().astype(np.float64)
-            out[f"train/{phase}/grad_norm/{name}"] = np.float32(np.sqrt(np.sum(g * g)))
-            out[f"train/{phase}/grad_sum/{name}"] = np.float32(np.sum(g))
-            out[f"train/{phase}/grad_abs/{name}"] = np.float32(np.sum(np.abs(g)))
+            # Kept in the networks' precision: float32 storage would round float64 results by 6e-8.
+            out[f"train/{phase}/grad_norm/{name}"] = stat_dtype(np.sqrt(np.sum(g * g)))
+            out[f"train/{phase}/grad_sum/{name}"] = stat_dtype(np.sum(g))
+            out[f"train/{phase}/grad_abs/{name}"] = stat_dtype(np.sum(np.abs(g)))
 
     with tf.GradientTape() as tape:
         g_loss = loss.g_main(z, c)
@@ -66,7 +68,7 @@ def compute_training_reference(G, D, inputs, r1_gamma=10.0):
                                                          pl_noise=pl_noise)
         objective = objective * loss.pl_weight
     out["train/G_pl/lengths"] = lengths.numpy()
-    out["train/G_pl/pl_mean"] = np.float32(pl_mean.numpy())
+    out["train/G_pl/pl_mean"] = stat_dtype(pl_mean.numpy())
     out["train/G_pl/penalty"] = penalty.numpy()
     grad_stats("G_pl", tape, objective, g_vars)
 

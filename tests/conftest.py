@@ -6,6 +6,7 @@ import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -55,6 +56,28 @@ def fused_gradient():
     from stylegan2_tf.ops.capabilities import cpu_grouped_conv_gradient
     if not tf.config.list_logical_devices("GPU") and not cpu_grouped_conv_gradient(tf.float32):
         pytest.skip("this CPU's TensorFlow has no grouped-convolution gradient (oneDNN off)")
+
+
+def output_errors(out, ref):
+    """{key: max|ours - reference| / max(1, max|reference|)} over the reference's fp64/ keys that
+    `out` computed (key without the fp64/ prefix)."""
+    return {k[5:]: float(np.max(np.abs(np.asarray(out[k[5:]], np.float64) - ref[k])) / max(1.0, np.max(np.abs(ref[k]))))
+            for k in ref.files if k.startswith("fp64/") and k[5:] in out}
+
+
+def worst_training_error(out, ref):
+    """(largest relative error, key) of a training-step candidate against a reference's float64
+    fp64/train/* keys, and how many keys were compared; grad_sum is taken relative to grad_abs (a sum
+    with cancellation has no scale of its own)."""
+    compared, worst = 0, (0.0, None)
+    for key in ref.files:
+        if not key.startswith("fp64/train/"):
+            continue
+        ours, want = np.asarray(out[key[5:]], np.float64), np.asarray(ref[key], np.float64)
+        scale = ref[key.replace("/grad_sum/", "/grad_abs/")] if "/grad_sum/" in key else np.abs(want)
+        worst = max(worst, (float(np.max(np.abs(ours - want) / (np.abs(scale) + 1e-300))), key))
+        compared += 1
+    return worst, compared
 
 
 @pytest.fixture

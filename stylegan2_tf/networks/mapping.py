@@ -85,9 +85,17 @@ class MappingNetwork(ConfigSerializable, keras.layers.Layer):
 
 
 
+# psi's precision: TF1's truncation multiplies by a float32 array of psi per layer, so float64
+# networks see 0.7 as 0.699999988 too.
+TRUNCATION_PSI_DTYPE = tf.float32
+
+
 def truncate(ws, w_avg, psi, cutoff=None):
     """w_avg + psi * (ws - w_avg) on layers [0, cutoff) (all layers if cutoff is None)."""
-    psi = tf.cast(psi, ws.dtype)
+    # (tf.constant for Python numbers: tf.cast would pass them through float32 whatever the dtype.)
+    if isinstance(psi, (int, float)):
+        psi = tf.constant(psi, TRUNCATION_PSI_DTYPE)
+    psi = tf.cast(tf.cast(psi, TRUNCATION_PSI_DTYPE), ws.dtype)
     w_avg = tf.cast(w_avg, ws.dtype)
     truncated = w_avg + (ws - w_avg) * psi
     if cutoff is None:
