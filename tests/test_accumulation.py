@@ -156,7 +156,7 @@ def test_four_rounds_equal_one_batch_of_sixteen(tmp_path, float64):
         for a, b in zip(ref.variables, net.variables):
             x, y = a.numpy(), b.numpy()
             scale = max(float(np.max(np.abs(x))), 1e-30)
-            assert float(np.max(np.abs(x - y))) <= 1e-10 * scale, f"{name}:{a.path}"  # measured <= 1.1e-13
+            assert float(np.max(np.abs(x - y))) <= 1e-12 * scale, f"{name}:{a.path}"  # measured <= 1.1e-13
             changed += int("w_avg" in a.path and np.any(x != 0))
     assert changed == 2  # G's and Gs's w_avg moved, and agree
 
