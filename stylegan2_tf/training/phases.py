@@ -138,9 +138,9 @@ class PhaseSteps:
         is skipped (on every replica) when any of them overflowed."""
         net, opt = self.networks[phase.network], self.optimizers[phase.network]
         scaler = self.loss_scales.get(phase.name)
-        ws = []  # per call: replicas may be traced in parallel threads
-        grads, totals = None, None
-        for r, (real, c) in enumerate(rounds):
+
+        def round_gradients(r, real, c):
+            ws = []
             with tf.GradientTape() as tape:
                 objective, stats = objective_fn(real, self.labels(c), self.round_rng(seed, r), ws)
                 if scaler is not None:
@@ -149,8 +149,13 @@ class PhaseSteps:
             g = [tf.zeros(v.shape, v.dtype) if gi is None else gi for gi, v in zip(g, net.trainable_variables)]
             if scaler is not None:
                 g = scaler.unscale(g)
+            return g, stats, ws
+
+        grads, totals, ws = None, None, []
+        for r, (g, stats, w) in enumerate(self.each_round(round_gradients, rounds)):
             grads = g if grads is None else [a + b for a, b in zip(grads, g)]
             totals = stats if totals is None else {k: totals[k] + stats[k] for k in stats}
+            ws += w
         if scaler is None:
             opt.apply_gradients(zip(grads, net.trainable_variables))
         else:
@@ -161,6 +166,21 @@ class PhaseSteps:
         if ws:
             self.loss.G.mapping.update_w_avg(tf.concat(ws, axis=0))
         return totals
+
+    @staticmethod
+    def each_round(fn, rounds):
+        """fn(r, real, c) for every round, in order. Several rounds call one traced function (a
+        graph of one round, called once per round) instead of building the graph of every round:
+        tracing and graph optimisation do not grow with the number of rounds. Its result and the
+        arithmetic are the same; the loop stays unrolled, as a loop in the graph would need the
+        results' structure before tracing its body."""
+        if len(rounds) == 1:
+            real, c = rounds[0]
+            yield fn(0, real, c)
+            return
+        traced = tf.function(fn, autograph=False)   # per replica and phase: captures that replica's variables
+        for r, (real, c) in enumerate(rounds):
+            yield traced(tf.constant(r, tf.int64), real, c)
 
     # -- the phases' objectives ------------------------------------------------------------------
     def g_main(self, real, c, rng, w_sink):
@@ -181,12 +201,12 @@ class PhaseSteps:
         opts = self.opts
         fixed_mean = None
         if len(rounds) > 1:
-            seen_again = []  # the gradient pass sees these w's again
-            sums = []
-            for r, (_, c) in enumerate(rounds):
+            def lengths_sum(r, real, c):
                 rng = self.round_rng(seed, r)
                 z, c_pl = self.pl_inputs(self.labels(c), rng)
-                sums.append(tf.reduce_sum(self.loss.path_lengths(z, c_pl, rng, w_sink=seen_again)))
+                seen_again = []  # not for w_avg: the gradient pass sees these w's again
+                return tf.reduce_sum(self.loss.path_lengths(z, c_pl, rng, w_sink=seen_again))
+            sums = list(self.each_round(lengths_sum, rounds))
             fixed_mean = self.global_sum(tf.add_n(sums)) / self.pl_batch
         new_mean = []
 
@@ -200,7 +220,9 @@ class PhaseSteps:
                 "Loss/G/pl_length": tf.reduce_sum(lengths) / self.pl_batch}
 
         totals = self.accumulate(phase, rounds, seed, objective)
-        self.loss.pl_mean.assign(new_mean[-1])
+        # With one round the mean comes from that pass (summed over replicas); with several it is
+        # the measured one's (the rounds' passes are traced apart, so their values stay there).
+        self.loss.pl_mean.assign(new_mean[-1] if fixed_mean is None else self.loss.pl_mean_after(fixed_mean))
         return totals
 
     @staticmethod
