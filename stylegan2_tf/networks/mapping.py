@@ -93,9 +93,8 @@ TRUNCATION_PSI_DTYPE = tf.float32
 def truncate(ws, w_avg, psi, cutoff=None):
     """w_avg + psi * (ws - w_avg) on layers [0, cutoff) (all layers if cutoff is None)."""
     # (tf.constant for Python numbers: tf.cast would pass them through float32 whatever the dtype.)
-    if isinstance(psi, (int, float)):
-        psi = tf.constant(psi, TRUNCATION_PSI_DTYPE)
-    psi = tf.cast(tf.cast(psi, TRUNCATION_PSI_DTYPE), ws.dtype)
+    dtype = TRUNCATION_PSI_DTYPE
+    psi = tf.cast(tf.constant(psi, dtype) if isinstance(psi, (int, float)) else tf.cast(psi, dtype), ws.dtype)
     w_avg = tf.cast(w_avg, ws.dtype)
     truncated = w_avg + (ws - w_avg) * psi
     if cutoff is None:

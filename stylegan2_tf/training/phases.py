@@ -152,7 +152,7 @@ class PhaseSteps:
             return g, stats, ws
 
         grads, totals, ws = None, None, []
-        for r, (g, stats, w) in enumerate(self.each_round(round_gradients, rounds)):
+        for g, stats, w in self.each_round(round_gradients, rounds):
             grads = g if grads is None else [a + b for a, b in zip(grads, g)]
             totals = stats if totals is None else {k: totals[k] + stats[k] for k in stats}
             ws += w
