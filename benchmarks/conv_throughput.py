@@ -6,14 +6,7 @@ reads as a fraction of what the convolutions alone allow.
   python benchmarks/conv_throughput.py                                 # 128², fmap_base 8192, batch 4
   python benchmarks/conv_throughput.py --res 32 --fmap-base 2048 --dtypes float32
 
-Counted per image (multiply-adds x 2): every convolution, 1x1 ones and the up/down-sampling
-ones at their real cost (a 2x up-convolution as a stride-2 transposed conv over the input, a
-down-convolution as a stride-2 conv); the FIR filters, dense layers and element-wise work are
-left out. Config E/F networks: G 'skip', D 'resnet'. In forward-pass units per image:
-  G main  G forward, D forward, D input gradient, G input + filter gradients   3 G + 2 D
-  D main  G forward (fakes); D forward, input and filter gradients, for fakes and reals   G + 6 D
-(a gradient pass costs one forward each for the input and the filter gradient). Path length
-and R1 (second-order) run every 4th / 16th minibatch and are not counted.
+The FLOPs are counted as `conv_flops.py` says (convolutions only; path length and R1 left out).
 
 --winograd also times the batched matrix products that Winograd F(2x2, 3x3) would put in place
 of each convolution (16 products of [batch x side²/4, C] x [C, C], 2.25x fewer multiplies), as
@@ -31,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
-from cpu_info import cpu_description  # noqa: E402  (benchmarks/, the script's directory)
+from conv_flops import forward_conv_flops, phase_conv_flops  # noqa: E402  (benchmarks/, the script's directory)
+from cpu_info import cpu_description  # noqa: E402
 
 flags.DEFINE_integer("res", 128, "Resolution of the networks.")
 flags.DEFINE_integer("fmap-base", 8192, "Feature-map base (16384 = config F).")
@@ -41,26 +35,6 @@ flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "dtypes to time.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per convolution (median).")
 flags.DEFINE_bool("winograd", False, "Also time the matrix products of Winograd F(2x2, 3x3).")
 FLAGS = flags.FLAGS
-
-
-def forward_conv_flops(res, fmap_base):
-    """(G, D) convolution FLOPs of one image's forward pass, config E/F architectures."""
-    from stylegan2_tf.networks import DiscriminatorConfig, GeneratorConfig
-    g_cfg = GeneratorConfig(img_resolution=res, fmap_base=fmap_base)
-    d_cfg = DiscriminatorConfig(img_resolution=res, fmap_base=fmap_base)
-    top = g_cfg.resolution_log2
-    g = 16 * 9 * g_cfg.nf(1) ** 2 + 16 * g_cfg.nf(1) * 3                     # 4x4 conv, ToRGB
-    for r in range(3, top + 1):
-        cin, cout, side = g_cfg.nf(r - 2), g_cfg.nf(r - 1), 2 ** r
-        g += (side // 2) ** 2 * 9 * cin * cout                                 # conv0, 2x up (transposed)
-        g += side ** 2 * (9 * cout * cout + cout * 3)                          # conv1, ToRGB
-    d = (2 ** top) ** 2 * 3 * d_cfg.nf(top - 1)                                # FromRGB
-    for r in range(top, 2, -1):
-        c, cout, side = d_cfg.nf(r - 1), d_cfg.nf(r - 2), 2 ** r
-        d += side ** 2 * 9 * c * c                                             # conv0
-        d += (side // 2) ** 2 * (9 * c * cout + c * cout)                      # conv1 and skip, 2x down
-    d += 16 * 9 * (d_cfg.nf(1) + 1) * d_cfg.nf(1)                              # epilogue conv (+ mbstd)
-    return 2 * g, 2 * d
 
 
 def conv_shapes(res, fmap_base):
@@ -80,8 +54,9 @@ def main(argv):
     n = FLAGS.minibatch
     print(f"# {FLAGS.res}x{FLAGS.res}, fmap_base {FLAGS['fmap-base'].value}: forward convolutions per image "
           f"G {g / 1e9:.2f} GFLOP, D {d / 1e9:.2f} GFLOP")
-    print(f"# per minibatch of {n}: G main {n * (3 * g + 2 * d) / 1e9:.0f} GFLOP, "
-          f"D main {n * (g + 6 * d) / 1e9:.0f} GFLOP")
+    phases = phase_conv_flops(FLAGS.res, FLAGS["fmap-base"].value, n)
+    print(f"# per minibatch of {n}: G main {phases['G_main'] / 1e9:.0f} GFLOP, "
+          f"D main {phases['D_main'] / 1e9:.0f} GFLOP")
 
     def median_seconds(fn):
         fn()

@@ -63,8 +63,8 @@ def main(argv):
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS["inter-op-threads"].value)
     from stylegan2_tf.metrics import statistics
     from stylegan2_tf.metrics.definitions import parse_metric_list
-    from stylegan2_tf.metrics.evaluate import (MetricOptions, Evaluator, _fake_features, _inception_input, _vgg_input,
-                                               path_length_distances)
+    from stylegan2_tf.metrics.evaluate import MetricOptions, Evaluator, _fake_features, _inception_input, _vgg_input
+    from stylegan2_tf.metrics.path_length import path_length_distances
     from stylegan2_tf.metrics.image_prep import quantize_to_uint8
     from stylegan2_tf.networks import Generator, GeneratorConfig
     from stylegan2_tf.ops.capabilities import onednn_enabled

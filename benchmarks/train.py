@@ -7,6 +7,8 @@
   python benchmarks/train.py --modconv fused ...  # force a modulated-conv form (default: automatic)
   python benchmarks/train.py --xla all ...        # XLA-compile phases (all, or e.g. G_main,D_main)
   python benchmarks/train.py --phase-times 3 ...  # + each phase's step function alone (median of 3)
+  python benchmarks/train.py --profile 2 ...      # + where each phase's time goes (profiler, 2 calls)
+  python benchmarks/train.py --profile-first ...  # + what the first call spends beyond a later one
 
 Runs the training loop's own step functions (G main, path length every 4, D main, R1
 every 16, EMA) on a synthetic dataset written to a temporary directory, after a
@@ -42,7 +44,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags, logging  # noqa: E402
 
-from cpu_info import cpu_flags  # noqa: E402  (benchmarks/, the script's directory)
+from conv_flops import phase_conv_flops  # noqa: E402  (benchmarks/, the script's directory)
+from cpu_info import cpu_flags  # noqa: E402
+from op_profile import first_call_lines, profile_calls  # noqa: E402
 
 flags.DEFINE_integer("res", 64, "Resolution.")
 flags.DEFINE_integer("fmap-base", 16384, "Feature-map base (16384 = config F, 8192 = config E).")
@@ -59,6 +63,12 @@ flags.DEFINE_string("xla", "none", "Phases compiled with XLA: none, all, or a co
                     "G_main, G_pl, D_main, D_r1 (one replica).")
 flags.DEFINE_integer("phase-times", 0, "Also time each phase's step function alone (G main, path length, "
                      "D main, R1), median of N calls after the timed minibatches; 0: off.")
+flags.DEFINE_integer("profile", 0, "Also profile N calls of each phase's step function (after the timed "
+                     "minibatches) and print where the time goes: ops by kind, forward / backward, and "
+                     "the time no op runs (benchmarks/op_profile.py); 0: off.")
+flags.DEFINE_bool("profile-first", False, "Profile the first (all-phase) call and the same minibatch again, and "
+                  "split what the first call spends beyond it into time with ops running (first-run setup "
+                  "inside the kernels, by kind of op) and time with none (graph optimisation, instantiation).")
 FLAGS = flags.FLAGS
 
 
@@ -108,14 +118,17 @@ def time_training(tmp, replicas, batch, label):
     data = t.dataset(0)
     times = []
     # Minibatch 0 runs all four phases (traces everything); then time a full reg cycle.
+    profiles = {}
     for mb in range(FLAGS.steps + 1):
         rounds = tuple(next(data) for _ in range(opts.rounds))
         t.state.minibatch.assign(mb)  # picks the lazy-regularization phases
         if mb == 0:
             tracing = trace_phases(t, rounds)
         t0 = time.perf_counter()
-        out = t.train_minibatch(rounds)
-        float(out["Loss/D/loss"].numpy())
+        if mb == 0 and FLAGS["profile-first"].value:
+            profiles["first"] = profile_calls(lambda: float(t.train_minibatch(rounds)["Loss/D/loss"].numpy()), 1)
+        else:
+            float(t.train_minibatch(rounds)["Loss/D/loss"].numpy())
         if mb > 0:
             times.append(time.perf_counter() - t0)
         else:
@@ -127,12 +140,19 @@ def time_training(tmp, replicas, batch, label):
     # is graph optimisation and first-run setup (oneDNN primitives, allocations).
     t.state.minibatch.assign(0)
     t0 = time.perf_counter()
-    float(t.train_minibatch(rounds)["Loss/D/loss"].numpy())
+    if FLAGS["profile-first"].value:
+        profiles["again"] = profile_calls(lambda: float(t.train_minibatch(rounds)["Loss/D/loss"].numpy()), 1)
+    else:
+        float(t.train_minibatch(rounds)["Loss/D/loss"].numpy())
     again = time.perf_counter() - t0
     print(f"time to first step: {tracing + first - again:.1f} s = Python tracing {tracing:.1f} s + first call "
           f"{first:.1f} s - the same four phases again {again:.1f} s")
+    if profiles:
+        print("\n".join(first_call_lines(profiles["first"], profiles["again"])))
     if FLAGS["phase-times"].value:
         print(f"phase times (median of {FLAGS['phase-times'].value} calls): {time_phases(t, rounds)}")
+    if FLAGS.profile:
+        profile_phases(t, rounds)
     mem, kind = _peak_memory_mib(tf)
     print(f"ms/minibatch: {mean * 1000:.0f} (mean of {len(times)}, incl. lazy regularization)")
     print(f"peak memory so far: {mem:.0f} MiB ({kind}); process peak RSS {_peak_rss_mib():.0f} MiB")
@@ -171,6 +191,20 @@ def time_phases(t, rounds):
             seconds.append(time.perf_counter() - t0)
         parts.append(f"{name} {statistics.median(seconds):.2f} s")
     return " | ".join(parts)
+
+
+def profile_phases(t, rounds):
+    """Each step function profiled alone (after one unprofiled call), with the convolutions' GFLOP/s
+    where the FLOPs are counted (G main, D main; conv_flops.py)."""
+    import tensorflow as tf
+    seed = tf.constant([1, 2], tf.int64)
+    flops = phase_conv_flops(FLAGS.res, t.opts.fmap_base, t.opts.batch)      # every replica of this process
+    for name, step in t.steps(t.state.stage).items():
+        def call():
+            [float(v.numpy()) for v in step(rounds, seed).values()]      # wait for the results
+        call()
+        report = profile_calls(call, FLAGS.profile)
+        print(f"profile {name}: " + "\n".join(report.lines(flops.get(name))), flush=True)
 
 
 def main(argv):

@@ -215,7 +215,7 @@ def test_feature_files_from_environment_and_config(tmp_path, monkeypatch):
 
 
 def test_ppl_generator_is_float32_copy_of_a_mixed_precision_one():
-    from stylegan2_tf.metrics.evaluate import float32_generator
+    from stylegan2_tf.metrics.path_length import float32_generator
     from stylegan2_tf.networks import Generator, GeneratorConfig
     tf.keras.utils.set_random_seed(1)
     G16 = Generator(GeneratorConfig(img_resolution=16, z_dim=16, w_dim=16, mapping_layers=2, fmap_base=64,

@@ -3,7 +3,8 @@
 `Evaluator` computes the named metrics (`definitions.METRICS`) for a generator;
 `write_metric_result` stores a result as run_metrics.py and the training loop do. Feature
 networks are read from local files (`load_inception`, `load_lpips`, `load_vgg16`); the
-statistics live in `statistics`, the image preparation in `image_prep`.
+statistics live in `statistics`, the image preparation in `image_prep`, perceptual path length's
+sampling in `path_length`, and the micro-batches spread over replicas in `sampling`.
 """
 
 from stylegan2_tf.metrics.definitions import METRICS, MetricError, parse_metric_list

@@ -22,7 +22,9 @@ import tensorflow as tf
 
 from stylegan2_tf.metrics import statistics
 from stylegan2_tf.metrics.definitions import METRICS, MetricError
-from stylegan2_tf.metrics.image_prep import box_downsample_to, ppl_crop, quantize_to_uint8
+from stylegan2_tf.metrics.image_prep import quantize_to_uint8
+from stylegan2_tf.metrics.path_length import path_length_distances
+from stylegan2_tf.metrics.sampling import micro_rng, progress, run_replicated
 
 FEATURE_ENV = {"inception": "STYLEGAN2_TF_INCEPTION", "lpips": "STYLEGAN2_TF_LPIPS", "vgg16": "STYLEGAN2_TF_VGG16"}
 CONFIG_ENV = "STYLEGAN2_TF_METRICS_CONFIG"
@@ -163,39 +165,6 @@ class Evaluator:
         return np.eye(c_dim, dtype=np.float32)[rng.integers(0, c_dim, n)]
 
 
-# --------------------------------------------------------------------------- replicas
-
-def _run_replicated(opts, fn, make_inputs, num_micro):
-    """Call `fn(*inputs)` for micro-batches 0..num_micro-1 (inputs from `make_inputs(index)`),
-    spread over the strategy's replicas; returns the outputs in micro-batch order."""
-    strategy = opts.strategy
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    if replicas == 1:
-        for i in range(num_micro):
-            yield _to_numpy(fn(*make_inputs(i)))
-        return
-    for start in range(0, num_micro, replicas):
-        indices = [min(start + r, num_micro - 1) for r in range(replicas)]   # pad the last round
-        per_replica = [make_inputs(i) for i in indices]
-        values = strategy.experimental_distribute_values_from_function(
-            lambda ctx: per_replica[ctx.replica_id_in_sync_group])
-        result = strategy.run(lambda args: fn(*args), args=(values,))
-        local = strategy.experimental_local_results(result)
-        for r, i in enumerate(indices):
-            if start + r < num_micro:
-                yield _to_numpy(local[r])
-
-
-def _to_numpy(x):
-    if isinstance(x, (tuple, list)):
-        return type(x)(_to_numpy(v) for v in x)
-    return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
-
-
-def _micro_rng(seed, stream, index):
-    return np.random.default_rng([int(seed), stream, int(index)])
-
-
 # --------------------------------------------------------------------------- fakes
 
 def _fake_features(ctx, num, feature_fn, stream, key=None):
@@ -215,16 +184,16 @@ def _fake_features(ctx, num, feature_fn, stream, key=None):
             ctx._steps[cache_key] = step
 
     def inputs(i):
-        rng = _micro_rng(opts.seed, stream, i)
+        rng = micro_rng(opts.seed, stream, i)
         z = tf.constant(rng.standard_normal([b, G.config.z_dim]), tf.float32)
         c = ctx.random_labels(rng, b)
         c = None if c is None else tf.constant(c, tf.float32)
         return z, c, tf.constant(rng.integers(0, 2 ** 31 - 1, 2), tf.int32)
 
     out = []
-    for done, feats in enumerate(_run_replicated(opts, step, inputs, num_micro), 1):
+    for done, feats in enumerate(run_replicated(opts, step, inputs, num_micro), 1):
         out.append(feats)
-        _progress(opts, "fakes", min(done * b, num), num)
+        progress(opts, "fakes", min(done * b, num), num)
     return np.concatenate(out, axis=0)[:num]
 
 
@@ -247,7 +216,7 @@ def _real_images(ctx, max_reals, batch):
                 return
             yield images[:take]
             done += take
-            _progress(ctx.opts, "reals", done, count)
+            progress(ctx.opts, "reals", done, count)
             if done >= count:
                 return
 
@@ -293,93 +262,7 @@ def _real_features(ctx, metric, max_reals, feature_fn, what):
     return result
 
 
-# --------------------------------------------------------------------------- PPL
-
-def _slerp(a, b, t):
-    a = a / tf.norm(a, axis=-1, keepdims=True)
-    b = b / tf.norm(b, axis=-1, keepdims=True)
-    d = tf.reduce_sum(a * b, axis=-1, keepdims=True)
-    p = t * tf.math.acos(d)
-    c = b - d * a
-    c = c / tf.norm(c, axis=-1, keepdims=True)
-    d = a * tf.cos(p) + c * tf.sin(p)
-    return d / tf.norm(d, axis=-1, keepdims=True)
-
-
-def float32_generator(G, previous=None):
-    """G itself, or a float32 copy holding G's current weights when some of its layers
-    compute in float16 (PPL runs in float32). `previous`: a copy to refresh instead."""
-    if getattr(G.config, "num_fp16_res", 0) == 0:
-        return G
-    G32 = previous
-    if G32 is None:
-        G32 = type(G)(dataclasses.replace(G.config, num_fp16_res=0))
-        G32.build_weights()
-    for dst, src in zip(G32.weights, G.weights):
-        dst.assign(src)
-    return G32
-
-
-def path_length_distances(ctx, metric, num):
-    """`num` samples of LPIPS(G(t), G(t + eps)) / eps^2, before outlier rejection."""
-    opts = ctx.opts
-    o = metric.options
-    G = ctx._steps[("ppl-G32", id(opts.G))] = float32_generator(opts.G, ctx._steps.get(("ppl-G32", id(opts.G))))
-    lpips = ctx.network("lpips")
-    eps, space, crop = float(o["epsilon"]), o["space"], bool(o["crop"])
-    b = opts.batch_size
-
-    def step_impl(z0, z1, c, t, noise_seed):
-        t = t[:, tf.newaxis]
-        if space == "w":
-            w0 = G.mapping(z0, c)
-            w1 = G.mapping(z1, c)
-            wt0 = w0 + (w1 - w0) * t[:, :, tf.newaxis]
-            wt1 = w0 + (w1 - w0) * (t[:, :, tf.newaxis] + eps)
-        else:
-            wt0 = G.mapping(_slerp(z0, z1, t), c)
-            wt1 = G.mapping(_slerp(z0, z1, t + eps), c)
-        # The same noise for both ends of a pair (same stateless seed, same batch position).
-        img0 = G.synthesize(wt0, noise_mode="random", noise_seed=noise_seed)
-        img1 = G.synthesize(wt1, noise_mode="random", noise_seed=noise_seed)
-        imgs = tf.concat([img0, img1], axis=0)
-        if crop:
-            imgs = ppl_crop(imgs)
-        # NVlabs/stylegan2 order: crop first, then box-downsample the crop to 256.
-        imgs = box_downsample_to(imgs, 256)
-        if imgs.shape[-1] == 1:
-            imgs = tf.tile(imgs, [1, 1, 1, 3])
-        n = tf.shape(z0)[0]
-        return lpips.network(imgs[:n], imgs[n:]) / (eps * eps)
-
-    cache_key = ("ppl", metric.name, id(opts.G))
-    step = ctx._steps.get(cache_key)
-    if step is None:
-        step = ctx._steps[cache_key] = tf.function(step_impl, reduce_retracing=True)
-
-    def inputs(i):
-        rng = _micro_rng(opts.seed, 3, i)
-        z = rng.standard_normal([2, b, G.config.z_dim])
-        t = rng.uniform(0.0, 1.0, b) if o["sampling"] == "full" else np.zeros(b)
-        c = ctx.random_labels(rng, b)
-        return (tf.constant(z[0], tf.float32), tf.constant(z[1], tf.float32),
-                None if c is None else tf.constant(c, tf.float32), tf.constant(t, tf.float32),
-                tf.constant(rng.integers(0, 2 ** 31 - 1, 2), tf.int32))
-
-    out = []
-    num_micro = -(-num // b)
-    for done, d in enumerate(_run_replicated(opts, step, inputs, num_micro), 1):
-        out.append(d)
-        _progress(opts, "paths", min(done * b, num), num)
-    return np.concatenate(out)[:num]
-
-
 # --------------------------------------------------------------------------- metrics
-
-def _progress(opts, what, done, total):
-    if opts.progress is not None:
-        opts.progress(what, done, total)
-
 
 def compute_metric(metric, opts: MetricOptions, evaluator=None):
     """-> dict with 'results' {name: value}, 'metric', 'num_fakes', 'num_reals', 'protocol', 'seconds'."""

@@ -131,8 +131,10 @@ def _fused_bias_act(x, b, params, act):
         y = custom_ops.library().sg2_fused_bias_act(x, b, params, act=act)
 
         def grad(dy):
-            dx = _deriv(dy, x, b, params, act, order=1)
-            return dx, _sum_to_bias(dx, b)
+            # Named like TensorFlow's own gradients ("<op>_grad"), which a custom gradient's are not.
+            with tf.name_scope("fused_bias_act_grad"):
+                dx = _deriv(dy, x, b, params, act, order=1)
+                return dx, _sum_to_bias(dx, b)
         return y, grad
     return forward(x, b)
 
@@ -144,13 +146,14 @@ def _deriv(dy, x, b, params, act, order):
         out = custom_ops.library().sg2_fused_bias_act_deriv(dy, x, b, params, act=act, order=order)
 
         def grad(g):
-            d_dy = _deriv(g, x, b, params, act, order)
-            if act in PIECEWISE_LINEAR:   # act'' = 0: nothing to compute
-                return d_dy, tf.zeros_like(x), tf.zeros_like(b)
-            if order >= 3:      # the kernel stops at the third derivative
-                raise custom_ops.CustomOpsError("FusedBiasAct: derivatives beyond the third are not implemented in the "
-                                     "kernel; use impl='ref'")
-            d_x = _deriv(g * dy, x, b, params, act, order + 1)
-            return d_dy, d_x, _sum_to_bias(d_x, b)
+            with tf.name_scope("fused_bias_act_deriv_grad"):
+                d_dy = _deriv(g, x, b, params, act, order)
+                if act in PIECEWISE_LINEAR:   # act'' = 0: nothing to compute
+                    return d_dy, tf.zeros_like(x), tf.zeros_like(b)
+                if order >= 3:      # the kernel stops at the third derivative
+                    raise custom_ops.CustomOpsError("FusedBiasAct: derivatives beyond the third are not "
+                                                    "implemented in the kernel; use impl='ref'")
+                d_x = _deriv(g * dy, x, b, params, act, order + 1)
+                return d_dy, d_x, _sum_to_bias(d_x, b)
         return out, grad
     return deriv(dy, x, b)

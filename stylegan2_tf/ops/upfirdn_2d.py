@@ -322,9 +322,11 @@ def _kernel(x, k, up, down, pad):
         def grad(dy):
             # The adjoint: the flipped filter, up and down swapped, the padding mirrored so that
             # the result has x's size. Linear in dy, so every higher derivative is this op again.
+            # Named like TensorFlow's own gradients ("<op>_grad"), which a custom gradient's are not.
             out_h, out_w = y.shape[1], y.shape[2]
             pad_t = (kh - 1 - py0, in_h * upy - out_h * downy + py0 - upy + 1,
                      kw - 1 - px0, in_w * upx - out_w * downx + px0 - upx + 1)
-            return _kernel(dy, k[::-1, ::-1], (downy, downx), (upy, upx), pad_t)
+            with tf.name_scope("upfirdn_2d_grad"):
+                return _kernel(dy, k[::-1, ::-1], (downy, downx), (upy, upx), pad_t)
         return y, grad
     return forward(x)
