@@ -1,6 +1,7 @@
 """Generator throughput: images/s and peak memory, fused vs non-fused modulated conv.
 
   python benchmarks/generate.py --res 256 --batch 8 --fmap-base 16384 --reps 5 --modconv auto
+  python benchmarks/generate.py ... --profile 3   # + where the fastest path's time goes (profiler)
 
 Builds G for the given config (random weights, or --network PKL), runs the mapping +
 synthesis forward pass (const noise, psi 1) as one tf.function, warms up, and times
@@ -8,6 +9,7 @@ synthesis forward pass (const noise, psi 1) as one tf.function, warms up, and ti
 fastest path>`. Peak memory: GPU allocator peak on a GPU, else the process's peak RSS.
 """
 
+import contextlib
 import os
 import platform
 import resource
@@ -21,6 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
+from conv_flops import forward_conv_flops  # noqa: E402  (benchmarks/, the script's directory)
+from op_profile import profile_calls  # noqa: E402
+
 flags.DEFINE_integer("res", 256, "Output resolution.")
 flags.DEFINE_integer("batch", 8, "Batch size.")
 flags.DEFINE_integer("fmap-base", 16384, "Feature-map base (16384 = config F, 8192 = config E).")
@@ -33,6 +38,8 @@ flags.DEFINE_integer("inter-op-threads", 1, "TF inter-op threads (0 = TF's defau
                      "time, each on all intra-op threads: on a small CPU concurrent ops only compete "
                      "for the same cores.")
 flags.DEFINE_integer("intra-op-threads", 0, "TF intra-op threads (0 = TF's default, all cores).")
+flags.DEFINE_integer("profile", 0, "Also profile N batches of the fastest path and print where the time goes "
+                     "(ops by kind, the convolutions' GFLOP/s; benchmarks/op_profile.py); 0: off.")
 FLAGS = flags.FLAGS
 
 
@@ -66,12 +73,13 @@ def main(argv):
           f"{num_trainable_params(G):,} params, batch {batch}, threads inter-op "
           f"{tf.config.threading.get_inter_op_parallelism_threads()} intra-op "
           f"{tf.config.threading.get_intra_op_parallelism_threads()} (0 = default)")
-    results = {}
+    results, forwards = {}, {}
     device = tf.device(FLAGS.device) if FLAGS.device else None
     for fused in paths:
         @tf.function
         def forward(z, c, fused=fused):
             return G(z, c=c, noise_mode="const", fused_modconv=fused)
+        forwards["fused" if fused else "nonfused"] = forward
         if device:
             device.__enter__()
         for _ in range(FLAGS.warmup):
@@ -92,6 +100,13 @@ def main(argv):
     print(f"peak memory: {mem:.0f} MiB ({mem_kind})")
     best = max(results, key=lambda k: results[k][0])
     print(f"fastest: {best}")
+    if FLAGS.profile:
+        # Convolution FLOPs as conv_flops.py counts them, for the config E/F ('skip') generator.
+        flops = batch * forward_conv_flops(cfg.img_resolution, cfg.fmap_base)[0] \
+            if cfg.architecture == "skip" else None
+        with (tf.device(FLAGS.device) if FLAGS.device else contextlib.nullcontext()):
+            report = profile_calls(lambda: forwards[best](z, c).numpy(), FLAGS.profile)
+        print(f"profile {best}: " + "\n".join(report.lines(flops)))
     print(f"img/s: {results[best][0]:.3f}")
 
 

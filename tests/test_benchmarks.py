@@ -1,5 +1,7 @@
 """benchmarks/train.py, the script GPU users run to size --batch-gpu, on a tiny network: it trains,
-and its memory figure counts the step's tensors (at least every variable the step keeps alive)."""
+its memory figure counts the step's tensors (at least every variable the step keeps alive), and its
+profile (--profile, --profile-first) and generate.py's add up; the splitting itself is checked in
+tests/test_op_profile.py."""
 
 import re
 import subprocess
@@ -15,7 +17,7 @@ def test_train_benchmark_reports_an_allocator_peak_that_holds_the_variables():
     # With oneDNN on, TensorFlow's CPU allocator keeps statistics; with it off, only the BFC one does.
     env = subprocess_env(CUDA_VISIBLE_DEVICES="", TF_CPU_ALLOCATOR_USE_BFC="true")
     cmd = [sys.executable, str(ROOT / "benchmarks" / "train.py"), "--res", "16", "--fmap-base", "256",
-           "--batch", "2", "--batch-gpu", "2", "--steps", "1"]
+           "--batch", "2", "--batch-gpu", "2", "--steps", "1", "--profile", "1", "--profile-first"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=str(ROOT))
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout
@@ -26,3 +28,37 @@ def test_train_benchmark_reports_an_allocator_peak_that_holds_the_variables():
     variables_mib = 4 * (4 * g + 3 * d) / 2 ** 20
     assert variables_mib < peak < rss, (variables_mib, peak, rss)
     assert float(re.search(r"img/s: ([0-9.]+)", out).group(1)) > 0
+    check_profiles(out, ["G_main", "G_pl", "D_main", "D_r1"])
+    # The first call's extra time: its two parts add up to it.
+    m = re.search(r"first call ([0-9.]+) s, the same again ([0-9.]+) s: (-?[0-9.]+) s more = (-?[0-9.]+) s with no op "
+                  r"running .* \+ (-?[0-9.]+) s more inside ops", out)
+    assert m, out[-3000:]
+    first, again, more, idle, inside = map(float, m.groups())
+    assert more == pytest.approx(first - again, abs=0.11) and more == pytest.approx(idle + inside, abs=0.11)
+
+
+def check_profiles(out, names):
+    """Each `profile NAME:` block: busy time within the wall time, the kinds adding up to it."""
+    for name in names:
+        block = re.search(rf"profile {name}: wall ([0-9.]+) s per call .*?: ops running ([0-9.]+) s "
+                          rf"\(([0-9]+) %\), none running ([0-9.]+) s[^\n]*\n((?:  [^\n]*\n)+)", out)
+        assert block, (name, out[-3000:])
+        wall, busy, busy_pct, idle = (float(v) for v in block.groups()[:4])
+        assert busy <= wall + 1e-3 and busy + idle == pytest.approx(wall, abs=2e-3)
+        assert busy_pct == pytest.approx(100 * busy / wall, abs=0.5 + 0.11 / wall)  # to 1 ms
+        # The kinds' shares of the wall time (printed to 0.1 %) add up to the busy share (to 1 %).
+        shares = [float(v) for v in re.findall(r"^  \S.*?\s[0-9.]+ s \(\s*([0-9.]+) %\)", block.group(5), re.M)]
+        assert shares and sum(shares) == pytest.approx(busy_pct, abs=0.5 + 0.05 * len(shares)), block.group(0)
+        assert re.search(r"convolution .* forward [0-9.]+\s+backward [0-9.]+", block.group(5)), block.group(0)
+
+
+def test_generate_benchmark_profile_counts_the_convolutions():
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--res", "32", "--fmap-base", "256",
+           "--batch", "2", "--reps", "1", "--warmup", "1", "--modconv", "nonfused", "--profile", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(CUDA_VISIBLE_DEVICES=""),
+                         timeout=600, cwd=str(ROOT))
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout.replace("profile nonfused:", "profile generate:")
+    check_profiles(out, ["generate"])
+    # A forward pass: no op inside a gradient, and the convolutions' rate printed.
+    assert re.search(r"convolution .* forward [0-9.]+\s+backward 0\.000\s+-> [0-9]+ GFLOP/s", out), out
