@@ -117,8 +117,12 @@ def time_training(tmp, replicas, batch, label):
           f"devices {', '.join(d.split('/')[-1] for d in devices)}")
     data = t.dataset(0)
     times = []
-    # Minibatch 0 runs all four phases (traces everything); then time a full reg cycle.
     profiles = {}
+
+    def minibatch():       # the current `rounds`
+        float(t.train_minibatch(rounds)["Loss/D/loss"].numpy())     # waits for the step
+
+    # Minibatch 0 runs all four phases (traces everything); then time a full reg cycle.
     for mb in range(FLAGS.steps + 1):
         rounds = tuple(next(data) for _ in range(opts.rounds))
         t.state.minibatch.assign(mb)  # picks the lazy-regularization phases
@@ -126,9 +130,9 @@ def time_training(tmp, replicas, batch, label):
             tracing = trace_phases(t, rounds)
         t0 = time.perf_counter()
         if mb == 0 and FLAGS["profile-first"].value:
-            profiles["first"] = profile_calls(lambda: float(t.train_minibatch(rounds)["Loss/D/loss"].numpy()), 1)
+            profiles["first"] = profile_calls(minibatch, 1)
         else:
-            float(t.train_minibatch(rounds)["Loss/D/loss"].numpy())
+            minibatch()
         if mb > 0:
             times.append(time.perf_counter() - t0)
         else:
@@ -141,9 +145,9 @@ def time_training(tmp, replicas, batch, label):
     t.state.minibatch.assign(0)
     t0 = time.perf_counter()
     if FLAGS["profile-first"].value:
-        profiles["again"] = profile_calls(lambda: float(t.train_minibatch(rounds)["Loss/D/loss"].numpy()), 1)
+        profiles["again"] = profile_calls(minibatch, 1)
     else:
-        float(t.train_minibatch(rounds)["Loss/D/loss"].numpy())
+        minibatch()
     again = time.perf_counter() - t0
     print(f"time to first step: {tracing + first - again:.1f} s = Python tracing {tracing:.1f} s + first call "
           f"{first:.1f} s - the same four phases again {again:.1f} s")

@@ -24,7 +24,7 @@ from stylegan2_tf.data import (
     create_mnist,
     read_dataset_info,
 )
-from stylegan2_tf.data.tfrecord_format import MultiResolutionWriter
+from stylegan2_tf.data.tfrecord_writer import MultiResolutionWriter
 
 from _dataset_reference import records_of, official_shuffle  # noqa: E402
 

@@ -83,7 +83,7 @@ def test_a_run_from_a_pickle_resumes_exactly(data_dir, tmp_path):
     them, and a resumption builds the same networks and continues bitwise."""
     pkl = PT / "ada-pt-cond-orig16-fp16.pkl"   # conditional (3 classes), orig G and D, conv clamp 256
     from stylegan2_tf.data.synthetic import shapes_images
-    from stylegan2_tf.data.tfrecord_format import MultiResolutionWriter
+    from stylegan2_tf.data.tfrecord_writer import MultiResolutionWriter
     images, labels = shapes_images(16, 16, seed=2)
     with MultiResolutionWriter(os.path.join(data_dir, "shapes16c")) as w:
         for img in images:

@@ -6,22 +6,19 @@ other pipeline names) import it on first use.
 
 from stylegan2_tf.data.errors import DatasetError
 from stylegan2_tf.data.tfrecord_format import (
-    MultiResolutionWriter,
     box_downsample,
-    count_records,
     dataset_name,
     decode_image,
     encode_image,
-    iter_images,
-    iter_records,
     labels_path,
     load_labels,
     multi_resolution,
     one_hot,
     shuffled_order,
     tfrecord_path,
-    verify_tfrecord_file,
 )
+from stylegan2_tf.data.tfrecord_reader import count_records, iter_images, iter_records, verify_tfrecord_file
+from stylegan2_tf.data.tfrecord_writer import MultiResolutionWriter
 from stylegan2_tf.data.image_io import ImageSource, image_to_array, load_image, parse_labels_json, prepare_image
 from stylegan2_tf.data.dataset_info import DatasetInfo, read_dataset_info
 from stylegan2_tf.data.converters import (

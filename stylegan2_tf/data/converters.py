@@ -32,7 +32,8 @@ from stylegan2_tf.data.image_io import (
     prepare_image,
     resize_array,
 )
-from stylegan2_tf.data.tfrecord_format import MultiResolutionWriter, one_hot, shuffled_order
+from stylegan2_tf.data.tfrecord_format import one_hot, shuffled_order
+from stylegan2_tf.data.tfrecord_writer import MultiResolutionWriter
 
 CELEBA_EXPECTED_IMAGES = 202599
 

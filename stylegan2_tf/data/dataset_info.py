@@ -19,14 +19,13 @@ import numpy as np
 
 from stylegan2_tf.data.errors import DatasetError
 from stylegan2_tf.data.tfrecord_format import (
-    count_records,
     is_power_of_two,
     list_label_files,
     list_tfrecord_files,
     load_labels,
     read_class_names,
-    read_first_image,
 )
+from stylegan2_tf.data.tfrecord_reader import count_records, read_first_image
 
 _cache_lock = threading.Lock()
 _count_cache: Dict[Tuple[str, int, int], int] = {}

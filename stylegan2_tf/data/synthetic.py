@@ -7,7 +7,7 @@ on a CPU. Deterministic given the seed.
 
 import numpy as np
 
-from .tfrecord_format import MultiResolutionWriter
+from .tfrecord_writer import MultiResolutionWriter
 
 
 def shapes_images(num_images=512, resolution=16, seed=0):

@@ -13,7 +13,8 @@ import PIL.Image
 
 from stylegan2_tf.data.dataset_info import DatasetInfo, read_dataset_info
 from stylegan2_tf.data.errors import DatasetError
-from stylegan2_tf.data.tfrecord_format import iter_images, list_tfrecord_files, read_first_image, verify_tfrecord_file
+from stylegan2_tf.data.tfrecord_format import list_tfrecord_files
+from stylegan2_tf.data.tfrecord_reader import iter_images, read_first_image, verify_tfrecord_file
 
 
 def iter_dataset_images(info: DatasetInfo, max_images: Optional[int] = None) -> Iterator[np.ndarray]:
