@@ -5,8 +5,8 @@ import os
 from .pytorch_format import is_pytorch_snapshot, snapshot_states
 from .unpickler import (NetworkPickleError, NetworkState, RestrictedUnpickler, UnsafePickleError, load_pickle,
                         read_network_pickle, restricted_loads, tf1_networks)
-from .tf1_format import (G_ARCHITECTURE, discriminator_config, discriminator_from_state, generator_config,
-                         generator_family, generator_from_state, read_lod, tf1_variable_names)
+from .tf1_configs import G_ARCHITECTURE, discriminator_config, generator_config, generator_family
+from .tf1_format import discriminator_from_state, generator_from_state, read_lod, tf1_variable_names
 
 
 def load_network_pkl(path, load=("G", "D", "G_ema"), fp32=True):

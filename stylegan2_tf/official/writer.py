@@ -25,6 +25,7 @@ import tempfile
 
 import numpy as np
 
+from .tf1_configs import D_ARCHITECTURE, D_FUNCS, G_ARCHITECTURE, G_FUNCS
 from .tf1_format import discriminator_table, generator_tables
 
 PLACEHOLDER_SRC = ("# Written by stylegan2-tf. The network module source is not embedded; load this file with\n"
@@ -60,11 +61,15 @@ class _Pickler(pickle._Pickler):
         self.memoize(obj)
 
 
-# Build functions per generator architecture: (G, synthesis, extra static kwargs).
-_G_FUNCS = {"stylegan1": ("G_style", "G_synthesis", {}),
-            "revised": ("G_main", "G_synthesis_stylegan_revised",
-                        {"synthesis_func": "G_synthesis_stylegan_revised"})}
-_D_FUNCS = {"basic": "D_basic", "stylegan": "D_stylegan"}
+# Each family's build functions, from the table the reader tells families by (tf1_configs).
+_G_BUILD = {family: funcs for funcs, family in G_FUNCS.items()}     # family -> (G, synthesis)
+_D_BUILD = {family: func for func, family in D_FUNCS.items()}
+
+
+def _family(architecture, growing_architectures, ada):
+    """The official family whose build functions make a network of this architecture."""
+    growing = {arch: family for family, arch in growing_architectures.items()}
+    return growing.get(architecture) or ("stylegan2-ada" if ada else "stylegan2")
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +112,9 @@ def _generator_kwargs(cfg):
               mapping_fmaps=cfg.mapping_fmaps, mapping_lrmul=cfg.mapping_lrmul, fmap_base=cfg.fmap_base,
               fmap_max=cfg.fmap_max)
     if cfg.progressive:
-        kw.update(_G_FUNCS[cfg.architecture][2])
+        g_func, synthesis_func = _G_BUILD[_family(cfg.architecture, G_ARCHITECTURE, ada=False)]
+        if g_func == "G_main":      # the revised networks: G_main told which synthesis to build
+            kw["synthesis_func"] = synthesis_func
         if cfg.fused_scale is not None:
             kw["fused_scale"] = bool(cfg.fused_scale)
     else:
@@ -160,8 +167,7 @@ def _generator_state(G, name, src, ada=False):
     main, synth, mapping = generator_tables(G)
     kw = _ada_generator_kwargs(cfg) if ada else _generator_kwargs(cfg)
     component_kw = {k: v for k, v in kw.items() if k != "synthesis_func"}   # consumed by G_main
-    g_func, synthesis_func, _ = _G_FUNCS.get(cfg.architecture, ("G_main", "G_synthesis" if ada else
-                                                                 "G_synthesis_stylegan2", None))
+    g_func, synthesis_func = _G_BUILD[_family(cfg.architecture, G_ARCHITECTURE, ada)]
     synthesis_vars = _lod_vars(G) + _rows_to_vars(synth)   # G's lod is the one that counts
     synthesis = _NetworkRecord(dict(version=4, name="G_synthesis", static_kwargs=dict(component_kw), components={},
                                     build_module_src=src, build_func_name=synthesis_func,
@@ -189,7 +195,7 @@ def _discriminator_state(D, src, ada=False):
         if not cfg.progressive:
             kw["architecture"] = cfg.architecture
     return _NetworkRecord(dict(version=4, name="D", static_kwargs=kw, components={}, build_module_src=src,
-                               build_func_name="D_main" if ada else _D_FUNCS.get(cfg.architecture, "D_stylegan2"),
+                               build_func_name=_D_BUILD[_family(cfg.architecture, D_ARCHITECTURE, ada)],
                                variables=_lod_vars(D) + _rows_to_vars(discriminator_table(D))))
 
 
