@@ -2,7 +2,8 @@
 the time some op was running and the time none was (the executor's dispatch, Python, waiting), and
 the op time by kind of op and by pass (forward, or inside a gradient).
 
-Used by `benchmarks/train.py --profile N`. The profiler records every op's start and end on
+Used by `benchmarks/train.py --profile N` and `--profile-first` and `benchmarks/generate.py --profile N`.
+The profiler records every op's start and end on
 TensorFlow's inter-op threads; where several ops overlap, each gets an equal share of the
 overlap, so the kinds add up to the busy time exactly and the busy time never exceeds the wall
 time. An op is in the backward pass when its node name is inside a gradient tape's scope

@@ -84,7 +84,8 @@ class Evaluator:
     def __init__(self, opts: MetricOptions):
         self.opts = opts
         self._networks = {}
-        self._steps = {}        # traced sampling functions, reused by later calls (training snapshots)
+        # Traced sampling functions and PPL's float32 copy of G, kept for later calls (training snapshots).
+        self.reused = {}
         self._info = None
         self._labels = None
 
@@ -174,14 +175,14 @@ def _fake_features(ctx, num, feature_fn, stream, key=None):
     b = opts.batch_size
     num_micro = -(-num // b)
     cache_key = None if key is None else ("fakes", key, id(G))
-    step = ctx._steps.get(cache_key)
+    step = ctx.reused.get(cache_key)
     if step is None:
         @tf.function(reduce_retracing=True)
         def step(z, c, noise_seed):
             img = G(z, c=c, truncation_psi=1.0, noise_mode="random", noise_seed=noise_seed)
             return feature_fn(quantize_to_uint8(img))
         if cache_key is not None:
-            ctx._steps[cache_key] = step
+            ctx.reused[cache_key] = step
 
     def inputs(i):
         rng = micro_rng(opts.seed, stream, i)

@@ -40,7 +40,7 @@ def path_length_distances(ctx, metric, num):
     """`num` samples of LPIPS(G(t), G(t + eps)) / eps^2, before outlier rejection."""
     opts = ctx.opts
     o = metric.options
-    G = ctx._steps[("ppl-G32", id(opts.G))] = float32_generator(opts.G, ctx._steps.get(("ppl-G32", id(opts.G))))
+    G = ctx.reused[("ppl-G32", id(opts.G))] = float32_generator(opts.G, ctx.reused.get(("ppl-G32", id(opts.G))))
     lpips = ctx.network("lpips")
     eps, space, crop = float(o["epsilon"]), o["space"], bool(o["crop"])
     b = opts.batch_size
@@ -69,9 +69,9 @@ def path_length_distances(ctx, metric, num):
         return lpips.network(imgs[:n], imgs[n:]) / (eps * eps)
 
     cache_key = ("ppl", metric.name, id(opts.G))
-    step = ctx._steps.get(cache_key)
+    step = ctx.reused.get(cache_key)
     if step is None:
-        step = ctx._steps[cache_key] = tf.function(step_impl, reduce_retracing=True)
+        step = ctx.reused[cache_key] = tf.function(step_impl, reduce_retracing=True)
 
     def inputs(i):
         rng = micro_rng(opts.seed, 3, i)
