@@ -39,7 +39,7 @@ flags.DEFINE_integer("inter-op-threads", 1, "TF inter-op threads (0 = TF's defau
                      "for the same cores.")
 flags.DEFINE_integer("intra-op-threads", 0, "TF intra-op threads (0 = TF's default, all cores).")
 flags.DEFINE_integer("profile", 0, "Also profile N batches of the fastest path and print where the time goes "
-                     "(ops by kind, the convolutions' GFLOP/s; benchmarks/op_profile.py); 0: off.")
+                     "(ops by kind, the convolutions' GFLOP/s; benchmarks/op_profile.py); 0: off.", lower_bound=0)
 FLAGS = flags.FLAGS
 
 

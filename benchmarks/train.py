@@ -65,7 +65,7 @@ flags.DEFINE_integer("phase-times", 0, "Also time each phase's step function alo
                      "D main, R1), median of N calls after the timed minibatches; 0: off.")
 flags.DEFINE_integer("profile", 0, "Also profile N calls of each phase's step function (after the timed "
                      "minibatches) and print where the time goes: ops by kind, forward / backward, and "
-                     "the time no op runs (benchmarks/op_profile.py); 0: off.")
+                     "the time no op runs (benchmarks/op_profile.py); 0: off.", lower_bound=0)
 flags.DEFINE_bool("profile-first", False, "Profile the first (all-phase) call and the same minibatch again, and "
                   "split what the first call spends beyond it into time with ops running (first-run setup "
                   "inside the kernels, by kind of op) and time with none (graph optimisation, instantiation).")

@@ -62,3 +62,11 @@ def test_generate_benchmark_profile_counts_the_convolutions():
     check_profiles(out, ["generate"])
     # A forward pass: no op inside a gradient, and the convolutions' rate printed.
     assert re.search(r"convolution .* forward [0-9.]+\s+backward 0\.000\s+-> [0-9]+ GFLOP/s", out), out
+
+
+@pytest.mark.parametrize("script", ["train.py", "generate.py"])
+def test_a_negative_profile_count_is_refused(script):
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--profile", "-1"], capture_output=True,
+                         text=True, env=subprocess_env(CUDA_VISIBLE_DEVICES=""), timeout=300, cwd=str(ROOT))
+    assert res.returncode != 0 and "--profile=-1: -1 is not a non-negative integer" in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
