@@ -1,6 +1,9 @@
 // FusedBiasAct: y = clamp(act(x + b) * gain) in one pass over NHWC data (bias on the last axis),
 // and its derivatives of any order k >= 1 up to 3:
-//   Sg2FusedBiasActDeriv(dy, x, b; order=k) = dy * gain * act^(k)(x + b) * [|act(x + b) * gain| <= clamp].
+//   Sg2FusedBiasActDeriv(dy, x, b; order=k) = dy * gain * act^(k)(x + b) * [|act(x + b) * gain| <= clamp],
+// and the gradient with the bias's in one pass (CPU, float32/64):
+//   Sg2FusedBiasActGrad(dy, x, b) = (dx, db),  dx = the order-1 derivative,  db = dx summed over rows
+// (in float64, in fixed blocks: channel_sums.h).
 // The Python side (stylegan2_tf/ops/custom_ops.py) chains these for first and higher gradients;
 // the reference implementation is stylegan2_tf/ops/fused_bias_act.py. On the CPU, bfloat16
 // tensors are computed in float32 and rounded once (bfloat16.h).
@@ -15,6 +18,7 @@
 
 #include "bfloat16.h"
 #include "bias_act_math.h"
+#include "channel_sums.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/shape_inference.h"
@@ -251,6 +255,47 @@ class FusedBiasActDerivOp : public FusedBiasActOp<T, K, kGpu> {
   }
 };
 
+// The order-1 derivative and the bias gradient (its sum over rows) together, on the CPU.
+template <typename T>
+class FusedBiasActGradOp : public FusedBiasActBase {
+ public:
+  explicit FusedBiasActGradOp(OpKernelConstruction* ctx) : FusedBiasActBase(ctx) { params_.order = 1; }
+
+  void Compute(OpKernelContext* ctx) override {
+    const Tensor &dy = ctx->input(0), &x = ctx->input(1), &b = ctx->input(2), &scalars = ctx->input(3);
+    Params p = params_;
+    Tensor* dx = nullptr;
+    Prepare(ctx, &dy, x, b, scalars, &p, &dx);
+    if (!dx) return;
+    Tensor* db = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, b.shape(), &db));
+    const int64_t C = x.dim_size(x.dims() - 1);
+    if (x.NumElements() == 0) {
+      for (int64_t c = 0; c < b.dim_size(0); ++c) db->flat<T>().data()[c] = T(0);
+      return;
+    }
+    const bool with_bias = b.dim_size(0) != 0;
+    std::vector<T> zeros(with_bias ? 0 : C, T(0));
+    const T* bias = with_bias ? b.flat<T>().data() : zeros.data();
+    const T* dyd = dy.flat<T>().data();
+    const T* xd = x.flat<T>().data();
+    T* dxd = dx->flat<T>().data();
+    const int64_t rows = x.NumElements() / C;
+    int64_t blocks = 0;
+    const int64_t cost = C * (act_ == Act::kLinear || act_ == Act::kRelu || act_ == Act::kLrelu ? 3 : 41);
+    const auto partials = BlockPartials(ctx, 1, rows, C, cost, &blocks, [&](int64_t begin, int64_t end, double* acc) {
+      for (int64_t r = begin; r < end; ++r) {
+        T* __restrict out = dxd + r * C;
+        AnyRow<T>(act_, dyd + r * C, xd + r * C, bias, out, C, p);
+        if (with_bias) {
+          for (int64_t c = 0; c < C; ++c) acc[c] += double(out[c]);
+        }
+      }
+    });
+    if (with_bias) SumAll(partials, blocks, C, db->flat<T>().data());
+  }
+};
+
 using tensorflow::shape_inference::InferenceContext;
 
 REGISTER_OP("Sg2FusedBiasAct")
@@ -278,6 +323,26 @@ REGISTER_OP("Sg2FusedBiasActDeriv")
       c->set_output(0, c->input(1));
       return absl::OkStatus();
     });
+
+REGISTER_OP("Sg2FusedBiasActGrad")
+    .Input("dy: T")
+    .Input("x: T")
+    .Input("b: T")
+    .Input("params: double")
+    .Output("dx: T")
+    .Output("db: T")
+    .Attr("T: {float, double}")
+    .Attr("act: string")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      c->set_output(1, c->input(2));
+      return absl::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("Sg2FusedBiasActGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<float>("T"),
+                        FusedBiasActGradOp<float>);
+REGISTER_KERNEL_BUILDER(Name("Sg2FusedBiasActGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<double>("T"),
+                        FusedBiasActGradOp<double>);
 
 #define SG2_REGISTER(DEVICE, T, K, GPU)                                                                   \
   REGISTER_KERNEL_BUILDER(Name("Sg2FusedBiasAct").Device(DEVICE).TypeConstraint<T>("T").HostMemory("params"), \

@@ -27,6 +27,7 @@ import keras
 import tensorflow as tf
 
 from ..ops import fused_bias_act, upsample_conv_2d
+from ..ops.scale_channels import scale_channels
 from ..ops.capabilities import cpu_grouped_conv_gradient
 from .equalized import EqualizedDense
 from .misc import at_least_float32
@@ -132,15 +133,14 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=None, r
             # sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 * sum_k w_ijk^2
             sigma_sq = tf.matmul(tf.square(styles), tf.reduce_sum(tf.square(weight), axis=[0, 1]))
             dcoefs = tf.math.rsqrt(sigma_sq + DEMODULATION_EPS)                   # [N, O]
-        # Reshape rather than [:, None, None, :]: a strided slice, whose gradient is a scatter.
-        x = x * tf.reshape(tf.cast(styles, x.dtype), [-1, 1, 1, in_ch])
+        x = scale_channels(x, styles)                                              # Eq. 1
         weight = tf.cast(weight, x.dtype)
         if up:
             x = upsample_conv_2d(x, weight, k=resample_kernel)
         else:
             x = tf.nn.conv2d(x, weight, strides=1, padding="SAME")
         if demodulate:
-            x = x * tf.reshape(tf.cast(dcoefs, x.dtype), [-1, 1, 1, out_ch])
+            x = scale_channels(x, dcoefs)                                          # Eq. 2
         return x
 
     w = weight[tf.newaxis] * styles[:, tf.newaxis, tf.newaxis, :, tf.newaxis]    # Eq. 1  [N, k, k, I, O]

@@ -51,9 +51,9 @@ def find_sources(package_root=None, prefixes=None):
 
 
 SOURCES_DIR = find_sources()
-CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc")      # the TF ops (CPU kernels; GPU wrappers)
+CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc", "scale_channels.cc")      # the TF ops (CPU kernels; GPU wrappers)
 CUDA_SOURCES = ("cuda/fused_bias_act.cu", "cuda/upfirdn_2d.cu")   # plain CUDA, no TensorFlow
-HEADERS = ("bfloat16.h", "bias_act_math.h", "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
+HEADERS = ("bfloat16.h", "bias_act_math.h", "channel_sums.h", "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
 LIBRARY_NAME = "stylegan2_tf_ops.so"
 
 log = logging.getLogger(__name__)
@@ -274,7 +274,7 @@ def build(verbose=False, archs=None, compile_missing=True):
     return path
 
 
-def _gpus_visible():
+def gpus_visible():
     if _state["gpus"] is None:      # asked once: choose() runs for every op call in eager code
         _state["gpus"] = bool(tf.config.list_logical_devices("GPU"))
     return _state["gpus"]
@@ -288,7 +288,7 @@ def library():
         if not _state["tried"]:
             _state["tried"] = True
             archs = []
-            if tf.test.is_built_with_cuda() and _gpus_visible():
+            if tf.test.is_built_with_cuda() and gpus_visible():
                 if nvcc() is None:
                     _state["gpu_error"] = "no CUDA compiler (nvcc) found to build the GPU kernels"
                 else:

@@ -133,10 +133,38 @@ def _fused_bias_act(x, b, params, act):
         def grad(dy):
             # Named like TensorFlow's own gradients ("<op>_grad"), which a custom gradient's are not.
             with tf.name_scope("fused_bias_act_grad"):
+                if _one_pass_gradient(x):
+                    return _deriv_and_bias_sum(dy, x, b, params, act)
                 dx = _deriv(dy, x, b, params, act, order=1)
                 return dx, _sum_to_bias(dx, b)
         return y, grad
     return forward(x, b)
+
+
+# The CPU kernel Sg2FusedBiasActGrad makes the first derivative and its bias sum in one pass
+# (float32/64; elsewhere the derivative op and a reduction).
+ONE_PASS_DTYPES = (tf.float32, tf.float64)
+
+
+def _one_pass_gradient(x):
+    return x.dtype in ONE_PASS_DTYPES and not custom_ops.gpus_visible()
+
+
+def _deriv_and_bias_sum(dy, x, b, params, act):
+    """(_deriv of order 1, its sum over all but the last axis) from one kernel pass; differentiable."""
+    @tf.custom_gradient
+    def deriv_and_sum(dy, x, b):
+        dx, db = custom_ops.library().sg2_fused_bias_act_grad(dy, x, b, params, act=act)
+
+        def grad(g_dx, g_db):
+            with tf.name_scope("fused_bias_act_grad_grad"):
+                # db is dx summed over rows: its upstream gradient reaches every row of dx.
+                g = tf.zeros_like(dx) if g_dx is None else g_dx
+                if g_db is not None and b.shape[0] != 0:
+                    g = g + g_db
+                return _deriv_backward(g, dy, x, b, params, act, order=1)
+        return (dx, db), grad
+    return deriv_and_sum(dy, x, b)
 
 
 def _deriv(dy, x, b, params, act, order):
@@ -147,13 +175,18 @@ def _deriv(dy, x, b, params, act, order):
 
         def grad(g):
             with tf.name_scope("fused_bias_act_deriv_grad"):
-                d_dy = _deriv(g, x, b, params, act, order)
-                if act in PIECEWISE_LINEAR:   # act'' = 0: nothing to compute
-                    return d_dy, tf.zeros_like(x), tf.zeros_like(b)
-                if order >= 3:      # the kernel stops at the third derivative
-                    raise custom_ops.CustomOpsError("FusedBiasAct: derivatives beyond the third are not "
-                                                    "implemented in the kernel; use impl='ref'")
-                d_x = _deriv(g * dy, x, b, params, act, order + 1)
-                return d_dy, d_x, _sum_to_bias(d_x, b)
+                return _deriv_backward(g, dy, x, b, params, act, order)
         return out, grad
     return deriv(dy, x, b)
+
+
+def _deriv_backward(g, dy, x, b, params, act, order):
+    """The gradients of _deriv(dy, x, b, order) with respect to (dy, x, b), given g upstream."""
+    d_dy = _deriv(g, x, b, params, act, order)
+    if act in PIECEWISE_LINEAR:   # act'' = 0: nothing to compute
+        return d_dy, tf.zeros_like(x), tf.zeros_like(b)
+    if order >= 3:      # the kernel stops at the third derivative
+        raise custom_ops.CustomOpsError("FusedBiasAct: derivatives beyond the third are not "
+                                        "implemented in the kernel; use impl='ref'")
+    d_x = _deriv(g * dy, x, b, params, act, order + 1)
+    return d_dy, d_x, _sum_to_bias(d_x, b)

@@ -17,7 +17,7 @@ import threading
 
 import tensorflow as tf
 
-from .custom_ops import NOT_BUILT, CustomOpsError, _gpus_visible, gpu_unavailable_reason, library, unavailable_reason
+from .custom_ops import NOT_BUILT, CustomOpsError, gpus_visible, gpu_unavailable_reason, library, unavailable_reason
 
 IMPL_ENV = "STYLEGAN2_TF_OPS"
 IMPLS = ("auto", "ref", "custom")
@@ -52,7 +52,7 @@ DEFAULT_IMPL_GPU = "ref"
 def requested(impl=None):
     impl = getattr(_forced, "impl", None) or impl or os.environ.get(IMPL_ENV)
     if not impl:
-        impl = DEFAULT_IMPL_GPU if _gpus_visible() else DEFAULT_IMPL
+        impl = DEFAULT_IMPL_GPU if gpus_visible() else DEFAULT_IMPL
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS} (argument or ${IMPL_ENV}), got {impl!r}")
     return impl
@@ -82,7 +82,7 @@ def choose(op_name, dtype, impl=None):
     reason = None
     if _in_xla_function():
         reason = f"{op_name}: XLA (jit_compile) has no kernel for the custom ops"
-    elif _gpus_visible():
+    elif gpus_visible():
         # A GPU machine places the op on the GPU: the GPU kernel must exist.
         if dtype not in GPU_DTYPES:
             reason = f"{op_name}: the GPU kernel supports float16, float32 and float64, not {dtype.name}"
