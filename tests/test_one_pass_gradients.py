@@ -145,3 +145,11 @@ def test_gradients_of_the_layers_use_the_one_pass_kernels(kernels):
     types = _op_types(grads, x, w)
     assert {"Sg2ScaleChannelsGrad", "Sg2FusedBiasActGrad"} <= types, sorted(types)
     assert "Sg2FusedBiasActDeriv" not in types
+
+
+def test_the_cpu_only_kernels_stand_aside_where_a_gpu_is_visible(kernels, monkeypatch):
+    from stylegan2_tf.ops import implementation
+    assert implementation.cpu_only_kernel_fits(tf.float32) and implementation.cpu_only_kernel_fits(tf.float64)
+    assert not implementation.cpu_only_kernel_fits(tf.bfloat16)
+    monkeypatch.setitem(custom_ops._state, "gpus", True)     # as on a machine with a visible GPU
+    assert not implementation.cpu_only_kernel_fits(tf.float32)

@@ -133,21 +133,12 @@ def _fused_bias_act(x, b, params, act):
         def grad(dy):
             # Named like TensorFlow's own gradients ("<op>_grad"), which a custom gradient's are not.
             with tf.name_scope("fused_bias_act_grad"):
-                if _one_pass_gradient(x):
+                if implementation.cpu_only_kernel_fits(x.dtype):   # Sg2FusedBiasActGrad: one pass
                     return _deriv_and_bias_sum(dy, x, b, params, act)
                 dx = _deriv(dy, x, b, params, act, order=1)
                 return dx, _sum_to_bias(dx, b)
         return y, grad
     return forward(x, b)
-
-
-# The CPU kernel Sg2FusedBiasActGrad makes the first derivative and its bias sum in one pass
-# (float32/64; elsewhere the derivative op and a reduction).
-ONE_PASS_DTYPES = (tf.float32, tf.float64)
-
-
-def _one_pass_gradient(x):
-    return x.dtype in ONE_PASS_DTYPES and not custom_ops.gpus_visible()
 
 
 def _deriv_and_bias_sum(dy, x, b, params, act):

@@ -23,6 +23,9 @@ IMPL_ENV = "STYLEGAN2_TF_OPS"
 IMPLS = ("auto", "ref", "custom")
 CPU_DTYPES = (tf.bfloat16, tf.float32, tf.float64)   # bfloat16: computed in float32
 GPU_DTYPES = (tf.float16, tf.float32, tf.float64)
+# The CPU-only kernels (the one-pass gradients Sg2FusedBiasActGrad and Sg2ScaleChannelsGrad); where
+# they do not fit, the ops they speed up take the path they had before, with the same numbers.
+CPU_ONLY_DTYPES = (tf.float32, tf.float64)
 
 log = logging.getLogger(__name__)
 _warned = set()
@@ -99,3 +102,9 @@ def choose(op_name, dtype, impl=None):
     if reason != NOT_BUILT:  # not building them was this process's choice: nothing to report
         _warn_once(reason)
     return "ref"
+
+
+def cpu_only_kernel_fits(dtype):
+    """Whether a CPU-only kernel can run an op on `dtype` here: float32/64, on a machine where no
+    GPU is visible (with one, the ops are placed on the GPU)."""
+    return dtype in CPU_ONLY_DTYPES and not gpus_visible()

@@ -14,9 +14,6 @@ import tensorflow as tf
 
 from . import custom_ops, implementation
 
-KERNEL_DTYPES = (tf.float32, tf.float64)
-
-
 def scale_channels(x, s, impl=None):
     """x [N, ..., C] times s [N, C] broadcast over the middle axes; s is cast to x's dtype.
 
@@ -30,19 +27,19 @@ def scale_channels(x, s, impl=None):
 
 
 def _reference(x, s):
+    # Reshape rather than s[:, None, None, :]: a strided slice, whose gradient is a scatter.
     return x * tf.reshape(s, [-1] + [1] * (x.shape.rank - 2) + [s.shape[-1]])
 
 
 def _kernel_serves(x, s, impl):
-    if x.shape.rank is None or x.shape.rank < 2 or s.shape.rank != 2 or x.dtype not in KERNEL_DTYPES:
+    if x.shape.rank is None or x.shape.rank < 2 or s.shape.rank != 2:
         return False
     if s.shape[-1] != x.shape[-1] or s.shape[-1] is None:
         return False
     if x.shape[0] is not None and s.shape[0] is not None and x.shape[0] != s.shape[0]:
         return False  # s broadcast over the batch: the reference
-    if custom_ops.gpus_visible():
-        return False  # a CPU kernel only
-    return implementation.choose("ScaleChannels", x.dtype, impl) == "custom"
+    return implementation.cpu_only_kernel_fits(x.dtype) and implementation.choose("ScaleChannels", x.dtype,
+                                                                                    impl) == "custom"
 
 
 def _kernel(x, s):
