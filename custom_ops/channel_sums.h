@@ -41,14 +41,18 @@ std::vector<double> BlockPartials(tensorflow::OpKernelContext* ctx, int64_t samp
   return partials;
 }
 
+// A block's partials may hold several sums side by side: `width` doubles a block (BlockPartials'
+// C), of which the sum below reads the C at `offset`.
+
 // out[n * C + c] = sum over sample n's blocks of their partials, in block order.
 template <typename T>
 void SumPerSample(const std::vector<double>& partials, int64_t samples, int64_t blocks_per_sample, int64_t C,
-                  T* out) {
+                  T* out, int64_t width = -1, int64_t offset = 0) {
+  if (width < 0) width = C;
   for (int64_t n = 0; n < samples; ++n) {
     for (int64_t c = 0; c < C; ++c) {
       double s = 0.0;
-      for (int64_t j = 0; j < blocks_per_sample; ++j) s += partials[(n * blocks_per_sample + j) * C + c];
+      for (int64_t j = 0; j < blocks_per_sample; ++j) s += partials[(n * blocks_per_sample + j) * width + offset + c];
       out[n * C + c] = static_cast<T>(s);
     }
   }
@@ -56,10 +60,12 @@ void SumPerSample(const std::vector<double>& partials, int64_t samples, int64_t 
 
 // out[c] = sum over all blocks of their partials, in block order.
 template <typename T>
-void SumAll(const std::vector<double>& partials, int64_t blocks, int64_t C, T* out) {
+void SumAll(const std::vector<double>& partials, int64_t blocks, int64_t C, T* out, int64_t width = -1,
+            int64_t offset = 0) {
+  if (width < 0) width = C;
   for (int64_t c = 0; c < C; ++c) {
     double s = 0.0;
-    for (int64_t k = 0; k < blocks; ++k) s += partials[k * C + c];
+    for (int64_t k = 0; k < blocks; ++k) s += partials[k * width + offset + c];
     out[c] = static_cast<T>(s);
   }
 }

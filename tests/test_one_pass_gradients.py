@@ -129,8 +129,9 @@ def _op_types(fn, *args):
 
 
 def test_gradients_of_the_layers_use_the_one_pass_kernels(kernels):
-    """A synthesis layer's gradient on the CPU in float32 runs both one-pass kernels, and no
-    TensorFlow reduction over the activations for the styles, demodulation or bias."""
+    """A synthesis layer's gradient on the CPU in float32 runs both one-pass kernels: the
+    modulation's (Eq. 1) Sg2ScaleChannelsGrad and, in the style affine, Sg2FusedBiasActGrad (the
+    layer's own epilogue has its kernel: tests/test_synthesis_epilogue.py)."""
     from stylegan2_tf.layers.modulated import SynthesisLayer
     layer = SynthesisLayer(8, 8, 4, resolution=8, fused_modconv=False)
     x = tf.random.normal([2, 8, 8, 8])

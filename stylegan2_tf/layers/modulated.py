@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from ..ops import fused_bias_act, upsample_conv_2d
 from ..ops.scale_channels import scale_channels
+from ..ops.synthesis_epilogue import synthesis_epilogue
 from ..ops.capabilities import cpu_grouped_conv_gradient
 from .equalized import EqualizedDense
 from .misc import at_least_float32
@@ -85,7 +86,8 @@ def _no_gradient_guard(y, dtype):
     return guard(y)
 
 
-def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=None, resample_kernel=(1, 3, 3, 1)):
+def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=None, resample_kernel=(1, 3, 3, 1),
+                     defer_demodulation=False):
     """Modulated 'SAME' convolution of NHWC `x`.
 
     Args:
@@ -98,9 +100,20 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=None, r
                `use_fused_form`. Forced on a CPU that cannot differentiate grouped
                convolutions, the forward pass works and a gradient raises
                `ModulatedConvFormError`.
+      defer_demodulation: return the non-fused form's output before its demodulation, with the
+               coefficients, for a caller that applies them in its own epilogue (SynthesisLayer).
     Returns:
-      [N, H', W', O] in x's dtype.
+      [N, H', W', O] in x's dtype; with defer_demodulation, (that output, dcoefs [N, O] in float32
+      or wider) where dcoefs is None when there is nothing left to apply.
     """
+    y, dcoefs = _modulated_conv2d(x, weight, styles, demodulate, up, fused, resample_kernel)
+    if defer_demodulation:
+        return y, dcoefs
+    return y if dcoefs is None else scale_channels(y, dcoefs)                     # Eq. 2
+
+
+def _modulated_conv2d(x, weight, styles, demodulate, up, fused, resample_kernel):
+    """(output, dcoefs still to apply or None)."""
     # Styles/weights (and so modulation, demodulation) in >= float32 even for float16/bfloat16 x.
     param_dtype = at_least_float32(x.dtype)
     styles = tf.cast(styles, param_dtype)
@@ -126,22 +139,21 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=None, r
         if height is None or width is None:
             height, width = tf.shape(x)[1], tf.shape(x)[2]
         y = tf.matmul(tf.reshape(x, [-1, height * width, in_ch]), tf.cast(w, x.dtype))
-        return tf.reshape(y, [-1, height, width, out_ch])
+        return tf.reshape(y, [-1, height, width, out_ch]), None
 
     if not fused:
+        dcoefs = None
         if demodulate:
             # sum_{i,k} (s_i w_ijk)^2 = sum_i s_i^2 * sum_k w_ijk^2
             sigma_sq = tf.matmul(tf.square(styles), tf.reduce_sum(tf.square(weight), axis=[0, 1]))
-            dcoefs = tf.math.rsqrt(sigma_sq + DEMODULATION_EPS)                   # [N, O]
+            dcoefs = tf.math.rsqrt(sigma_sq + DEMODULATION_EPS)                   # Eq. 3  [N, O]
         x = scale_channels(x, styles)                                              # Eq. 1
         weight = tf.cast(weight, x.dtype)
         if up:
             x = upsample_conv_2d(x, weight, k=resample_kernel)
         else:
             x = tf.nn.conv2d(x, weight, strides=1, padding="SAME")
-        if demodulate:
-            x = scale_channels(x, dcoefs)                                          # Eq. 2
-        return x
+        return x, dcoefs                                                           # Eq. 2 still to apply
 
     w = weight[tf.newaxis] * styles[:, tf.newaxis, tf.newaxis, :, tf.newaxis]    # Eq. 1  [N, k, k, I, O]
     if demodulate:
@@ -158,7 +170,7 @@ def modulated_conv2d(x, weight, styles, demodulate=True, up=False, fused=None, r
     if _runs_on_cpu(x) and not cpu_grouped_conv_gradient(x.dtype):
         x = _no_gradient_guard(x, x.dtype)
     x = tf.reshape(x, [x.shape[1], x.shape[2], batch, out_ch])
-    return tf.transpose(x, [2, 0, 1, 3])
+    return tf.transpose(x, [2, 0, 1, 3]), None
 
 
 class ModulatedConv2d(keras.layers.Layer):
@@ -189,10 +201,12 @@ class ModulatedConv2d(keras.layers.Layer):
     def styles(self, w):
         return self.affine(w) + 1.0  # s = A(w) + 1
 
-    def call(self, x, w, fused_modconv=None):
+    def call(self, x, w, fused_modconv=None, defer_demodulation=False):
+        """defer_demodulation: return (output, dcoefs or None), as modulated_conv2d does."""
         fused = self.fused_modconv if fused_modconv is None else fused_modconv
         return modulated_conv2d(x, self.weight * self.weight_gain, self.styles(w), demodulate=self.demodulate,
-                                up=self.up, fused=fused, resample_kernel=self.resample_kernel)
+                                up=self.up, fused=fused, resample_kernel=self.resample_kernel,
+                                defer_demodulation=defer_demodulation)
 
     def get_config(self):
         return {**super().get_config(), "in_channels": self.in_channels, "out_channels": self.out_channels,
@@ -260,12 +274,13 @@ class SynthesisLayer(keras.layers.Layer):
     def call(self, x, w, noise_mode="random", fused_modconv=None, noise_seed=None):
         """noise_seed: optional int32 [2] seed for reproducible 'random' noise (stateless RNG)."""
         check_noise_mode(noise_mode)
-        x = self.conv(x, w, fused_modconv=fused_modconv)
+        x, dcoefs = self.conv(x, w, fused_modconv=fused_modconv, defer_demodulation=True)
+        noise = None
         if self.use_noise and noise_mode != "none":
             # Drawn in the variables' dtype (float32), not x's: float16 blocks see the same noise.
-            noise = noise_input(noise_mode, tf.shape(x)[0], self.noise_const, noise_seed)
-            x = x + tf.cast(noise * self.noise_strength, x.dtype)
-        return fused_bias_act(x, self.bias, act=self.activation, clamp=self.conv_clamp)
+            noise = noise_input(noise_mode, tf.shape(x)[0], self.noise_const, noise_seed) * self.noise_strength
+        # Demodulation (Eq. 2, when the convolution left it), noise, bias and activation in one epilogue.
+        return synthesis_epilogue(x, dcoefs, noise, self.bias, act=self.activation, clamp=self.conv_clamp)
 
     def get_config(self):
         return {**super().get_config(), "in_channels": self.in_channels, "out_channels": self.out_channels,

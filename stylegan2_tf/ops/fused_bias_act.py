@@ -112,11 +112,15 @@ PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
 def _kernel(x, b, act, alpha, gain, clamp):
     """The kernel: act(x + b) * gain, clamped when clamp is not None. b: [C] on the last axis or None."""
     b = tf.zeros([0], x.dtype) if b is None else tf.cast(b, x.dtype)
+    return _fused_bias_act(x, b, _kernel_params(alpha, gain, clamp), act)
+
+
+def _kernel_params(alpha, gain, clamp):
+    """The kernels' float64 [alpha, gain, clamp] input; clamp -1 for none."""
     clamp = -1.0 if clamp is None else float(clamp)
     # tf.nn.leaky_relu (the reference) holds alpha as a float32 attribute, in float64 too.
     alpha = float(np.float32(alpha))
-    params = tf.constant([alpha, float(gain), clamp], tf.float64)
-    return _fused_bias_act(x, b, params, act)
+    return tf.constant([alpha, float(gain), clamp], tf.float64)
 
 
 def _sum_to_bias(dx, b):
