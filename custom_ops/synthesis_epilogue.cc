@@ -41,7 +41,8 @@ struct EpilogueInputs {
   std::vector<T> zeros;  // the bias when there is none: one code path (FusedBiasAct does the same)
 
   // The pre-activation without the bias, t = x * d (+ noise), of row r into t (C values): the same
-  // roundings, in the same order, as the reference's multiply and add.
+  // roundings, in the same order, as the reference's multiply and add. Two loops: in one, GCC
+  // would contract the multiply and the add into a fused multiply-add, which rounds once.
   void PreActivation(int64_t r, T* __restrict t) const {
     const int64_t n = r / rows_per_sample;
     const T* __restrict v = x + r * C;
