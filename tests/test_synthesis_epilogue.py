@@ -13,15 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from stylegan2_tf.ops import custom_ops  # noqa: E402
 from stylegan2_tf.ops.synthesis_epilogue import synthesis_epilogue  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def kernels():
-    if custom_ops.library() is None:
-        pytest.fail(f"the kernels did not build: {custom_ops.unavailable_reason()}")
-    return custom_ops.library()
 
 
 # [N, H, W, C]: a partial block, exactly one block of 256 rows (custom_ops/channel_sums.h
