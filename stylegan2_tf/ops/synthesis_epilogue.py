@@ -122,15 +122,13 @@ def _gradient_backward(upstream, dy, x, d, noise, b, params, act):
     t = scale_channels(x, d)                                  # the pre-activation less the bias
     if noise is not None:
         t = t + noise
-    total = tf.zeros_like(dy)
-    if g_dx is not None:
-        total = total + scale_channels(g_dx, d)
+    full = [scale_channels(g_dx, d)] if g_dx is not None else []
     if g_dd is not None:
-        total = total + scale_channels(x, g_dd)
-    if g_db is not None:
-        total = total + g_db
-    if g_dnoise is not None:
-        total = total + g_dnoise
+        full.append(scale_channels(x, g_dd))
+    total = tf.add_n(full) if full else tf.zeros_like(dy)
+    for broadcast in (g_db, g_dnoise):      # [C] and [N or 1, H, W, 1]
+        if broadcast is not None:
+            total = total + broadcast
     d_dy = _deriv(total, t, b, params, act, order=1)
     d_x, d_d = tf.zeros_like(x), tf.zeros_like(d)
     if g_dx is not None or g_dd is not None:
