@@ -6,11 +6,19 @@
 //   Sg2SynthesisEpilogueGrad(dy, x, d, noise, b) = (dx, dd, dnoise, db),  with dz = dy * gain * act'(z) * mask,
 //   dx = dz * d,  dd[n, c] = sum of dz * x over n's rows,  dnoise[n, p] = sum of dz over channels,
 //   db[c] = sum of dz over all rows.
+// The gradient's own gradient (path-length regularization differentiates the generator twice), in
+// one pass too: with D = gain * act'(z) * mask (so dz = dy * D), act'' = 0, and upstream gradients
+// g_dx, g_dd, g_dnoise, g_db of the gradient's four outputs,
+//   Sg2SynthesisEpilogueGradGrad(g_dx, g_dd, g_dnoise, g_db, dy, x, d, noise, b) = (d_dy, d_x, d_d),
+//   d_dy = D * (g_dx * d + g_dd * x + g_db + g_dnoise),  d_x = g_dd * dz,
+//   d_d[n, c] = sum of g_dx * dz over n's rows
+// (any upstream may be empty: none reaches that output). Its gradients with respect to noise and b
+// are zero, since D is piecewise constant in z.
 // Rows are the pixels of each sample (p indexes them); noise is [N, P] or [1, P] (the same map for
-// every sample) or empty (none); b is [C] or empty. The sums are float64, dd and db in fixed blocks
-// (channel_sums.h), so none depends on the thread count. The activation is linear, relu or lrelu
-// (their second derivative is zero, which the Python side's higher derivatives rely on).
-// Reference and higher derivatives: stylegan2_tf/ops/synthesis_epilogue.py.
+// every sample) or empty (none); b is [C] or empty. The sums are float64, dd, db and d_d in fixed
+// blocks (channel_sums.h), so none depends on the thread count. The activation is linear, relu or
+// lrelu (their second derivative is zero, which the formulas above and the Python side's higher
+// derivatives rely on). Reference and higher derivatives: stylegan2_tf/ops/synthesis_epilogue.py.
 
 #include <cstdint>
 #include <string>
@@ -198,6 +206,98 @@ class SynthesisEpilogueGradOp : public SynthesisEpilogueBase {
   }
 };
 
+template <typename T>
+class SynthesisEpilogueGradGradOp : public SynthesisEpilogueBase {
+ public:
+  using SynthesisEpilogueBase::SynthesisEpilogueBase;
+
+  void Compute(OpKernelContext* ctx) override {
+    EpilogueInputs<T> in;
+    Params p{};
+    if (!Read(ctx, 5, &in, &p)) return;
+    p.order = 1;
+    const Tensor &g_dx = ctx->input(0), &g_dd = ctx->input(1), &g_dnoise = ctx->input(2), &g_db = ctx->input(3),
+                 &dy = ctx->input(4), &x = ctx->input(5);
+    const int64_t N = in.N, C = in.C, P = in.rows_per_sample;
+    auto fail = [&](const auto&... message) { ctx->SetStatus(InvalidArgument("SynthesisEpilogue: ", message...)); };
+    if (dy.shape() != x.shape())
+      return fail("dy ", dy.shape().DebugString(), " differs from x ", x.shape().DebugString());
+    if (g_dx.NumElements() != 0 && g_dx.shape() != x.shape())
+      return fail("g_dx must be empty or ", x.shape().DebugString(), ", got ", g_dx.shape().DebugString());
+    if (g_dd.NumElements() != 0 && !(g_dd.dims() == 2 && g_dd.dim_size(0) == N && g_dd.dim_size(1) == C))
+      return fail("g_dd must be empty or [", N, ", ", C, "], got ", g_dd.shape().DebugString());
+    if (g_dnoise.NumElements() != 0 &&
+        !(g_dnoise.dims() == 2 && (g_dnoise.dim_size(0) == N || g_dnoise.dim_size(0) == 1) &&
+          g_dnoise.dim_size(1) == P))
+      return fail("g_dnoise must be empty or [", N, " or 1, ", P, "], got ", g_dnoise.shape().DebugString());
+    if (g_db.NumElements() != 0 && !(g_db.dims() == 1 && g_db.dim_size(0) == C))
+      return fail("g_db must be empty or [", C, "], got ", g_db.shape().DebugString());
+    Tensor *d_dy = nullptr, *d_x = nullptr, *d_d = nullptr;
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, x.shape(), &d_dy));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(1, x.shape(), &d_x));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(2, ctx->input(6).shape(), &d_d));
+    T* ddd = d_d->flat<T>().data();
+    if (N == 0 || C == 0 || P == 0) {
+      for (int64_t i = 0; i < d_d->NumElements(); ++i) ddd[i] = T(0);
+      return;
+    }
+    const T* dyd = dy.flat<T>().data();
+    const T* gx = g_dx.NumElements() ? g_dx.flat<T>().data() : nullptr;
+    const T* gd = g_dd.NumElements() ? g_dd.flat<T>().data() : nullptr;
+    const T* gn = g_dnoise.NumElements() ? g_dnoise.flat<T>().data() : nullptr;
+    const T* gb = g_db.NumElements() ? g_db.flat<T>().data() : nullptr;
+    const bool gn_per_sample = gn && g_dnoise.dim_size(0) == N && N != 1;
+    T* out_dy = d_dy->flat<T>().data();
+    T* out_x = d_x->flat<T>().data();
+    int64_t blocks_per_sample = 0;
+    const auto partials = BlockPartials(
+        ctx, N, P, C, 2 * CostPerRow(C), &blocks_per_sample, [&](int64_t begin, int64_t end, double* acc) {
+          std::vector<T> t(C), dz(C), u(C);
+          const int64_t n = begin / P;
+          const T* __restrict s = in.d + n * C;
+          const T* __restrict gdn = gd ? gd + n * C : nullptr;
+          for (int64_t r = begin; r < end; ++r) {
+            in.PreActivation(r, t.data());
+            AnyRow<T>(act_, dyd + r * C, t.data(), in.b, dz.data(), C, p);
+            // u = g_dx * d + g_dd * x + g_db + g_dnoise, added in the reference's order.
+            const T* __restrict v = in.x + r * C;
+            T* __restrict uu = u.data();
+            if (gx) {
+              const T* __restrict g = gx + r * C;
+              for (int64_t c = 0; c < C; ++c) uu[c] = g[c] * s[c];
+            } else {
+              for (int64_t c = 0; c < C; ++c) uu[c] = T(0);
+            }
+            if (gdn) {
+              T* __restrict o = out_x + r * C;  // g_dd * x first (d_x is written below)
+              for (int64_t c = 0; c < C; ++c) o[c] = v[c] * gdn[c];
+              for (int64_t c = 0; c < C; ++c) uu[c] = uu[c] + o[c];
+            }
+            if (gb) {
+              for (int64_t c = 0; c < C; ++c) uu[c] = uu[c] + gb[c];
+            }
+            if (gn) {
+              const T pixel = gn[(gn_per_sample ? n * P : 0) + r % P];
+              for (int64_t c = 0; c < C; ++c) uu[c] = uu[c] + pixel;
+            }
+            AnyRow<T>(act_, uu, t.data(), in.b, out_dy + r * C, C, p);
+            const T* __restrict z = dz.data();
+            T* __restrict o = out_x + r * C;
+            if (gdn) {
+              for (int64_t c = 0; c < C; ++c) o[c] = z[c] * gdn[c];
+            } else {
+              for (int64_t c = 0; c < C; ++c) o[c] = T(0);
+            }
+            if (gx) {
+              const T* __restrict g = gx + r * C;
+              for (int64_t c = 0; c < C; ++c) acc[c] += double(g[c]) * double(z[c]);
+            }
+          }
+        });
+    SumPerSample(partials, N, blocks_per_sample, C, ddd);
+  }
+};
+
 using tensorflow::shape_inference::InferenceContext;
 
 REGISTER_OP("Sg2SynthesisEpilogue")
@@ -235,11 +335,37 @@ REGISTER_OP("Sg2SynthesisEpilogueGrad")
       return absl::OkStatus();
     });
 
+REGISTER_OP("Sg2SynthesisEpilogueGradGrad")
+    .Input("g_dx: T")
+    .Input("g_dd: T")
+    .Input("g_dnoise: T")
+    .Input("g_db: T")
+    .Input("dy: T")
+    .Input("x: T")
+    .Input("d: T")
+    .Input("noise: T")
+    .Input("b: T")
+    .Input("params: double")
+    .Output("d_dy: T")
+    .Output("d_x: T")
+    .Output("d_d: T")
+    .Attr("T: {float, double}")
+    .Attr("act: string")
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(5));
+      c->set_output(1, c->input(5));
+      c->set_output(2, c->input(6));
+      return absl::OkStatus();
+    });
+
 #define SG2_REGISTER(T)                                                                                          \
   REGISTER_KERNEL_BUILDER(Name("Sg2SynthesisEpilogue").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),     \
                           SynthesisEpilogueOp<T>);                                                               \
   REGISTER_KERNEL_BUILDER(Name("Sg2SynthesisEpilogueGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
-                          SynthesisEpilogueGradOp<T>);
+                          SynthesisEpilogueGradOp<T>);                                                           \
+  REGISTER_KERNEL_BUILDER(                                                                                       \
+      Name("Sg2SynthesisEpilogueGradGrad").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),                \
+      SynthesisEpilogueGradGradOp<T>);
 SG2_REGISTER(float)
 SG2_REGISTER(double)
 #undef SG2_REGISTER

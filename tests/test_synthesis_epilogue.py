@@ -1,5 +1,6 @@
 """The synthesis-layer epilogue kernels (CPU, float32/64): Sg2SynthesisEpilogue, y = clamp(act(x * d +
-noise + b) * gain) in one pass, and Sg2SynthesisEpilogueGrad, its gradient in one pass. Checked
+noise + b) * gain) in one pass, Sg2SynthesisEpilogueGrad, its gradient in one pass, and
+Sg2SynthesisEpilogueGradGrad, the gradient's gradient in one pass. Checked
 against numpy float64 closed forms, bit for bit against the reference ops' forward, against
 TensorFlow's gradients of the reference ops to the third order (across the fixed blocks the sums
 are cut into), and that a synthesis layer uses them."""
@@ -97,6 +98,43 @@ def test_kernels_are_the_closed_forms(kernels, act, clamp, noise_batch):
         np.testing.assert_array_equal(db32.numpy(), np.sum(dz32, axis=(0, 1, 2)).astype(np.float32))
         if n32 is not None:
             np.testing.assert_array_equal(dn32.numpy(), np.sum(dz32, axis=3).reshape(shape[0], -1).astype(np.float32))
+
+
+@pytest.mark.parametrize("act,clamp", [("lrelu", None), ("lrelu", 0.7), ("relu", None), ("linear", 0.5)])
+@pytest.mark.parametrize("upstream", ["dx dd", "dx", "dd", "dx dd db dnoise", "db dnoise", ""])
+def test_gradient_of_the_gradient_is_its_closed_form(kernels, act, clamp, upstream):
+    """Sg2SynthesisEpilogueGradGrad in float64 against numpy's closed form, with D = gain * act' * mask:
+    d(dy) = D * (g_dx * d + g_dd * x + g_db + g_dnoise), d(x) = g_dd * dy * D, d(d) = per-sample sums of
+    g_dx * dy * D; an absent upstream (empty) contributes nothing."""
+    rng = np.random.default_rng(8)
+    alpha, gain = ACTS[act]
+    for shape in SHAPES:
+        n, h, w, c = shape
+        for noise_batch in (None, 1, n):
+            x, d, noise, b, dy = _inputs(rng, shape, noise_batch)
+            given = {"dx": rng.normal(size=shape), "dd": rng.normal(size=(n, c)), "db": rng.normal(size=c),
+                     "dnoise": rng.normal(size=(noise_batch or n, h, w, 1))}
+            given = {k: v for k, v in given.items() if k in upstream.split()}
+            empty = tf.zeros([0], tf.float64)
+            args = [tf.constant(given[k]) if k in given else empty for k in ("dx", "dd")]
+            args.append(tf.constant(given["dnoise"].reshape(-1, h * w)) if "dnoise" in given else empty)
+            args.append(tf.constant(given["db"]) if "db" in given else empty)
+            d_dy, d_x, d_d = kernels.sg2_synthesis_epilogue_grad_grad(*args, dy, x, d, _rows(noise, shape), b,
+                                                                      _params(act, clamp), act=act)
+            xn, dn, bn, dyn = x.numpy(), d.numpy()[:, None, None, :], b.numpy(), dy.numpy()
+            z = xn * dn + (0.0 if noise is None else noise.numpy()) + bn
+            slope = np.ones_like(z) if act == "linear" else np.where(z > 0, 1.0, 0.0 if act == "relu" else alpha)
+            value = z * slope * gain
+            big_d = gain * slope * (np.ones_like(z) if clamp is None else (np.abs(value) <= clamp))
+            u = np.zeros_like(z)
+            u = u + (given["dx"] * dn if "dx" in given else 0) + (given["dd"][:, None, None, :] * xn if "dd" in given
+                                                                   else 0)
+            u = u + given.get("db", 0) + given.get("dnoise", 0)
+            want_dx = given["dd"][:, None, None, :] * dyn * big_d if "dd" in given else np.zeros_like(z)
+            want_dd = np.sum(given["dx"] * dyn * big_d, axis=(1, 2)) if "dx" in given else np.zeros((n, c))
+            np.testing.assert_allclose(d_dy.numpy(), u * big_d, rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(d_x.numpy(), want_dx, rtol=1e-13, atol=1e-13)
+            np.testing.assert_allclose(d_d.numpy(), want_dd, rtol=1e-13, atol=1e-13)
 
 
 def _derivatives(impl, inputs, act, clamp, order):
@@ -197,6 +235,20 @@ def test_kernel_says_what_is_wrong(kernels):
         kernels.sg2_synthesis_epilogue(x, d, none, b, params, act="tanh")
     with pytest.raises(tf.errors.InvalidArgumentError, match="SynthesisEpilogue: dy .* differs from x"):
         kernels.sg2_synthesis_epilogue_grad(tf.zeros([2, 3, 3, 3]), x, d, none, b, params, act="lrelu")
+    empty = tf.zeros([0])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"SynthesisEpilogue: g_dx must be empty or \[2,3,3,4\]"):
+        kernels.sg2_synthesis_epilogue_grad_grad(tf.zeros([2, 3, 3, 3]), empty, empty, empty, x, x, d, none, b, params,
+                                                 act="lrelu")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"SynthesisEpilogue: g_dd must be empty or \[2, 4\]"):
+        kernels.sg2_synthesis_epilogue_grad_grad(empty, tf.zeros([1, 4]), empty, empty, x, x, d, none, b, params,
+                                                 act="lrelu")
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"SynthesisEpilogue: g_dnoise must be empty or \[2 or 1, 9\]"):
+        kernels.sg2_synthesis_epilogue_grad_grad(empty, empty, tf.zeros([2, 3]), empty, x, x, d, none, b, params,
+                                                 act="lrelu")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"SynthesisEpilogue: g_db must be empty or \[4\]"):
+        kernels.sg2_synthesis_epilogue_grad_grad(empty, empty, empty, tf.zeros([5]), x, x, d, none, b, params,
+                                                 act="lrelu")
 
 
 def test_synthesis_layer_runs_its_epilogue_as_one_kernel(kernels):
@@ -227,5 +279,39 @@ def test_synthesis_layer_runs_its_epilogue_as_one_kernel(kernels):
         want = run(x, w)
     np.testing.assert_array_equal(got[0].numpy(), want[0].numpy())
     for g, r, v in zip(got[1:], want[1:], ["x", "w"] + [v.name for v in layer.trainable_variables]):
+        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=2e-5, atol=2e-5 * np.max(np.abs(r.numpy())),
+                                   err_msg=v)
+
+
+def test_path_length_route_runs_the_gradient_of_the_gradient_as_one_kernel(kernels):
+    """Path-length regularization differentiates a synthesis layer twice: the gradient of |d(y . r)/dw|^2
+    with respect to the layer's variables runs Sg2SynthesisEpilogueGradGrad and equals the reference's."""
+    from stylegan2_tf.layers.modulated import SynthesisLayer
+    from stylegan2_tf.ops.implementation import use_implementation
+    layer = SynthesisLayer(8, 6, 4, resolution=8, fused_modconv=False)
+    layer.noise_strength.assign(0.3)
+    layer.bias.assign(tf.linspace(-0.5, 0.5, 6))
+    x = tf.random.stateless_normal([2, 8, 8, 8], seed=[1, 2])
+    w = tf.random.stateless_normal([2, 4], seed=[3, 4])
+    r = tf.random.stateless_normal([2, 8, 8, 6], seed=[5, 6])
+
+    def run(x, w):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            with tf.GradientTape() as inner:
+                inner.watch(w)
+                y = layer(x, w, noise_mode="const")
+                target = tf.reduce_sum(y * r)
+            dw = inner.gradient(target, w)
+            penalty = tf.reduce_sum(tf.square(dw))
+        return [penalty] + outer.gradient(penalty, [x] + layer.trainable_variables)
+
+    graph = tf.function(run).get_concrete_function(x, w).graph.as_graph_def()
+    nodes = [n.op for n in graph.node] + [n.op for f in graph.library.function for n in f.node_def]
+    assert "Sg2SynthesisEpilogueGradGrad" in nodes, sorted(set(nodes))
+    got = run(x, w)
+    with use_implementation("ref"):
+        want = run(x, w)
+    for g, r, v in zip(got, want, ["penalty", "x"] + [v.name for v in layer.trainable_variables]):
         np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=2e-5, atol=2e-5 * np.max(np.abs(r.numpy())),
                                    err_msg=v)

@@ -6,9 +6,10 @@ noise the per-pixel noise, already times its strength, [N or 1, H, W, 1] (None: 
 
 Reference: scale_channels, an add and fused_bias_act -- three passes over the activations.
 Kernel (CPU, float32/64, linear/relu/lrelu): custom_ops/synthesis_epilogue.cc, the same roundings
-in the same order in one pass, and a one-pass gradient. The gradient's own gradient (path-length
-regularization differentiates the generator twice) is written below from the reference ops and the
-bias+act derivative; for these activations act'' = 0, so it is exact and every order exists.
+in the same order in one pass, a one-pass gradient and a one-pass gradient of the gradient (path-length
+regularization differentiates the generator twice). Beyond that, the derivatives come from the
+formula of the second one written with the reference ops and the bias+act derivative
+(_second_derivative_reference); for these activations act'' = 0, so it is exact and every order exists.
 """
 
 import tensorflow as tf
@@ -109,16 +110,50 @@ def _gradient(dy, x, d, noise, b, params, act):
 
 
 def _gradient_backward(upstream, dy, x, d, noise, b, params, act):
-    """The gradients of _gradient's outputs (dx, dd, db[, dnoise]) with respect to (dy, x, d, b[, noise]).
+    """The gradients of _gradient's outputs (dx, dd, db[, dnoise]) with respect to (dy, x, d, b[, noise]),
+    given their upstream gradients (None: that output reaches nothing), from one kernel pass; its own
+    gradients come from _second_derivative_reference."""
+    given = {i: g for i, g in enumerate(upstream) if g is not None}    # 0 dx, 1 dd, 2 db, 3 dnoise
+    order = sorted(given)
 
-    With D = gain * act'(z) * clamp mask, dz = dy * D, and act'' = 0 (D does not change with z):
+    @tf.custom_gradient
+    def backward(dy, x, d, *present):
+        g = dict(zip(order, present))
+        empty = tf.zeros([0], x.dtype)
+        d_dy, d_x, d_d = custom_ops.library().sg2_synthesis_epilogue_grad_grad(
+            g.get(0, empty), g.get(1, empty),
+            tf.reshape(g[3], [-1, x.shape[1] * x.shape[2]]) if 3 in g else empty, g.get(2, empty),
+            dy, x, d, _noise_rows(noise, x), b, params, act=act)
+
+        def grad(*h):
+            with tf.name_scope("synthesis_epilogue_grad_grad_grad"):
+                sources = [dy, x, d, *present]
+                with tf.GradientTape() as tape:
+                    tape.watch(sources)
+                    ref = _second_derivative_reference([g.get(i) for i in range(4)], dy, x, d, noise, b, params, act)
+                pairs = [(r, u) for r, u in zip(ref, h) if u is not None]
+                return tape.gradient([r for r, _ in pairs], sources, output_gradients=[u for _, u in pairs],
+                                     unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return (d_dy, d_x, d_d), grad
+
+    d_dy, d_x, d_d = backward(dy, x, d, *[given[i] for i in order])
+    grads = [d_dy, d_x, d_d, tf.zeros_like(b)]
+    if noise is not None:
+        grads.append(tf.zeros_like(noise))
+    return grads
+
+
+def _second_derivative_reference(upstream, dy, x, d, noise, b, params, act):
+    """What Sg2SynthesisEpilogueGradGrad computes, (d(dy), d(x), d(d)), from the reference ops.
+
+    With D = gain * act'(z) * clamp mask, dz = dy * D, and act'' = 0 (D does not change with z, so
+    noise and b get no gradient):
       dx = dz * d         ->  d(dy) += D * g_dx * d,     d(d) += sum over rows of g_dx * dz
       dd = sum dz * x     ->  d(dy) += D * g_dd * x,     d(x) += g_dd * dz
       db = sum dz         ->  d(dy) += D * g_db
       dnoise = sum_c dz   ->  d(dy) += D * g_dnoise
     so d(dy) is the bias+act derivative of the sum of the four terms."""
-    g_dx, g_dd, g_db = upstream[:3]
-    g_dnoise = upstream[3] if len(upstream) > 3 else None
+    g_dx, g_dd, g_db, g_dnoise = upstream
     t = scale_channels(x, d)                                  # the pre-activation less the bias
     if noise is not None:
         t = t + noise
@@ -137,7 +172,4 @@ def _gradient_backward(upstream, dy, x, d, noise, b, params, act):
             d_d = tf.reduce_sum(g_dx * dz, axis=[1, 2])
         if g_dd is not None:
             d_x = scale_channels(dz, g_dd)
-    grads = [d_dy, d_x, d_d, tf.zeros_like(b)]
-    if noise is not None:
-        grads.append(tf.zeros_like(noise))
-    return grads
+    return [d_dy, d_x, d_d]
