@@ -26,7 +26,7 @@ import math
 import keras
 import tensorflow as tf
 
-from ..ops import fused_bias_act, upsample_conv_2d
+from ..ops import fused_bias_act, stateless_random, upsample_conv_2d
 from ..ops.scale_channels import scale_channels
 from ..ops.synthesis_epilogue import synthesis_epilogue
 from ..ops.capabilities import cpu_grouped_conv_gradient
@@ -216,9 +216,6 @@ class ModulatedConv2d(keras.layers.Layer):
 
 NOISE_MODES = ("const", "random", "none")
 
-# Stateless draws name Philox: "auto_select" (the default) picks another generator inside XLA.
-RNG_ALG = "philox"
-
 
 def check_noise_mode(noise_mode):
     if noise_mode not in NOISE_MODES:
@@ -233,7 +230,7 @@ def noise_input(noise_mode, batch, noise_const, noise_seed=None):
         shape = [batch, noise_const.shape[0], noise_const.shape[1], 1]
         if noise_seed is None:
             return tf.random.normal(shape, dtype=noise_const.dtype)
-        return tf.random.stateless_normal(shape, seed=noise_seed, dtype=noise_const.dtype, alg=RNG_ALG)
+        return stateless_random.normal(shape, noise_seed, dtype=noise_const.dtype)
     return noise_const[tf.newaxis, :, :, tf.newaxis]
 
 

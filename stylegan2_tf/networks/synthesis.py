@@ -20,8 +20,7 @@ import keras
 import tensorflow as tf
 
 from ..layers import EqualizedConv2d, SynthesisLayer, ToRGB, check_noise_mode
-from ..layers.modulated import RNG_ALG
-from ..ops import upsample_2d
+from ..ops import stateless_random, upsample_2d
 from .config import ConfigSerializable, GeneratorConfig
 
 INV_SQRT2 = 1.0 / math.sqrt(2.0)
@@ -71,7 +70,7 @@ class SynthesisBlock(keras.layers.Layer):
         def layer_seed(idx):
             if noise_seed is None:
                 return None
-            return tf.random.experimental.stateless_fold_in(noise_seed, idx, alg=RNG_ALG)
+            return stateless_random.fold_in(noise_seed, idx)
 
         dtype = self.activation_dtype
         if self.const is not None:

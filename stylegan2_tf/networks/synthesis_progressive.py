@@ -18,8 +18,7 @@ import keras
 import tensorflow as tf
 
 from ..layers import AdaINLayer, EqualizedConv2d, check_noise_mode, fused_scale_at
-from ..layers.modulated import RNG_ALG
-from ..ops import nearest_upsample_2d
+from ..ops import nearest_upsample_2d, stateless_random
 from .config import ConfigSerializable, GeneratorConfig
 from .lod import add_lod_variable, evaluate_at_level, lerp
 from .synthesis import SynthesisBlock
@@ -55,7 +54,7 @@ class StyleGAN1Block(keras.layers.Layer):
         def seed(idx):
             if noise_seed is None:
                 return None
-            return tf.random.experimental.stateless_fold_in(noise_seed, idx, alg=RNG_ALG)
+            return stateless_random.fold_in(noise_seed, idx)
 
         if self.const is not None:
             x = tf.tile(tf.cast(self.const, ws.dtype)[tf.newaxis], [tf.shape(ws)[0], 1, 1, 1])

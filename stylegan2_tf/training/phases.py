@@ -25,8 +25,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from ..layers.modulated import RNG_ALG
-from ..ops import fade_reals
+from ..ops import fade_reals, stateless_random
 from .augmentation import SIGNS_COUNT, SIGNS_SUM
 from .loss_scaling import apply_gradients_if
 
@@ -73,20 +72,18 @@ class StatelessRNG:
         self.count = 0
 
     def _next(self):
-        seed = tf.random.experimental.stateless_fold_in(self.seed, self.count, alg=RNG_ALG)
+        seed = stateless_random.fold_in(self.seed, self.count)
         self.count += 1
         return seed
 
     def normal(self, shape, mean=0.0, stddev=1.0, dtype=tf.float32):
-        return tf.random.stateless_normal(shape, self._next(), mean=mean, stddev=stddev, dtype=dtype, alg=RNG_ALG)
+        return stateless_random.normal(shape, self._next(), mean=mean, stddev=stddev, dtype=dtype)
 
     def uniform(self, shape, minval=0, maxval=None, dtype=tf.float32):
-        return tf.random.stateless_uniform(shape, self._next(), minval=minval, maxval=maxval, dtype=dtype,
-                                         alg=RNG_ALG)
+        return stateless_random.uniform(shape, self._next(), minval=minval, maxval=maxval, dtype=dtype)
 
     def make_seeds(self, count=1):
-        return tf.random.stateless_uniform([2, count], self._next(), minval=None, maxval=None, dtype=tf.int64,
-                                         alg=RNG_ALG)
+        return stateless_random.uniform([2, count], self._next(), minval=None, maxval=None, dtype=tf.int64)
 
 
 class PhaseSteps:
@@ -124,7 +121,7 @@ class PhaseSteps:
 
     def round_rng(self, seed, r):
         replica = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int64)
-        return StatelessRNG(tf.random.experimental.stateless_fold_in(seed, r * self.replicas + replica, alg=RNG_ALG))
+        return StatelessRNG(stateless_random.fold_in(seed, r * self.replicas + replica))
 
     def reals(self, real):
         """Growing networks see the reals at the current level of detail (official process_reals)."""
@@ -268,7 +265,7 @@ class PhaseSteps:
         for phase in phases_of(self.opts):
             def step(rounds, seed, replica_fn=self.replica_function(phase), stream=phase.stream):
                 loss.levels = self.levels[:2]   # (at trace time) this function's levels of detail
-                seed = tf.random.experimental.stateless_fold_in(seed, stream, alg=RNG_ALG)
+                seed = stateless_random.fold_in(seed, stream)
                 per_replica = strategy.run(replica_fn, args=(rounds, seed))
                 return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
             # XLA per phase (opts.xla); None leaves TF's default (no XLA) in place.
