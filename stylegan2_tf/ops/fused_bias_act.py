@@ -130,56 +130,55 @@ def _sum_to_bias(dx, b):
 
 
 def _fused_bias_act(x, b, params, act):
-    @tf.custom_gradient
-    def forward(x, b):
-        y = custom_ops.library().sg2_fused_bias_act(x, b, params, act=act)
-
-        def grad(dy):
-            # Named like TensorFlow's own gradients ("<op>_grad"), which a custom gradient's are not.
-            with tf.name_scope("fused_bias_act_grad"):
-                if implementation.cpu_only_kernel_fits(x.dtype):   # Sg2FusedBiasActGrad: one pass
-                    return _deriv_and_bias_sum(dy, x, b, params, act)
-                dx = _deriv(dy, x, b, params, act, order=1)
-                return dx, _sum_to_bias(dx, b)
-        return y, grad
-    return forward(x, b)
-
-
-def _deriv_and_bias_sum(dy, x, b, params, act):
-    """(_deriv of order 1, its sum over all but the last axis) from one kernel pass; differentiable."""
-    @tf.custom_gradient
-    def deriv_and_sum(dy, x, b):
-        dx, db = custom_ops.library().sg2_fused_bias_act_grad(dy, x, b, params, act=act)
-
-        def grad(g_dx, g_db):
-            with tf.name_scope("fused_bias_act_grad_grad"):
-                # db is dx summed over rows: its upstream gradient reaches every row of dx.
-                g = tf.zeros_like(dx) if g_dx is None else g_dx
-                if g_db is not None and b.shape[0] != 0:
-                    g = g + g_db
-                return _deriv_backward(g, dy, x, b, params, act, order=1)
-        return (dx, db), grad
-    return deriv_and_sum(dy, x, b)
+    return custom_ops.library().sg2_fused_bias_act(x, b, params, act=act)
 
 
 def _deriv(dy, x, b, params, act, order):
     """dy * gain * act^(order)(x + b) * clamp mask; differentiable in dy, x and b."""
-    @tf.custom_gradient
-    def deriv(dy, x, b):
-        out = custom_ops.library().sg2_fused_bias_act_deriv(dy, x, b, params, act=act, order=order)
+    return custom_ops.library().sg2_fused_bias_act_deriv(dy, x, b, params, act=act, order=order)
 
-        def grad(g):
-            with tf.name_scope("fused_bias_act_deriv_grad"):
-                return _deriv_backward(g, dy, x, b, params, act, order)
-        return out, grad
-    return deriv(dy, x, b)
+
+# The kernels' gradients are registered by op type, not wrapped in tf.custom_gradient: the tape then
+# records the op itself, where a custom gradient adds an IdentityN of every input and, on the way
+# back, a zero tensor for each of them -- a large share of the traced training step's graph.
+
+def _act_of(op):
+    act = op.get_attr("act")
+    return act.decode() if isinstance(act, bytes) else act
+
+
+@tf.RegisterGradient("Sg2FusedBiasAct")
+def _fused_bias_act_grad(op, dy):
+    x, b, params = op.inputs
+    act = _act_of(op)
+    if implementation.cpu_only_kernel_fits(x.dtype):   # Sg2FusedBiasActGrad: one pass
+        dx, db = custom_ops.library().sg2_fused_bias_act_grad(dy, x, b, params, act=act)
+        return dx, db, None
+    dx = _deriv(dy, x, b, params, act, order=1)
+    return dx, _sum_to_bias(dx, b), None
+
+
+@tf.RegisterGradient("Sg2FusedBiasActGrad")
+def _fused_bias_act_grad_grad(op, g_dx, g_db):
+    dy, x, b, params = op.inputs
+    # db is dx summed over rows: its upstream gradient reaches every row of dx.
+    g = tf.zeros_like(op.outputs[0]) if g_dx is None else g_dx
+    if g_db is not None and b.shape[0] != 0:
+        g = g + g_db
+    return (*_deriv_backward(g, dy, x, b, params, _act_of(op), order=1), None)
+
+
+@tf.RegisterGradient("Sg2FusedBiasActDeriv")
+def _fused_bias_act_deriv_grad(op, g):
+    dy, x, b, params = op.inputs
+    return (*_deriv_backward(g, dy, x, b, params, _act_of(op), op.get_attr("order")), None)
 
 
 def _deriv_backward(g, dy, x, b, params, act, order):
     """The gradients of _deriv(dy, x, b, order) with respect to (dy, x, b), given g upstream."""
     d_dy = _deriv(g, x, b, params, act, order)
-    if act in PIECEWISE_LINEAR:   # act'' = 0: nothing to compute
-        return d_dy, tf.zeros_like(x), tf.zeros_like(b)
+    if act in PIECEWISE_LINEAR:   # act'' = 0: nothing to compute (None: no gradient)
+        return d_dy, None, None
     if order >= 3:      # the kernel stops at the third derivative
         raise custom_ops.CustomOpsError("FusedBiasAct: derivatives beyond the third are not "
                                         "implemented in the kernel; use impl='ref'")

@@ -15,7 +15,7 @@ formula of the second one written with the reference ops and the bias+act deriva
 import tensorflow as tf
 
 from . import custom_ops, implementation
-from .fused_bias_act import PIECEWISE_LINEAR, _deriv, _lookup, _kernel_params, fused_bias_act
+from .fused_bias_act import PIECEWISE_LINEAR, _act_of, _deriv, _lookup, _kernel_params, fused_bias_act
 from .scale_channels import scale_channels
 
 
@@ -69,78 +69,60 @@ def _noise_rows(noise, x):
 
 
 def _kernel(x, d, noise, b, params, act):
-    inputs = [x, d, b] + ([noise] if noise is not None else [])
-
-    @tf.custom_gradient
-    def forward(*inputs):
-        x, d, b = inputs[:3]
-        noise = inputs[3] if len(inputs) > 3 else None
-        y = custom_ops.library().sg2_synthesis_epilogue(x, d, _noise_rows(noise, x), b, params, act=act)
-
-        def grad(dy):
-            # Named like TensorFlow's own gradients ("<op>_grad"), which a custom gradient's are not.
-            with tf.name_scope("synthesis_epilogue_grad"):
-                return _gradient(dy, x, d, noise, b, params, act)
-        return y, grad
-    return forward(*inputs)
+    return custom_ops.library().sg2_synthesis_epilogue(x, d, _noise_rows(noise, x), b, params, act=act)
 
 
-def _gradient(dy, x, d, noise, b, params, act):
-    """[dx, dd, db] (+ [dnoise] with noise) from one kernel pass; differentiable to any order."""
-    inputs = [dy, x, d, b] + ([noise] if noise is not None else [])
+# The kernels' gradients are registered by op type (see fused_bias_act.py for why). The noise enters
+# as rows [N or 1, P] (a reshape of [N or 1, H, W, 1], whose own gradient reshapes back), or [0, P]
+# for none.
 
-    @tf.custom_gradient
-    def gradient(*inputs):
-        dy, x, d, b = inputs[:4]
-        noise = inputs[4] if len(inputs) > 4 else None
-        dx, dd, dnoise_rows, db = custom_ops.library().sg2_synthesis_epilogue_grad(
-            dy, x, d, _noise_rows(noise, x), b, params, act=act)
-        outputs = [dx, dd, db]
-        if noise is not None:
-            dnoise = tf.reshape(dnoise_rows, [-1, x.shape[1], x.shape[2], 1])
-            if noise.shape[0] == 1:
-                dnoise = tf.reduce_sum(dnoise, axis=0, keepdims=True)
-            outputs.append(dnoise)
-
-        def grad(*upstream):
-            with tf.name_scope("synthesis_epilogue_grad_grad"):
-                return _gradient_backward(upstream, dy, x, d, noise, b, params, act)
-        return outputs, grad
-    return gradient(*inputs)
+@tf.RegisterGradient("Sg2SynthesisEpilogue")
+def _synthesis_epilogue_grad(op, dy):
+    """[dx, dd, dnoise, db] from one kernel pass."""
+    x, d, noise, b, params = op.inputs
+    dx, dd, dnoise, db = custom_ops.library().sg2_synthesis_epilogue_grad(dy, x, d, noise, b, params,
+                                                                         act=_act_of(op))
+    if noise.shape[0] == 0:
+        dnoise = None
+    elif noise.shape[0] == 1:      # one map for every sample: the kernel gives each sample's share
+        dnoise = tf.reduce_sum(dnoise, axis=0, keepdims=True)
+    return dx, dd, dnoise, db, None
 
 
-def _gradient_backward(upstream, dy, x, d, noise, b, params, act):
-    """The gradients of _gradient's outputs (dx, dd, db[, dnoise]) with respect to (dy, x, d, b[, noise]),
-    given their upstream gradients (None: that output reaches nothing), from one kernel pass; its own
-    gradients come from _second_derivative_reference."""
-    given = {i: g for i, g in enumerate(upstream) if g is not None}    # 0 dx, 1 dd, 2 db, 3 dnoise
-    order = sorted(given)
+@tf.RegisterGradient("Sg2SynthesisEpilogueGrad")
+def _synthesis_epilogue_grad_grad(op, g_dx, g_dd, g_dnoise, g_db):
+    """The gradients of (dx, dd, dnoise, db) with respect to (dy, x, d, noise, b), from one kernel
+    pass; noise and b get none (act'' = 0)."""
+    dy, x, d, noise, b, params = op.inputs
+    empty = tf.zeros([0], x.dtype)
+    if noise.shape[0] == 0:
+        g_dnoise = None                # the kernel's dnoise output is empty then
+    d_dy, d_x, d_d = custom_ops.library().sg2_synthesis_epilogue_grad_grad(
+        *[empty if g is None else g for g in (g_dx, g_dd, g_dnoise, g_db)], dy, x, d, noise, b, params,
+        act=_act_of(op))
+    return d_dy, d_x, d_d, None, None, None
 
-    @tf.custom_gradient
-    def backward(dy, x, d, *present):
-        g = dict(zip(order, present))
-        empty = tf.zeros([0], x.dtype)
-        d_dy, d_x, d_d = custom_ops.library().sg2_synthesis_epilogue_grad_grad(
-            g.get(0, empty), g.get(1, empty),
-            tf.reshape(g[3], [-1, x.shape[1] * x.shape[2]]) if 3 in g else empty, g.get(2, empty),
-            dy, x, d, _noise_rows(noise, x), b, params, act=act)
 
-        def grad(*h):
-            with tf.name_scope("synthesis_epilogue_grad_grad_grad"):
-                sources = [dy, x, d, *present]
-                with tf.GradientTape() as tape:
-                    tape.watch(sources)
-                    ref = _second_derivative_reference([g.get(i) for i in range(4)], dy, x, d, noise, b, params, act)
-                pairs = [(r, u) for r, u in zip(ref, h) if u is not None]
-                return tape.gradient([r for r, _ in pairs], sources, output_gradients=[u for _, u in pairs],
-                                     unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return (d_dy, d_x, d_d), grad
-
-    d_dy, d_x, d_d = backward(dy, x, d, *[given[i] for i in order])
-    grads = [d_dy, d_x, d_d, tf.zeros_like(b)]
-    if noise is not None:
-        grads.append(tf.zeros_like(noise))
-    return grads
+@tf.RegisterGradient("Sg2SynthesisEpilogueGradGrad")
+def _synthesis_epilogue_grad_grad_grad(op, *upstream):
+    """Third and higher derivatives: the gradient's gradient written with the reference ops, and
+    differentiated by TensorFlow. Empty upstream inputs stand for none."""
+    g_dx, g_dd, g_dnoise, g_db, dy, x, d, noise, b, params = op.inputs
+    given = [g for g in (g_dx, g_dd, g_dnoise, g_db) if g.shape.num_elements() != 0]
+    sources = given + [dy, x, d]
+    as_map = [-1, x.shape[1], x.shape[2], 1]
+    with tf.GradientTape() as tape:
+        tape.watch(sources)
+        g_noise_map = tf.reshape(g_dnoise, as_map) if g_dnoise.shape.num_elements() != 0 else None
+        ref = _second_derivative_reference(
+            [g if g.shape.num_elements() != 0 else None for g in (g_dx, g_dd, g_db)] + [g_noise_map], dy, x, d,
+            None if noise.shape[0] == 0 else tf.reshape(noise, as_map), b, params, _act_of(op))
+    pairs = [(r, u) for r, u in zip(ref, upstream) if u is not None]
+    grads = tape.gradient([r for r, _ in pairs], sources, output_gradients=[u for _, u in pairs],
+                          unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    of_given = iter(grads[:len(given)])
+    return ([next(of_given) if g.shape.num_elements() != 0 else None for g in (g_dx, g_dd, g_dnoise, g_db)]
+            + grads[len(given):] + [None, None, None])
 
 
 def _second_derivative_reference(upstream, dy, x, d, noise, b, params, act):

@@ -310,23 +310,23 @@ def _kernel(x, k, up, down, pad):
     """The kernel. x: [N, H, W, C] with static H, W; k: 2-D numpy filter (used as a true
     convolution, as the reference); up, down: (y, x); pad: (y0, y1, x0, x1), negative crops."""
     (upy, upx), (downy, downx), (py0, py1, px0, px1) = up, down, pad
-    kh, kw = k.shape
-    in_h, in_w = x.shape[1], x.shape[2]
-    f = tf.constant(k, x.dtype)
+    return custom_ops.library().sg2_up_fir_dn2d(x, tf.constant(k, x.dtype), upx=upx, upy=upy, downx=downx,
+                                                downy=downy, padx0=px0, padx1=px1, pady0=py0, pady1=py1)
 
-    @tf.custom_gradient
-    def forward(x):
-        y = custom_ops.library().sg2_up_fir_dn2d(x, f, upx=upx, upy=upy, downx=downx, downy=downy,
-                                      padx0=px0, padx1=px1, pady0=py0, pady1=py1)
 
-        def grad(dy):
-            # The adjoint: the flipped filter, up and down swapped, the padding mirrored so that
-            # the result has x's size. Linear in dy, so every higher derivative is this op again.
-            # Named like TensorFlow's own gradients ("<op>_grad"), which a custom gradient's are not.
-            out_h, out_w = y.shape[1], y.shape[2]
-            pad_t = (kh - 1 - py0, in_h * upy - out_h * downy + py0 - upy + 1,
-                     kw - 1 - px0, in_w * upx - out_w * downx + px0 - upx + 1)
-            with tf.name_scope("upfirdn_2d_grad"):
-                return _kernel(dy, k[::-1, ::-1], (downy, downx), (upy, upx), pad_t)
-        return y, grad
-    return forward(x)
+# Registered by op type rather than wrapped in tf.custom_gradient, which would add an IdentityN and,
+# on the way back, zero tensors to the traced graph at every call (fused_bias_act.py says more).
+@tf.RegisterGradient("Sg2UpFirDn2D")
+def _upfirdn_2d_grad(op, dy):
+    """The adjoint: the flipped filter, up and down swapped, the padding mirrored so that the result
+    has x's size. Linear in dy, so every higher derivative is this op again."""
+    x, f = op.inputs
+    upx, upy, downx, downy = (op.get_attr(a) for a in ("upx", "upy", "downx", "downy"))
+    px0, py0 = op.get_attr("padx0"), op.get_attr("pady0")
+    kh, kw = f.shape
+    (in_h, in_w), (out_h, out_w) = x.shape[1:3], op.outputs[0].shape[1:3]
+    pad = (kh - 1 - py0, in_h * upy - out_h * downy + py0 - upy + 1,
+           kw - 1 - px0, in_w * upx - out_w * downx + px0 - upx + 1)
+    dx = custom_ops.library().sg2_up_fir_dn2d(dy, tf.reverse(f, [0, 1]), upx=downx, upy=downy, downx=upx,
+                                              downy=upy, padx0=pad[2], padx1=pad[3], pady0=pad[0], pady1=pad[1])
+    return dx, None
