@@ -146,8 +146,9 @@ GRADIENT_SCOPE = re.compile(r"(^|/)(gradient_tape|gradients)/|_grad(_\d+)?/")
 
 
 def _in_gradient(node, op_type):
-    """Whether an op is part of a gradient: inside a tape's scope, or a gradient's own scope (the
-    FIR and bias+act kernels' custom gradients name theirs "<op>_grad"), or an AddN (the tape's
+    """Whether an op is part of a gradient: inside a tape's scope (where the kernels' registered
+    gradients land too), or a gradient's own scope ("<op>_grad", as custom gradients such as
+    scale_channels' name theirs), or an AddN (the tape's
     sum of the gradients that reach a tensor from several consumers, named at the top)."""
     return bool(GRADIENT_SCOPE.search(node)) or op_type == "AddN"
 

@@ -112,7 +112,7 @@ PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
 def _kernel(x, b, act, alpha, gain, clamp):
     """The kernel: act(x + b) * gain, clamped when clamp is not None. b: [C] on the last axis or None."""
     b = tf.zeros([0], x.dtype) if b is None else tf.cast(b, x.dtype)
-    return _fused_bias_act(x, b, _kernel_params(alpha, gain, clamp), act)
+    return custom_ops.library().sg2_fused_bias_act(x, b, _kernel_params(alpha, gain, clamp), act=act)
 
 
 def _kernel_params(alpha, gain, clamp):
@@ -127,10 +127,6 @@ def _sum_to_bias(dx, b):
     if b.shape[0] == 0:
         return tf.zeros_like(b)
     return tf.reduce_sum(tf.reshape(dx, [-1, tf.shape(dx)[-1]]), axis=0)
-
-
-def _fused_bias_act(x, b, params, act):
-    return custom_ops.library().sg2_fused_bias_act(x, b, params, act=act)
 
 
 def _deriv(dy, x, b, params, act, order):
