@@ -117,4 +117,6 @@ def compute(network, metrics, data_dir, dataset, mirror_augment, num_gpus, resul
 
 
 if __name__ == "__main__":
+    from stylegan2_tf.cli import prefer_onednn_kernels
+    prefer_onednn_kernels()  # before TensorFlow loads
     app.run(main)

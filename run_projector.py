@@ -294,4 +294,6 @@ def dispatch(command):
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from stylegan2_tf.cli import prefer_onednn_kernels
+    prefer_onednn_kernels()  # before TensorFlow loads
     app.run(main)

@@ -21,10 +21,8 @@ import typing
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # TensorFlow turns its oneDNN CPU kernels on by default only on AVX-512 CPUs; training steps
-    # measured 1.2-1.4x faster with them on AVX2 too (benchmarks/README.md). Before TensorFlow is
-    # imported (the options below import it); TF_ENABLE_ONEDNN_OPTS=0 still turns them off.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    from stylegan2_tf.cli import prefer_onednn_kernels
+    prefer_onednn_kernels()  # before TensorFlow loads (the options below import it)
 
 from absl import app, flags  # noqa: E402
 

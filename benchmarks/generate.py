@@ -20,10 +20,15 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from stylegan2_tf.cli import prefer_onednn_kernels  # noqa: E402
+
+prefer_onednn_kernels()  # as run_generator.py does, before TensorFlow loads
+
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from conv_flops import forward_conv_flops  # noqa: E402  (benchmarks/, the script's directory)
+from cpu_info import cpu_flags  # noqa: E402
 from op_profile import profile_calls  # noqa: E402
 
 flags.DEFINE_integer("res", 256, "Output resolution.")
@@ -67,8 +72,10 @@ def main(argv):
     z = tf.constant(np.random.RandomState(0).randn(batch, cfg.z_dim).astype(np.float32))
     c = tf.one_hot(tf.zeros([batch], tf.int32), cfg.c_dim) if cfg.c_dim else None
     paths = {"fused": [True], "nonfused": [False], "auto": [True, False]}[FLAGS.modconv]
-    print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"TF {tf.__version__}, devices {[d.name for d in tf.config.list_logical_devices()]}")
+    from stylegan2_tf.ops.capabilities import onednn_enabled
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus "
+          f"({cpu_flags()}), TF {tf.__version__}, oneDNN {'on' if onednn_enabled() else 'off'}, "
+          f"devices {[d.name for d in tf.config.list_logical_devices()]}")
     print(f"# G {cfg.img_resolution}x{cfg.img_resolution}, fmap_base {cfg.fmap_base}, "
           f"{num_trainable_params(G):,} params, batch {batch}, threads inter-op "
           f"{tf.config.threading.get_inter_op_parallelism_threads()} intra-op "

@@ -143,3 +143,17 @@ def test_generation_never_compiles_the_kernels(tmp_path):
     ref = np.load(FIXTURES / "sg2-tiny16.npz")["Gs/img_uint8"]
     for seed in range(4):
         assert _close_uint8(np.asarray(Image.open(tmp_path / "out" / f"seed{seed:04d}.png")), ref[seed])
+
+
+@pytest.mark.parametrize("setting", [None, "0"])
+def test_onednn_kernels_on_unless_the_environment_says_off(tmp_path, monkeypatch, setting):
+    # TensorFlow turns oneDNN on by default only on AVX-512-class CPUs; the programs turn it on
+    # everywhere before TensorFlow loads (faster float32 convolutions on AVX2), and an explicit
+    # TF_ENABLE_ONEDNN_OPTS=0 still wins. TensorFlow itself says "oneDNN custom operations are on"
+    # at import when they are, whatever the log level.
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    env = {} if setting is None else {"TF_ENABLE_ONEDNN_OPTS": setting}
+    r = run_python([ROOT / "run_generator.py", "generate-images", "--network", SG2, "--seeds", "0",
+                    "--outdir", tmp_path], env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert ("oneDNN custom operations are on" in r.stderr) == (setting is None), r.stderr[-2000:]
