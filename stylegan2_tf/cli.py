@@ -1,4 +1,4 @@
-"""What the command-line tools share: running a main function with the one error report."""
+"""What the command-line tools share: the one error report, and oneDNN on before TensorFlow loads."""
 
 import os
 import sys
