@@ -8,6 +8,10 @@ reads as a fraction of what the convolutions alone allow.
 
 The FLOPs are counted as `conv_flops.py` says (convolutions only; path length and R1 left out).
 
+The last column times the filter gradient as `stylegan2_tf.ops.conv2d` computes it where its rule
+says so: one [C, N*H*W] x [N*H*W, C] matrix product per tap over the padded input
+(`tap_filter_gradient`); the rule (TAP_GRADIENT_MIN_PIXELS) comes from these two columns.
+
 --winograd also times the batched matrix products that Winograd F(2x2, 3x3) would put in place
 of each convolution (16 products of [batch x side²/4, C] x [C, C], 2.25x fewer multiplies), as
 direct-equivalent GFLOP/s: the convolution's FLOPs over the products' time. That is an upper
@@ -48,6 +52,7 @@ def main(argv):
     del argv
     import tensorflow as tf
     from stylegan2_tf.ops.capabilities import onednn_enabled
+    from stylegan2_tf.ops.conv2d import tap_filter_gradient
 
     print(f"# {cpu_description()}, TF {tf.__version__}, oneDNN {'on' if onednn_enabled() else 'off'}")
     g, d = forward_conv_flops(FLAGS.res, FLAGS["fmap-base"].value)
@@ -70,6 +75,7 @@ def main(argv):
     head = ["forward", "input grad", "filter grad"]
     if FLAGS.winograd:
         head += [f"Winograd {h}" for h in head]
+    head.append("filter grad as taps")
     print("| dtype | side | channels | " + " | ".join(f"{h} GFLOP/s" for h in head) + " |")
     print("| --- | --- | --- |" + " --- |" * len(head))
     b = FLAGS.batch
@@ -95,6 +101,7 @@ def main(argv):
                 calls += (tf.function(lambda: tf.matmul(v, u)),
                           tf.function(lambda: tf.matmul(dm, u, transpose_b=True)),
                           tf.function(lambda: tf.matmul(v, dm, transpose_a=True)))
+            calls += (tf.function(lambda: tap_filter_gradient(x, dy, ((1, 1), (1, 1)), (3, 3))),)
             flops = 2 * b * side * side * 9 * c * c
             rates = [flops / median_seconds(fn) / 1e9 for fn in calls]
             print(f"| {name} | {side} | {c} | " + " | ".join(f"{r:.0f}" for r in rates) + " |", flush=True)

@@ -20,7 +20,7 @@ import math
 import keras
 import tensorflow as tf
 
-from ..ops import conv_downsample_2d, fused_bias_act, upsample_conv_2d
+from ..ops import conv2d, conv_downsample_2d, fused_bias_act, upsample_conv_2d
 from ..ops.fused_bias_act import activation_gain
 
 
@@ -115,7 +115,7 @@ class EqualizedConv2d(keras.layers.Layer):
         elif self.down:
             x = conv_downsample_2d(x, w, k=self.resample_kernel)
         else:
-            x = tf.nn.conv2d(x, w, strides=1, padding="SAME")
+            x = conv2d(x, w, padding="SAME")
         b = self.bias * self.lrmul if self.use_bias else None
         return fused_bias_act(x, b, act=self.activation, gain=self.act_gain, clamp=self.clamp)
 

@@ -26,7 +26,7 @@ import math
 import keras
 import tensorflow as tf
 
-from ..ops import fused_bias_act, stateless_random, upsample_conv_2d
+from ..ops import conv2d, fused_bias_act, stateless_random, upsample_conv_2d
 from ..ops.scale_channels import scale_channels
 from ..ops.synthesis_epilogue import synthesis_epilogue
 from ..ops.capabilities import cpu_grouped_conv_gradient
@@ -152,7 +152,7 @@ def _modulated_conv2d(x, weight, styles, demodulate, up, fused, resample_kernel)
         if up:
             x = upsample_conv_2d(x, weight, k=resample_kernel)
         else:
-            x = tf.nn.conv2d(x, weight, strides=1, padding="SAME")
+            x = conv2d(x, weight, padding="SAME")
         return x, dcoefs                                                           # Eq. 2 still to apply
 
     w = weight[tf.newaxis] * styles[:, tf.newaxis, tf.newaxis, :, tf.newaxis]    # Eq. 1  [N, k, k, I, O]

@@ -62,6 +62,20 @@ def onednn_enabled():
         return None
 
 
+def cpu_conv_kernels():
+    """Which family of CPU convolution kernels TensorFlow runs here, for the rules that pick a
+    computation's form by measurement: 'eigen' (oneDNN off), 'onednn-avx2' (oneDNN on, an x86 CPU
+    with AVX2 and no AVX-512: oneDNN's AVX2 kernels), 'onednn' (oneDNN on otherwise: AVX-512 or
+    another architecture), None where TensorFlow does not say."""
+    onednn = onednn_enabled()
+    if onednn is None:
+        return None
+    if not onednn:
+        return "eigen"
+    flags = cpu_flags() or frozenset()
+    return "onednn-avx2" if "avx2" in flags and "avx512f" not in flags else "onednn"
+
+
 def cpu_flags():
     """The CPU's feature flags as Linux names them (frozenset), or None where unknown."""
     try:

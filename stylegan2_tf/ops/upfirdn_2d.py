@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import custom_ops, implementation
+from .conv2d import conv2d
 
 
 def setup_kernel(k):
@@ -146,27 +147,32 @@ UPSAMPLE_CONV_FORMS = ("phases", "transposed")
 
 # The phase form interleaves its f*f phase outputs with one extra copy of the output; the
 # transposed convolution writes the output directly. Measured on CPUs, forward + backward
-# (benchmarks/upsample_conv.py): the transposed form wins up to 256 output channels at every
-# size (1.1-1.7x) and at every channel count up to 32x32 outputs (1.1-1.9x); oneDNN's stride-1
-# kernels make the phase form faster for 512 channels from 64x64 on (1.05-1.25x), Eigen's do
-# not (oneDNN off: transposed 1.25x at 128x128x512). See benchmarks/README.md.
+# (benchmarks/upsample_conv.py, figures in benchmarks/README.md):
+# - oneDNN on an AVX-512 CPU: the transposed form wins up to 256 output channels at every size
+#   (1.1-1.7x) and at every channel count up to 32x32 outputs (1.1-1.9x); oneDNN's stride-1 kernels
+#   make the phase form faster for 512 channels from 64x64 on (1.05-1.25x).
+# - oneDNN on an AVX2-only CPU: the phase form wins from 64x64 outputs on at every channel count
+#   (1.1-2.0x; its stride-1 convolutions take `conv2d`'s tap filter gradient there), ties at 32x32.
+# - Eigen's kernels (oneDNN off): the transposed form wins everywhere (1.1-1.6x from 64x64 on).
 TRANSPOSED_MAX_CHANNELS = 256
 PHASES_MIN_RESOLUTION = 64
 
 
-def upsample_conv_form(out_channels, out_resolution=None, groups=1, onednn=None):
+def upsample_conv_form(out_channels, out_resolution=None, groups=1, kernels="auto"):
     """The form `upsample_conv_2d` uses by default for an output of `out_channels` channels and
-    `out_resolution` rows (None: unknown). onednn: whether TF's oneDNN kernels are on (None: ask
-    TF). Grouped convolutions (the fused modulated convolution) always use the phase form, which
-    needs no grouped transposed convolution."""
+    `out_resolution` rows (None: unknown). kernels: TensorFlow's CPU kernel family as
+    `capabilities.cpu_conv_kernels` names it ('auto': ask). Grouped convolutions (the fused
+    modulated convolution) always use the phase form, which needs no grouped transposed
+    convolution."""
     if groups != 1:
         return "phases"
-    if out_channels > TRANSPOSED_MAX_CHANNELS and (out_resolution or 0) >= PHASES_MIN_RESOLUTION:
-        if onednn is None:
-            from .capabilities import onednn_enabled
-            onednn = onednn_enabled()
-        if onednn:
-            return "phases"
+    if (out_resolution or 0) < PHASES_MIN_RESOLUTION:
+        return "transposed"
+    if kernels == "auto":
+        from .capabilities import cpu_conv_kernels
+        kernels = cpu_conv_kernels()
+    if kernels == "onednn-avx2" or (kernels == "onednn" and out_channels > TRANSPOSED_MAX_CHANNELS):
+        return "phases"
     return "transposed"
 
 
@@ -276,12 +282,11 @@ def _transposed_conv_phases(x, w, factor, pad0, pad1):
             xs = x
             if ya > 0 or yb < in_h or xa > 0 or xb < in_w:
                 xs = x[:, ya:yb, xa:xb, :]
-            padding = [[0, 0], [pya, pyb], [pxa, pxb], [0, 0]]
-            if not any(v for pair in padding for v in pair):
-                padding = "VALID"
-            elif grouped:  # TF on CPU has no gradient for grouped convs with explicit padding
-                xs, padding = tf.pad(xs, padding), "VALID"
-            cols.append(tf.nn.conv2d(xs, _taps(w, sy, sx, factor), strides=1, padding=padding))
+            padding = [[pya, pyb], [pxa, pxb]]
+            if grouped and any(v for pair in padding for v in pair):
+                # TF on CPU has no gradient for grouped convs with explicit padding
+                xs, padding = tf.pad(xs, [[0, 0], *padding, [0, 0]]), "VALID"
+            cols.append(conv2d(xs, _taps(w, sy, sx, factor), padding=padding))
         rows.append(tf.stack(cols, axis=3))                   # [N, I, W', factor, C]
     t = tf.stack(rows, axis=2)                                # [N, I, factor, J, factor, C]
     t = tf.reshape(t, [n, (i1 - i0) * factor, (j1 - j0) * factor, out_total])

@@ -1,0 +1,104 @@
+"""stylegan2_tf.ops.conv2d against tf.nn.conv2d and its registered gradients (float64): values,
+first derivatives (input and filter), and second derivatives of the kind R1 and the path-length
+penalty take (the gradient of a function of the input gradient)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from stylegan2_tf.ops.conv2d import conv2d, filter_gradient_form, tap_filter_gradient
+
+CASES = [  # (x shape, kernel shape, padding)
+    ((2, 7, 6, 3), (3, 3, 3, 4), "SAME"),
+    ((2, 7, 6, 3), (3, 3, 3, 4), "VALID"),
+    ((1, 6, 8, 2), (2, 2, 2, 5), "SAME"),
+    ((2, 5, 5, 4), (1, 1, 4, 3), "SAME"),
+    ((1, 6, 7, 3), (3, 2, 3, 2), [[2, 0], [1, 3]]),
+    ((2, 8, 8, 2), (3, 3, 2, 3), [[-1, 2], [0, -2]]),
+]
+
+
+def _reference(x, w, padding):
+    """tf.nn.conv2d with the negative pads done as crops (tf.nn.conv2d takes none)."""
+    if isinstance(padding, str):
+        return tf.nn.conv2d(x, w, 1, padding)
+    (top, bottom), (left, right) = padding
+    x = x[:, max(-top, 0):x.shape[1] - max(-bottom, 0), max(-left, 0):x.shape[2] - max(-right, 0), :]
+    pads = [[0, 0], [max(top, 0), max(bottom, 0)], [max(left, 0), max(right, 0)], [0, 0]]
+    return tf.nn.conv2d(x, w, 1, pads)
+
+
+def _derivatives(conv, x, w, probe):
+    """conv's value; its first derivatives (x, w) of <y, probe>; the second derivatives (x, w) of
+    sum((d<y, probe>/dx)^2 * x), which run through the input gradient's own gradients."""
+    with tf.GradientTape(persistent=True) as outer:
+        outer.watch([x, w])
+        with tf.GradientTape() as inner:
+            inner.watch([x, w])
+            y = conv(x, w)
+            s = tf.reduce_sum(y * probe)
+        dx, dw = inner.gradient(s, [x, w])
+        penalty = tf.reduce_sum(tf.square(dx) * x)
+    return [y, dx, dw, *outer.gradient(penalty, [x, w])]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,padding", CASES)
+def test_tap_form_equals_tf_conv2d_to_second_order(x_shape, w_shape, padding):
+    rng = np.random.default_rng(sum(x_shape) * 31 + sum(w_shape))
+    x = tf.constant(rng.standard_normal(x_shape))
+    w = tf.constant(rng.standard_normal(w_shape))
+    y_ref = _reference(x, w, padding)
+    probe = tf.constant(rng.standard_normal(y_ref.shape))
+    want = _derivatives(lambda a, b: _reference(a, b, padding), x, w, probe)
+    for form in ("taps", "kernel"):
+        got = _derivatives(lambda a, b: conv2d(a, b, padding, filter_gradient=form), x, w, probe)
+        for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
+            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-12, atol=1e-12, err_msg=f"{form} {name}")
+
+
+def test_tap_filter_gradient_is_the_sum_over_positions():
+    # dW[i, j, c, o] = sum_{n,p,q} x_pad[n, p + i, q + j, c] dY[n, p, q, o], written out with numpy.
+    rng = np.random.default_rng(5)
+    x, dy = rng.standard_normal((2, 5, 4, 3)), rng.standard_normal((2, 5, 4, 2))
+    xp = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
+    want = np.zeros((3, 3, 3, 2))
+    for i in range(3):
+        for j in range(3):
+            for n in range(2):
+                for p in range(5):
+                    for q in range(4):
+                        want[i, j] += np.outer(xp[n, p + i, q + j], dy[n, p, q])
+    got = tap_filter_gradient(tf.constant(x), tf.constant(dy), ((1, 1), (1, 1)), (3, 3))
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_float32_tap_form_within_rounding_of_the_kernel():
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.standard_normal((2, 16, 16, 8)), tf.float32)
+    w = tf.constant(rng.standard_normal((3, 3, 8, 8)) / 8, tf.float32)
+    probe = tf.constant(rng.standard_normal((2, 16, 16, 8)), tf.float32)
+    want = _derivatives(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"), x, w, probe)
+    got = _derivatives(lambda a, b: conv2d(a, b, "SAME", filter_gradient="taps"), x, w, probe)
+    for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
+        scale = float(tf.reduce_max(tf.abs(r)))
+        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=2e-6 * scale, err_msg=name)
+
+
+def test_automatic_form():
+    from stylegan2_tf.ops.capabilities import cpu_conv_kernels, cpu_flags, onednn_enabled
+    flags = cpu_flags() or frozenset()
+    avx2_onednn = bool(onednn_enabled()) and "avx2" in flags and "avx512f" not in flags
+    assert (cpu_conv_kernels() == "onednn-avx2") == avx2_onednn
+    on_cpu = not tf.config.list_logical_devices("GPU")
+    w = tf.zeros([3, 3, 4, 4])
+    big, small = tf.zeros([1, 64, 64, 4]), tf.zeros([1, 32, 64, 4])
+    assert filter_gradient_form(big, w) == ("taps" if avx2_onednn and on_cpu else "kernel")
+    assert filter_gradient_form(small, w) == "kernel"
+    assert filter_gradient_form(tf.cast(big, tf.float64), tf.cast(w, tf.float64)) == "kernel"
+    grouped = tf.zeros([3, 3, 2, 4])
+    assert filter_gradient_form(big, grouped) == "kernel"
+
+
+def test_bad_form():
+    with pytest.raises(ValueError, match="filter_gradient"):
+        conv2d(tf.zeros([1, 4, 4, 1]), tf.zeros([3, 3, 1, 1]), filter_gradient="im2col")
