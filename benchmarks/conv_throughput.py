@@ -8,7 +8,7 @@ reads as a fraction of what the convolutions alone allow.
 
 The FLOPs are counted as `conv_flops.py` says (convolutions only; path length and R1 left out).
 
-The last column times the filter gradient as `stylegan2_tf.ops.conv2d` computes it where its rule
+The last column times the filter gradient as `stylegan2_tf.ops.conv_2d` computes it where its rule
 says so: one [C, N*H*W] x [N*H*W, C] matrix product per tap over the padded input
 (`tap_filter_gradient`); the rule (TAP_GRADIENT_MIN_PIXELS) comes from these two columns.
 
@@ -52,7 +52,7 @@ def main(argv):
     del argv
     import tensorflow as tf
     from stylegan2_tf.ops.capabilities import onednn_enabled
-    from stylegan2_tf.ops.conv2d import tap_filter_gradient
+    from stylegan2_tf.ops.conv_2d import tap_filter_gradient
 
     print(f"# {cpu_description()}, TF {tf.__version__}, oneDNN {'on' if onednn_enabled() else 'off'}")
     g, d = forward_conv_flops(FLAGS.res, FLAGS["fmap-base"].value)

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import custom_ops, implementation
-from .conv2d import conv2d
+from .conv_2d import conv2d
 
 
 def setup_kernel(k):
