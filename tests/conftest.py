@@ -38,6 +38,24 @@ def run_python(args, cwd=ROOT, timeout=300, env=None):
                           timeout=timeout, env=subprocess_env(**(env or {})))
 
 
+def gan_losses_and_gradients(G, D, z, reals, r1_weight=5.0):
+    """[G's loss, D's loss with R1, then every non-None gradient of G's loss w.r.t. G's trainable
+    variables and of D's loss w.r.t. D's], as numpy: the first and second derivatives a training
+    step takes, for tests that compare two ways of computing them."""
+    import tensorflow as tf
+    with tf.GradientTape(persistent=True) as tape:
+        fakes = G(z, noise_mode="const")
+        g_loss = tf.reduce_mean(tf.nn.softplus(-D(fakes)))
+        with tf.GradientTape() as r1_tape:
+            r1_tape.watch(reals)
+            real_logits = D(reals)
+            total = tf.reduce_sum(real_logits)
+        r1 = tf.reduce_sum(tf.square(r1_tape.gradient(total, reals)))
+        d_loss = tf.reduce_mean(tf.nn.softplus(real_logits)) + r1_weight * r1
+    grads = tape.gradient(g_loss, G.trainable_variables) + tape.gradient(d_loss, D.trainable_variables)
+    return [g_loss.numpy(), d_loss.numpy()] + [np.asarray(g) for g in grads if g is not None]
+
+
 @pytest.fixture(autouse=True)
 def _same_random_weights_every_run(request):
     """Python's, numpy's and TensorFlow's global random state seeded from the test's id: a test that

@@ -12,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+from conftest import gan_losses_and_gradients  # noqa: E402
 from stylegan2_tf.ops import (ACTIVATIONS, conv_downsample_2d, custom_ops, downsample_2d,  # noqa: E402
                               filter_2d, fused_bias_act, upfirdn_2d, upsample_2d, upsample_conv_2d)
 from stylegan2_tf.ops import implementation  # noqa: E402
@@ -287,17 +288,7 @@ def test_network_losses_and_regularised_gradients_match(kernels):
     results = {}
     for impl in ("ref", "custom"):
         with use_implementation(impl):
-            with tf.GradientTape(persistent=True) as tape:
-                fakes = G(z, noise_mode="const")
-                g_loss = tf.reduce_mean(tf.nn.softplus(-D(fakes)))
-                with tf.GradientTape() as r1_tape:
-                    r1_tape.watch(reals)
-                    real_logits = D(reals)
-                    total = tf.reduce_sum(real_logits)
-                r1 = tf.reduce_sum(tf.square(r1_tape.gradient(total, reals)))
-                d_loss = tf.reduce_mean(tf.nn.softplus(real_logits)) + 5.0 * r1
-            grads = tape.gradient(g_loss, G.trainable_variables) + tape.gradient(d_loss, D.trainable_variables)
-            results[impl] = [g_loss.numpy(), d_loss.numpy()] + [g for g in grads if g is not None]
+            results[impl] = gan_losses_and_gradients(G, D, z, reals)
     assert len(results["ref"]) == len(results["custom"]) > 20
     for r, c in zip(results["ref"], results["custom"]):
         r, c = np.asarray(r), np.asarray(c)

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import gan_losses_and_gradients
+
 from stylegan2_tf.ops.conv_2d import conv2d, filter_gradient_form, tap_filter_gradient
 
 CASES = [  # (x shape, kernel shape, padding)
@@ -105,8 +107,8 @@ def test_bad_form():
 
 
 def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
-    """G and D at 64x64 (where the rule picks the tap form on AVX2 CPUs with oneDNN): the losses, R1
-    and every variable's gradient with the tap form forced on and off, within float32 rounding."""
+    """G and D at 64x64 (where the rule picks the tap form on AVX2 CPUs with oneDNN): the losses (D's
+    with R1) and every variable's gradient with the tap form forced on and off, within float32 rounding."""
     import stylegan2_tf.ops.conv_2d as conv2d_module
     from stylegan2_tf.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
     G = Generator(GeneratorConfig(img_resolution=64, z_dim=16, w_dim=16, mapping_layers=2, fmap_base=128,
@@ -119,17 +121,7 @@ def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
     for taps in (False, True):
         monkeypatch.setattr(conv2d_module, "_tap_gradient_machine", taps)
         monkeypatch.setattr(conv2d_module, "_on_cpu", lambda x: True)
-        with tf.GradientTape(persistent=True) as tape:
-            fakes = G(z, noise_mode="const")
-            g_loss = tf.reduce_mean(tf.nn.softplus(-D(fakes)))
-            with tf.GradientTape() as r1_tape:
-                r1_tape.watch(reals)
-                real_logits = D(reals)
-                total = tf.reduce_sum(real_logits)
-            r1 = tf.reduce_sum(tf.square(r1_tape.gradient(total, reals)))
-            d_loss = tf.reduce_mean(tf.nn.softplus(real_logits)) + 5.0 * r1
-        grads = tape.gradient(g_loss, G.trainable_variables) + tape.gradient(d_loss, D.trainable_variables)
-        results[taps] = [g_loss.numpy(), d_loss.numpy(), r1.numpy()] + [np.asarray(g) for g in grads if g is not None]
+        results[taps] = gan_losses_and_gradients(G, D, z, reals)
     assert len(results[False]) == len(results[True]) > 20
     for kernel, taps in zip(results[False], results[True]):
         np.testing.assert_allclose(taps, kernel, rtol=1e-4, atol=1e-5 * max(np.max(np.abs(kernel)), 1e-6))
