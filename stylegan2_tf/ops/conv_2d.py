@@ -4,7 +4,7 @@
 
 On CPUs where TensorFlow's oneDNN kernels are on but the CPU has AVX2 and no AVX-512, oneDNN's
 filter-gradient kernel (Conv2DBackpropFilter) runs far below its forward and input-gradient
-kernels on large images: 48 GFLOP/s at 128x128 with 128 channels, batch 8, on a 2-core EPYC, where
+kernels on large images: 48-67 GFLOP/s at 128x128 with 128 channels, batch 8-4, on a 2-core EPYC, where
 its forward convolution runs at about 175 GFLOP/s and the kh*kw products above at 115
 (benchmarks/conv_throughput.py; figures in benchmarks/README.md). There `conv2d` computes the
 filter gradient as those products, and the input gradient as the forward convolution of dY with the
@@ -17,7 +17,7 @@ import tensorflow as tf
 
 # The rule, measured with benchmarks/conv_throughput.py on an AVX2-only CPU with oneDNN on
 # (float32): the tap products win from 64x64 outputs on (1.4-2.4x), tie at 32x32 and lose below.
-# With oneDNN off, Eigen's filter gradient wins at every size; on AVX-512 CPUs it is not measured,
+# With oneDNN off, Eigen's filter gradient wins or ties at every size; on AVX-512 CPUs it is not measured,
 # so the rule stays off there.
 TAP_GRADIENT_MIN_PIXELS = 64 * 64
 

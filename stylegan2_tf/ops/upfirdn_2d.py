@@ -152,7 +152,7 @@ UPSAMPLE_CONV_FORMS = ("phases", "transposed")
 #   (1.1-1.7x) and at every channel count up to 32x32 outputs (1.1-1.9x); oneDNN's stride-1 kernels
 #   make the phase form faster for 512 channels from 64x64 on (1.05-1.25x).
 # - oneDNN on an AVX2-only CPU: the phase form wins from 64x64 outputs on at every channel count
-#   (1.1-2.0x; its stride-1 convolutions take `conv2d`'s tap filter gradient there), ties at 32x32.
+#   (1.1-1.8x; its stride-1 convolutions take `conv2d`'s tap filter gradient there), ties at 32x32.
 # - Eigen's kernels (oneDNN off): the transposed form wins everywhere (1.1-1.6x from 64x64 on).
 TRANSPOSED_MAX_CHANNELS = 256
 PHASES_MIN_RESOLUTION = 64
