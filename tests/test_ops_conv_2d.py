@@ -120,7 +120,7 @@ def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
     results = {}
     for taps in (False, True):
         monkeypatch.setattr(conv2d_module, "_tap_gradient_machine", taps)
-        monkeypatch.setattr(conv2d_module, "_on_cpu", lambda x: True)
+        monkeypatch.setattr(conv2d_module, "runs_on_cpu", lambda x: True)
         results[taps] = gan_losses_and_gradients(G, D, z, reals)
     assert len(results[False]) == len(results[True]) > 20
     for kernel, taps in zip(results[False], results[True]):

@@ -30,29 +30,18 @@ from ..ops import conv2d, fused_bias_act, stateless_random, upsample_conv_2d
 from ..ops.scale_channels import scale_channels
 from ..ops.synthesis_epilogue import synthesis_epilogue
 from ..ops.capabilities import cpu_grouped_conv_gradient
+from ..ops.capabilities import runs_on_cpu as _runs_on_cpu
 from .equalized import EqualizedDense
 from .misc import at_least_float32
 from ..errors import UserError
 
 DEMODULATION_EPS = 1e-8
 
-_CPU_ONLY = None
-
 
 class ModulatedConvFormError(UserError, RuntimeError):
     """The fused modulated convolution was forced where its gradient cannot be computed."""
 
     ag_pass_through = True  # raised as it is from tf.function tracing (not wrapped by AutoGraph)
-
-
-def _runs_on_cpu(x):
-    """Whether `x` is (or will be, in a graph) computed on a CPU."""
-    global _CPU_ONLY
-    if x.device:
-        return "CPU" in x.device.upper()
-    if _CPU_ONLY is None:
-        _CPU_ONLY = not tf.config.list_logical_devices("GPU")
-    return _CPU_ONLY
 
 
 def use_fused_form(fused, x):

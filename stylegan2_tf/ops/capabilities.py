@@ -16,6 +16,7 @@ import tensorflow as tf
 
 _lock = threading.Lock()
 _grouped_conv_grad = {}
+_cpu_only = None
 
 
 def cpu_grouped_conv_gradient(dtype=tf.float32):
@@ -60,6 +61,17 @@ def onednn_enabled():
         return bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
         return None
+
+
+def runs_on_cpu(x):
+    """Whether `x` is (or will be, in a graph) computed on a CPU: its device where it has one,
+    else whether this process has no GPU."""
+    global _cpu_only
+    if x.device:
+        return "CPU" in x.device.upper()
+    if _cpu_only is None:
+        _cpu_only = not tf.config.list_logical_devices("GPU")
+    return _cpu_only
 
 
 def cpu_conv_kernels():

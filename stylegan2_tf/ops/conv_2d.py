@@ -15,6 +15,8 @@ rounding.
 
 import tensorflow as tf
 
+from .capabilities import cpu_conv_kernels, runs_on_cpu
+
 # The rule, measured with benchmarks/conv_throughput.py on an AVX2-only CPU with oneDNN on
 # (float32): the tap products win from 64x64 outputs on (1.4-2.4x), tie at 32x32 and lose below.
 # With oneDNN off, Eigen's filter gradient wins or ties at every size; on AVX-512 CPUs it is not measured,
@@ -55,7 +57,7 @@ def filter_gradient_form(x, w):
     height, width = x.shape[1], x.shape[2]
     if x.dtype != tf.float32 or height is None or width is None or x.shape[-1] != w.shape[2]:
         return "kernel"
-    if height * width < TAP_GRADIENT_MIN_PIXELS or not _on_cpu(x) or not _avx2_onednn_machine():
+    if height * width < TAP_GRADIENT_MIN_PIXELS or not runs_on_cpu(x) or not _avx2_onednn_machine():
         return "kernel"
     return "taps"
 
@@ -63,15 +65,8 @@ def filter_gradient_form(x, w):
 def _avx2_onednn_machine():
     global _tap_gradient_machine
     if _tap_gradient_machine is None:
-        from .capabilities import cpu_conv_kernels
         _tap_gradient_machine = cpu_conv_kernels() == "onednn-avx2"
     return _tap_gradient_machine
-
-
-def _on_cpu(x):
-    if x.device:
-        return "CPU" in x.device.upper()
-    return not tf.config.list_logical_devices("GPU")
 
 
 def _explicit_pads(padding, kh, kw):
