@@ -32,10 +32,10 @@ pytestmark = pytest.mark.slow
 # (measured 2.4e-4).
 TOLERANCES = {"float64": dict(loss=1e-12, grad=1e-12, update=5e-12),
               "float32": dict(loss=1e-5, grad=5e-5, update=None)}
-# (replicas, dtype, config); STYLEGAN2_TEST_REPLICAS=2,4,8 runs those counts in both dtypes instead.
+# (replicas, dtype, config); STYLEGAN2_TEST_REPLICAS=2,4,8 runs those counts in both dtypes instead
+# (4 and 8 replicas take the same code path as 2; by default they are left out for CI's time).
 # config-d: the growing networks mid-fade (lod 0.5), the faded reals and the per-lod style mixing.
-CASES = ((2, "float32", "config-f"), (2, "float64", "config-f"), (4, "float64", "config-f"),
-         (2, "float64", "config-d"))
+CASES = ((2, "float32", "config-f"), (2, "float64", "config-f"), (2, "float64", "config-d"))
 if os.environ.get("STYLEGAN2_TEST_REPLICAS"):
     CASES = tuple((int(n), d, "config-f") for n in os.environ["STYLEGAN2_TEST_REPLICAS"].split(",")
                   for d in ("float32", "float64"))
