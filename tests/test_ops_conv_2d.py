@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from conftest import gan_losses_and_gradients
 
-from stylegan2_tf.ops.conv_2d import conv2d, filter_gradient_form, tap_filter_gradient
+from stylegan2_tf.ops.conv_2d import conv2d, filter_gradient_form, tap_filter_gradient, winograd_filter_gradient
 
 CASES = [  # (x shape, kernel shape, padding)
     ((2, 7, 6, 3), (3, 3, 3, 4), "SAME"),
@@ -52,26 +52,38 @@ def test_tap_form_equals_tf_conv2d_to_second_order(x_shape, w_shape, padding):
     y_ref = _reference(x, w, padding)
     probe = tf.constant(rng.standard_normal(y_ref.shape))
     want = _derivatives(lambda a, b: _reference(a, b, padding), x, w, probe)
-    for form in ("taps", "kernel"):
+    forms = ("winograd", "taps", "kernel") if w_shape[:2] == (3, 3) else ("taps", "kernel")
+    for form in forms:
         got = _derivatives(lambda a, b: conv2d(a, b, padding, filter_gradient=form), x, w, probe)
         for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
             np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-12, atol=1e-12, err_msg=f"{form} {name}")
 
 
-def test_tap_filter_gradient_is_the_sum_over_positions():
-    # dW[i, j, c, o] = sum_{n,p,q} x_pad[n, p + i, q + j, c] dY[n, p, q, o], written out with numpy.
+@pytest.mark.parametrize("pads, kernel_size", [(((1, 1), (1, 1)), (3, 3)), (((0, 2), (2, -1)), (3, 3)),
+                                                (((0, 2), (1, 0)), (3, 2)), (((0, 0), (0, 0)), (2, 2)),
+                                                (((2, 0), (0, 3)), (1, 1))])
+def test_tap_filter_gradient_is_the_sum_over_positions(pads, kernel_size):
+    # dW[i, j, c, o] = sum_{n,p,q} x_pad[n, p + i, q + j, c] dY[n, p, q, o], written out with numpy;
+    # the taps and (3x3) Winograd's F(2x2, 3x3), with odd and even output sides.
+    kh, kw = kernel_size
     rng = np.random.default_rng(5)
-    x, dy = rng.standard_normal((2, 5, 4, 3)), rng.standard_normal((2, 5, 4, 2))
-    xp = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)])
-    want = np.zeros((3, 3, 3, 2))
-    for i in range(3):
-        for j in range(3):
+    x = rng.standard_normal((2, 5, 4, 3))
+    xp = np.pad(x, [(0, 0), [max(p, 0) for p in pads[0]], [max(p, 0) for p in pads[1]], (0, 0)])
+    xp = xp[:, max(-pads[0][0], 0):xp.shape[1] - max(-pads[0][1], 0), max(-pads[1][0], 0):xp.shape[2] - max(-pads[1][1], 0)]
+    out_h, out_w = xp.shape[1] - kh + 1, xp.shape[2] - kw + 1
+    dy = rng.standard_normal((2, out_h, out_w, 2))
+    want = np.zeros((kh, kw, 3, 2))
+    for i in range(kh):
+        for j in range(kw):
             for n in range(2):
-                for p in range(5):
-                    for q in range(4):
+                for p in range(out_h):
+                    for q in range(out_w):
                         want[i, j] += np.outer(xp[n, p + i, q + j], dy[n, p, q])
-    got = tap_filter_gradient(tf.constant(x), tf.constant(dy), ((1, 1), (1, 1)), (3, 3))
+    got = tap_filter_gradient(tf.constant(x), tf.constant(dy), pads, kernel_size)
     np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+    if kernel_size == (3, 3):
+        got = winograd_filter_gradient(tf.constant(x), tf.constant(dy), pads)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
 
 
 def test_float32_tap_form_within_rounding_of_the_kernel():
@@ -80,10 +92,11 @@ def test_float32_tap_form_within_rounding_of_the_kernel():
     w = tf.constant(rng.standard_normal((3, 3, 8, 8)) / 8, tf.float32)
     probe = tf.constant(rng.standard_normal((2, 16, 16, 8)), tf.float32)
     want = _derivatives(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"), x, w, probe)
-    got = _derivatives(lambda a, b: conv2d(a, b, "SAME", filter_gradient="taps"), x, w, probe)
-    for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
-        scale = float(tf.reduce_max(tf.abs(r)))
-        np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=2e-6 * scale, err_msg=name)
+    for form in ("winograd", "taps"):
+        got = _derivatives(lambda a, b: conv2d(a, b, "SAME", filter_gradient=form), x, w, probe)
+        for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
+            scale = float(tf.reduce_max(tf.abs(r)))
+            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=2e-6 * scale, err_msg=f"{form} {name}")
 
 
 def test_automatic_form():
@@ -92,23 +105,35 @@ def test_automatic_form():
     avx2_onednn = bool(onednn_enabled()) and "avx2" in flags and "avx512f" not in flags
     assert (cpu_conv_kernels() == "onednn-avx2") == avx2_onednn
     on_cpu = not tf.config.list_logical_devices("GPU")
+    rule = avx2_onednn and on_cpu
     w = tf.zeros([3, 3, 4, 4])
     big, small = tf.zeros([1, 64, 64, 4]), tf.zeros([1, 32, 64, 4])
-    assert filter_gradient_form(big, w) == ("taps" if avx2_onednn and on_cpu else "kernel")
+    assert filter_gradient_form(big, w) == ("taps" if rule else "kernel")
     assert filter_gradient_form(small, w) == "kernel"
     assert filter_gradient_form(tf.cast(big, tf.float64), tf.cast(w, tf.float64)) == "kernel"
     grouped = tf.zeros([3, 3, 2, 4])
     assert filter_gradient_form(big, grouped) == "kernel"
+    # Winograd: 3x3 kernels with >= 128 input and output channels, outputs from 32x32.
+    wide = tf.zeros([3, 3, 128, 128])
+    assert filter_gradient_form(tf.zeros([1, 32, 32, 128]), wide) == ("winograd" if rule else "kernel")
+    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), wide) == ("winograd" if rule else "kernel")
+    assert filter_gradient_form(tf.zeros([1, 16, 32, 128]), wide) == "kernel"
+    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), tf.zeros([3, 3, 128, 64])) == ("taps" if rule else "kernel")
+    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), tf.zeros([2, 2, 128, 128])) == ("taps" if rule else "kernel")
 
 
 def test_bad_form():
     with pytest.raises(ValueError, match="filter_gradient"):
         conv2d(tf.zeros([1, 4, 4, 1]), tf.zeros([3, 3, 1, 1]), filter_gradient="im2col")
+    with pytest.raises(ValueError, match="'winograd' needs a 3x3 kernel, got 2x2"):
+        conv2d(tf.zeros([1, 4, 4, 1]), tf.zeros([2, 2, 1, 1]), filter_gradient="winograd")
 
 
 def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
     """G and D at 64x64 (where the rule picks the tap form on AVX2 CPUs with oneDNN): the losses (D's
-    with R1) and every variable's gradient with the tap form forced on and off, within float32 rounding."""
+    with R1) and every variable's gradient with TensorFlow's kernel, with the taps, and with Winograd
+    for every 3x3 convolution from 32x32 on (its channel threshold lowered for these narrow networks),
+    within float32 rounding."""
     import stylegan2_tf.ops.conv_2d as conv2d_module
     from stylegan2_tf.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
     G = Generator(GeneratorConfig(img_resolution=64, z_dim=16, w_dim=16, mapping_layers=2, fmap_base=128,
@@ -117,11 +142,20 @@ def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
     z = tf.constant(np.random.default_rng(0).normal(size=(2, 16)), tf.float32)
     reals = tf.constant(np.random.default_rng(1).uniform(-1, 1, size=(2, 64, 64, 3)), tf.float32)
     G(z), D(reals)
+    forms_used = []
+    form_rule = conv2d_module.filter_gradient_form
+    monkeypatch.setattr(conv2d_module, "filter_gradient_form", lambda x, w: forms_used.append(form_rule(x, w))
+                        or forms_used[-1])
+    monkeypatch.setattr(conv2d_module, "runs_on_cpu", lambda x: True)
     results = {}
-    for taps in (False, True):
-        monkeypatch.setattr(conv2d_module, "_tap_gradient_machine", taps)
-        monkeypatch.setattr(conv2d_module, "runs_on_cpu", lambda x: True)
-        results[taps] = gan_losses_and_gradients(G, D, z, reals)
-    assert len(results[False]) == len(results[True]) > 20
-    for kernel, taps in zip(results[False], results[True]):
-        np.testing.assert_allclose(taps, kernel, rtol=1e-4, atol=1e-5 * max(np.max(np.abs(kernel)), 1e-6))
+    for name, machine, winograd_channels in (("kernel", False, 128), ("taps", True, 10 ** 6), ("winograd", True, 1)):
+        monkeypatch.setattr(conv2d_module, "_tap_gradient_machine", machine)
+        monkeypatch.setattr(conv2d_module, "WINOGRAD_GRADIENT_MIN_CHANNELS", winograd_channels)
+        forms_used.clear()
+        results[name] = gan_losses_and_gradients(G, D, z, reals)
+        assert name in forms_used, (name, set(forms_used))
+    assert len(results["kernel"]) == len(results["taps"]) == len(results["winograd"]) > 20
+    for name in ("taps", "winograd"):
+        for kernel, other in zip(results["kernel"], results[name]):
+            np.testing.assert_allclose(other, kernel, rtol=1e-4, atol=1e-5 * max(np.max(np.abs(kernel)), 1e-6),
+                                       err_msg=name)

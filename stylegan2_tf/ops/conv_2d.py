@@ -1,16 +1,17 @@
-"""Stride-1 `tf.nn.conv2d` whose filter gradient can be computed as one matrix product per tap.
+"""Stride-1 `tf.nn.conv2d` whose filter gradient can be computed as matrix products.
 
     dW[i, j] = sum over (n, p, q) of  x_pad[n, p + i, q + j, :]^T  dY[n, p, q, :]       ([C, O])
 
 On CPUs where TensorFlow's oneDNN kernels are on but the CPU has AVX2 and no AVX-512, oneDNN's
 filter-gradient kernel (Conv2DBackpropFilter) runs far below its forward and input-gradient
-kernels on large images: 48-67 GFLOP/s at 128x128 with 128 channels, batch 8-4, on a 2-core EPYC, where
-its forward convolution runs at about 175 GFLOP/s and the kh*kw products above at 115
+kernels: 48-67 GFLOP/s at 128x128 with 128 channels, batch 8-4, on a 2-core EPYC, where its forward
+convolution runs at about 175 GFLOP/s and the kh*kw products above at 95-115
 (benchmarks/conv_throughput.py; figures in benchmarks/README.md). There `conv2d` computes the
-filter gradient as those products, and the input gradient as the forward convolution of dY with the
-flipped, transposed kernel (through `conv2d` again, so a second derivative -- R1, path length --
-takes the same route). Everywhere else it is `tf.nn.conv2d`. Both give the same numbers up to float
-rounding.
+filter gradient as those products ('taps'), or for 3x3 kernels as the 16 products of Winograd's
+F(2x2, 3x3) ('winograd', 2.25x fewer multiply-adds), and the input gradient as the forward
+convolution of dY with the flipped, transposed kernel (through `conv2d` again, so a second
+derivative -- R1, path length -- takes the same route). Everywhere else it is `tf.nn.conv2d`. All
+give the same numbers up to float rounding.
 """
 
 import tensorflow as tf
@@ -18,10 +19,15 @@ import tensorflow as tf
 from .capabilities import cpu_conv_kernels, runs_on_cpu
 
 # The rule, measured with benchmarks/conv_throughput.py on an AVX2-only CPU with oneDNN on
-# (float32): the tap products win from 64x64 outputs on (1.4-2.4x), tie at 32x32 and lose below.
-# With oneDNN off, Eigen's filter gradient wins or ties at every size; on AVX-512 CPUs it is not measured,
-# so the rule stays off there.
+# (float32, batch 4): the tap products win from 64x64 outputs on (1.4-2.4x), tie at 32x32 and lose
+# below; for 3x3 kernels with at least 128 input and output channels Winograd's F(2x2, 3x3) runs
+# 1.2-1.6x faster than the taps from 32x32 on (1.6-2.7x the kernel at 16x16-64x64; below 128
+# channels it ties the taps, at 8x8 it loses to the kernel). With oneDNN off, Eigen's filter
+# gradient wins or ties at every size; on AVX-512 CPUs it is not measured, so the rule stays off there.
 TAP_GRADIENT_MIN_PIXELS = 64 * 64
+WINOGRAD_GRADIENT_MIN_PIXELS = 32 * 32
+WINOGRAD_GRADIENT_MIN_CHANNELS = 128
+FILTER_GRADIENT_FORMS = ("winograd", "taps", "kernel")
 
 _tap_gradient_machine = None
 
@@ -30,8 +36,9 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
     """`tf.nn.conv2d(x, w, strides=1, padding=padding)` for NHWC x and an ungrouped kernel w
     [kh, kw, C, O]; padding: 'SAME', 'VALID' or [[top, bottom], [left, right]] (negative crops).
 
-    filter_gradient: 'taps' | 'kernel' | None (automatic: `filter_gradient_form`): how the
-    gradient with respect to w is computed ('kernel': TensorFlow's own)."""
+    filter_gradient: 'winograd' (3x3 kernels only) | 'taps' | 'kernel' | None (automatic:
+    `filter_gradient_form`): how the gradient with respect to w is computed ('kernel': TensorFlow's
+    own). The input gradient is TensorFlow's for 'kernel', else a `conv2d` with the same choice."""
     x = tf.convert_to_tensor(x)
     w = tf.convert_to_tensor(w, dtype=x.dtype)
     pads = _explicit_pads(padding, w.shape[0], w.shape[1])
@@ -41,25 +48,34 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
     filter_gradient_was_automatic = filter_gradient is None
     if filter_gradient_was_automatic:
         filter_gradient = filter_gradient_form(x, w)
-    if filter_gradient not in ("taps", "kernel"):
-        raise ValueError(f"conv2d: filter_gradient must be 'taps', 'kernel' or None, got {filter_gradient!r}")
+    if filter_gradient not in FILTER_GRADIENT_FORMS:
+        raise ValueError(f"conv2d: filter_gradient must be one of {FILTER_GRADIENT_FORMS} or None, "
+                         f"got {filter_gradient!r}")
+    if filter_gradient == "winograd" and (w.shape[0], w.shape[1]) != (3, 3):
+        raise ValueError(f"conv2d: filter_gradient 'winograd' needs a 3x3 kernel, got {w.shape[0]}x{w.shape[1]}")
     if filter_gradient == "kernel" or x.shape[-1] != w.shape[2]:
         return tf.nn.conv2d(x, w, strides=1, padding=_tf_padding(pads, w.shape[0], w.shape[1]))
     if None in x.shape[1:]:
         raise ValueError("conv2d: the tap form of the filter gradient needs static spatial sizes and channels")
-    return _conv2d_tap_filter_gradient(x, w, pads, None if filter_gradient_was_automatic else "taps")
+    return _conv2d_tap_filter_gradient(x, w, pads, filter_gradient,
+                                       None if filter_gradient_was_automatic else filter_gradient)
 
 
 def filter_gradient_form(x, w):
-    """'taps' where the tap products are measured to beat the kernel for this convolution
-    (float32, on a CPU whose oneDNN kernels are AVX2 ones, outputs of at least
-    TAP_GRADIENT_MIN_PIXELS), else 'kernel'."""
+    """Where a formulation is measured to beat the kernel for this convolution (float32, on a CPU
+    whose oneDNN kernels are AVX2 ones): 'winograd' for 3x3 kernels with at least
+    WINOGRAD_GRADIENT_MIN_CHANNELS input and output channels and outputs of at least
+    WINOGRAD_GRADIENT_MIN_PIXELS, 'taps' for outputs of at least TAP_GRADIENT_MIN_PIXELS, else 'kernel'."""
     height, width = x.shape[1], x.shape[2]
     if x.dtype != tf.float32 or height is None or width is None or x.shape[-1] != w.shape[2]:
         return "kernel"
-    if height * width < TAP_GRADIENT_MIN_PIXELS or not runs_on_cpu(x) or not _avx2_onednn_machine():
+    winograd = ((w.shape[0], w.shape[1]) == (3, 3) and min(w.shape[2], w.shape[3]) >= WINOGRAD_GRADIENT_MIN_CHANNELS
+                and height * width >= WINOGRAD_GRADIENT_MIN_PIXELS)
+    if not winograd and height * width < TAP_GRADIENT_MIN_PIXELS:
         return "kernel"
-    return "taps"
+    if not runs_on_cpu(x) or not _avx2_onednn_machine():
+        return "kernel"
+    return "winograd" if winograd else "taps"
 
 
 def _avx2_onednn_machine():
@@ -101,18 +117,89 @@ def _pad_or_crop(x, pads):
 
 def tap_filter_gradient(x, dy, pads, kernel_size):
     """The filter gradient [kh, kw, C, O] of the stride-1 convolution of x [N, H, W, C] padded by
-    pads, given the output gradient dy [N, Ho, Wo, O]: one [C, N*Ho*Wo] x [N*Ho*Wo, O] product per
-    tap."""
+    pads, given the output gradient dy [N, Ho, Wo, O]: one [C, rows] x [rows, O] product per tap."""
     kh, kw = kernel_size
     xp = _pad_or_crop(x, pads)
-    out_h, out_w, channels, outputs = dy.shape[1], dy.shape[2], x.shape[-1], dy.shape[-1]
-    dy_rows = tf.reshape(dy, [-1, outputs])
-    taps = [tf.matmul(tf.reshape(xp[:, i:i + out_h, j:j + out_w, :], [-1, channels]), dy_rows, transpose_a=True)
+    padded_h, padded_w, channels = xp.shape[1], xp.shape[2], xp.shape[3]
+    out_h, out_w, outputs = dy.shape[1], dy.shape[2], dy.shape[3]
+    # Both sides flattened to rows of one padded image grid: tap (i, j) pairs row r of dY with row
+    # r + i*Wp + j of x, a contiguous slice of x's rows (TensorFlow hands such a slice out without
+    # copying it) instead of a strided window copied out nine times. dY's rows outside the Ho x Wo
+    # outputs are zeros, which drops the pairs that wrap past a row's or an image's end; the price is
+    # (Hp*Wp)/(Ho*Wo) as many multiply-adds (1.03x at 128x128 with a 3x3 kernel).
+    x_rows = tf.reshape(xp, [-1, channels])
+    dy_rows = tf.reshape(tf.pad(dy, [[0, 0], [0, padded_h - out_h], [0, padded_w - out_w], [0, 0]]), [-1, outputs])
+    rows = dy_rows.shape[0] - (kh - 1) * padded_w - (kw - 1)
+    dy_rows = dy_rows[:rows]
+    taps = [tf.matmul(x_rows[i * padded_w + j:i * padded_w + j + rows], dy_rows, transpose_a=True)
             for i in range(kh) for j in range(kw)]
     return tf.reshape(tf.stack(taps), [kh, kw, channels, outputs])
 
 
-def _conv2d_tap_filter_gradient(x, w, pads, input_gradient_form):
+# Winograd's F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
+# 2016): a 2x2 output tile of a 3x3 convolution is A^T [(G g G^T) * (B^T d B)] A for the 4x4 input
+# tile d (rows and columns 2p..2p+3). Its filter gradient is G^T [sum over tiles of
+# (B^T d B) * (A dY_tile A^T)] G: 16 products [C, tiles] x [tiles, O] with 4x4 = 16 multiply-adds
+# per tile where the taps take 9 x 4 = 36 (2.25x fewer), plus additions. B^T, A^T and G below, with
+# the sign of A's last row moved into G's (so that the dY side is sums of phases only).
+_WINOGRAD_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, -1.0))
+
+
+def _winograd_input_rows(v, axis):
+    """B^T applied along axis (length 2m + 2): the 4 components [.., m, ..] of d0..d3 = rows 2p..2p+3."""
+    even, odd = _phases(v, axis)
+    d0, d2 = _drop_last(even, axis), _drop_first(even, axis)
+    d1, d3 = _drop_last(odd, axis), _drop_first(odd, axis)
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+def _winograd_output_rows(v, axis):
+    """A (the adjoint of A^T) applied along axis (length 2m), the last one negated: dy0, dy0 + dy1,
+    dy0 - dy1, dy1."""
+    dy0, dy1 = _phases(v, axis)
+    return dy0, dy0 + dy1, dy0 - dy1, dy1
+
+
+def _phases(v, axis):
+    """The even and the odd rows along axis (of even length): a reshape and one unstack, which copies
+    whole rows where a slice with step 2 copies element by element (several times slower here)."""
+    shape = v.shape.as_list()
+    return tf.unstack(tf.reshape(v, shape[:axis] + [shape[axis] // 2, 2] + shape[axis + 1:]), axis=axis + 1)
+
+
+def _drop_last(v, axis):
+    index = [slice(None)] * v.shape.rank
+    index[axis] = slice(None, -1)
+    return v[tuple(index)]
+
+
+def _drop_first(v, axis):
+    index = [slice(None)] * v.shape.rank
+    index[axis] = slice(1, None)
+    return v[tuple(index)]
+
+
+def winograd_filter_gradient(x, dy, pads):
+    """tap_filter_gradient for a 3x3 kernel, through Winograd's F(2x2, 3x3): the same sum in another
+    order (float rounding apart)."""
+    xp = _pad_or_crop(x, pads)
+    out_h, out_w, channels, outputs = dy.shape[1], dy.shape[2], x.shape[-1], dy.shape[-1]
+    # An odd output side gets one more output row/column whose dY is zero.
+    extra_h, extra_w = out_h % 2, out_w % 2
+    if extra_h or extra_w:
+        xp = tf.pad(xp, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]])
+        dy = tf.pad(dy, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]])
+    products = []
+    for x_row, dy_row in zip(_winograd_input_rows(xp, 1), _winograd_output_rows(dy, 1)):
+        for x_tile, dy_tile in zip(_winograd_input_rows(x_row, 2), _winograd_output_rows(dy_row, 2)):
+            products.append(tf.matmul(tf.reshape(x_tile, [-1, channels]), tf.reshape(dy_tile, [-1, outputs]),
+                                      transpose_a=True))
+    g = tf.constant(_WINOGRAD_G, x.dtype)
+    products = tf.reshape(tf.stack(products), [4, 4, channels * outputs])
+    return tf.reshape(tf.einsum("ki,klz,lj->ijz", g, products, g), [3, 3, channels, outputs])
+
+
+def _conv2d_tap_filter_gradient(x, w, pads, form, input_gradient_form):
     kh, kw = w.shape[0], w.shape[1]
     # The input gradient is the 'full' correlation of dY with the kernel turned by 180 degrees
     # (input and output channels swapped), cropped by the forward padding.
@@ -125,6 +212,8 @@ def _conv2d_tap_filter_gradient(x, w, pads, input_gradient_form):
         def gradient(dy):
             w_turned = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2])
             dx = conv2d(dy, w_turned, padding=input_pads, filter_gradient=input_gradient_form)
+            if form == "winograd":
+                return dx, winograd_filter_gradient(x, dy, pads)
             return dx, tap_filter_gradient(x, dy, pads, (kh, kw))
         return y, gradient
 
