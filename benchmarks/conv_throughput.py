@@ -8,9 +8,13 @@ reads as a fraction of what the convolutions alone allow.
 
 The FLOPs are counted as `conv_flops.py` says (convolutions only; path length and R1 left out).
 
-The last column times the filter gradient as `stylegan2_tf.ops.conv_2d` computes it where its rule
-says so: one [C, N*H*W] x [N*H*W, C] matrix product per tap over the padded input
-(`tap_filter_gradient`); the rule (TAP_GRADIENT_MIN_PIXELS) comes from these two columns.
+The last two columns time the filter gradient as `stylegan2_tf.ops.conv_2d` computes it where its
+rule says so: one [C, rows] x [rows, C] matrix product per tap over the padded input
+(`tap_filter_gradient`), and Winograd's F(2x2, 3x3) with its transforms (`winograd_filter_gradient`:
+16 products, 2.25x fewer multiply-adds, as direct-equivalent GFLOP/s); --forms adds the forward
+pass and forward + both gradients of `conv2d` with each filter-gradient form ('kernel', 'taps',
+'winograd': Winograd's forward too). The rule (TAP_GRADIENT_MIN_PIXELS, WINOGRAD_MIN_PIXELS /
+_CHANNELS in stylegan2_tf/ops/conv_2d.py) comes from these columns.
 
 --winograd also times the batched matrix products that Winograd F(2x2, 3x3) would put in place
 of each convolution (16 products of [batch x side²/4, C] x [C, C], 2.25x fewer multiplies), as
@@ -38,6 +42,8 @@ flags.DEFINE_integer("minibatch", 8, "Images per minibatch, for the per-phase FL
 flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "dtypes to time.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per convolution (median).")
 flags.DEFINE_bool("winograd", False, "Also time the matrix products of Winograd F(2x2, 3x3).")
+flags.DEFINE_bool("forms", False, "Also time conv2d's forward and forward + both gradients with each "
+                  "filter-gradient form (float32).")
 FLAGS = flags.FLAGS
 
 
@@ -52,7 +58,7 @@ def main(argv):
     del argv
     import tensorflow as tf
     from stylegan2_tf.ops.capabilities import onednn_enabled
-    from stylegan2_tf.ops.conv_2d import tap_filter_gradient
+    from stylegan2_tf.ops.conv_2d import tap_filter_gradient, winograd_filter_gradient
 
     print(f"# {cpu_description()}, TF {tf.__version__}, oneDNN {'on' if onednn_enabled() else 'off'}")
     g, d = forward_conv_flops(FLAGS.res, FLAGS["fmap-base"].value)
@@ -75,7 +81,7 @@ def main(argv):
     head = ["forward", "input grad", "filter grad"]
     if FLAGS.winograd:
         head += [f"Winograd {h}" for h in head]
-    head.append("filter grad as taps")
+    head += ["filter grad as taps", "filter grad Winograd"]
     print("| dtype | side | channels | " + " | ".join(f"{h} GFLOP/s" for h in head) + " |")
     print("| --- | --- | --- |" + " --- |" * len(head))
     b = FLAGS.batch
@@ -101,10 +107,43 @@ def main(argv):
                 calls += (tf.function(lambda: tf.matmul(v, u)),
                           tf.function(lambda: tf.matmul(dm, u, transpose_b=True)),
                           tf.function(lambda: tf.matmul(v, dm, transpose_a=True)))
-            calls += (tf.function(lambda: tap_filter_gradient(x, dy, ((1, 1), (1, 1)), (3, 3))),)
+            calls += (tf.function(lambda: tap_filter_gradient(x, dy, ((1, 1), (1, 1)), (3, 3))),
+                      tf.function(lambda: winograd_filter_gradient(x, dy, ((1, 1), (1, 1)))))
             flops = 2 * b * side * side * 9 * c * c
             rates = [flops / median_seconds(fn) / 1e9 for fn in calls]
             print(f"| {name} | {side} | {c} | " + " | ".join(f"{r:.0f}" for r in rates) + " |", flush=True)
+    if FLAGS.forms:
+        time_forms(median_seconds)
+
+
+def time_forms(median_seconds):
+    """conv2d with filter_gradient 'kernel', 'taps' and 'winograd' (whose forward is Winograd's too):
+    forward, and forward + input and filter gradient, as direct-equivalent GFLOP/s (float32)."""
+    import tensorflow as tf
+    from stylegan2_tf.ops.conv_2d import conv2d
+    forms = ("kernel", "taps", "winograd")
+    print("\n| side | channels | " + " | ".join(f"{f} forward | {f} fwd+grads" for f in forms) + " |")
+    print("| --- | --- |" + " --- | --- |" * len(forms))
+    b = FLAGS.batch
+    for side, c in conv_shapes(FLAGS.res, FLAGS["fmap-base"].value):
+        x = tf.random.stateless_normal([b, side, side, c], [1, 2])
+        w = tf.random.stateless_normal([3, 3, c, c], [3, 4]) / (3 * c ** 0.5)
+        dy = tf.random.stateless_normal([b, side, side, c], [5, 6])
+        flops = 2 * b * side * side * 9 * c * c
+        rates = []
+        for form in forms:
+            def forward(form=form):
+                return conv2d(x, w, "SAME", filter_gradient=form)
+
+            def forward_and_gradients(form=form):
+                with tf.GradientTape() as tape:
+                    tape.watch([x, w])
+                    y = conv2d(x, w, "SAME", filter_gradient=form)
+                dx, dw = tape.gradient(y, [x, w], output_gradients=dy)
+                return tf.reduce_sum(dx) + tf.reduce_sum(dw)   # one tensor to wait for
+            rates.append(flops / median_seconds(tf.function(forward, autograph=False)) / 1e9)
+            rates.append(3 * flops / median_seconds(tf.function(forward_and_gradients, autograph=False)) / 1e9)
+        print(f"| {side} | {c} | " + " | ".join(f"{r:.0f}" for r in rates) + " |", flush=True)
 
 
 if __name__ == "__main__":

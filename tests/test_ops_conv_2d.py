@@ -69,7 +69,8 @@ def test_tap_filter_gradient_is_the_sum_over_positions(pads, kernel_size):
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 5, 4, 3))
     xp = np.pad(x, [(0, 0), [max(p, 0) for p in pads[0]], [max(p, 0) for p in pads[1]], (0, 0)])
-    xp = xp[:, max(-pads[0][0], 0):xp.shape[1] - max(-pads[0][1], 0), max(-pads[1][0], 0):xp.shape[2] - max(-pads[1][1], 0)]
+    (top, bottom), (left, right) = ((max(-a, 0), max(-b, 0)) for a, b in pads)   # negative pads crop
+    xp = xp[:, top:xp.shape[1] - bottom, left:xp.shape[2] - right]
     out_h, out_w = xp.shape[1] - kh + 1, xp.shape[2] - kw + 1
     dy = rng.standard_normal((2, out_h, out_w, 2))
     want = np.zeros((kh, kw, 3, 2))
@@ -113,13 +114,15 @@ def test_automatic_form():
     assert filter_gradient_form(tf.cast(big, tf.float64), tf.cast(w, tf.float64)) == "kernel"
     grouped = tf.zeros([3, 3, 2, 4])
     assert filter_gradient_form(big, grouped) == "kernel"
-    # Winograd: 3x3 kernels with >= 128 input and output channels, outputs from 32x32.
+    # Winograd: 3x3 kernels with >= 128 input and output channels, outputs from 16x16.
     wide = tf.zeros([3, 3, 128, 128])
     assert filter_gradient_form(tf.zeros([1, 32, 32, 128]), wide) == ("winograd" if rule else "kernel")
     assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), wide) == ("winograd" if rule else "kernel")
-    assert filter_gradient_form(tf.zeros([1, 16, 32, 128]), wide) == "kernel"
-    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), tf.zeros([3, 3, 128, 64])) == ("taps" if rule else "kernel")
-    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), tf.zeros([2, 2, 128, 128])) == ("taps" if rule else "kernel")
+    assert filter_gradient_form(tf.zeros([1, 16, 16, 128]), wide) == ("winograd" if rule else "kernel")
+    assert filter_gradient_form(tf.zeros([1, 8, 16, 128]), wide) == "kernel"
+    taps = "taps" if rule else "kernel"
+    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), tf.zeros([3, 3, 128, 64])) == taps
+    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), tf.zeros([2, 2, 128, 128])) == taps
 
 
 def test_bad_form():
@@ -131,8 +134,8 @@ def test_bad_form():
 
 def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
     """G and D at 64x64 (where the rule picks the tap form on AVX2 CPUs with oneDNN): the losses (D's
-    with R1) and every variable's gradient with TensorFlow's kernel, with the taps, and with Winograd
-    for every 3x3 convolution from 32x32 on (its channel threshold lowered for these narrow networks),
+    with R1) and every variable's gradient with TensorFlow's kernels, with the taps, and with Winograd
+    for every 3x3 convolution from 16x16 on (its channel threshold lowered for these narrow networks),
     within float32 rounding."""
     import stylegan2_tf.ops.conv_2d as conv2d_module
     from stylegan2_tf.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
@@ -150,7 +153,7 @@ def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
     results = {}
     for name, machine, winograd_channels in (("kernel", False, 128), ("taps", True, 10 ** 6), ("winograd", True, 1)):
         monkeypatch.setattr(conv2d_module, "_tap_gradient_machine", machine)
-        monkeypatch.setattr(conv2d_module, "WINOGRAD_GRADIENT_MIN_CHANNELS", winograd_channels)
+        monkeypatch.setattr(conv2d_module, "WINOGRAD_MIN_CHANNELS", winograd_channels)
         forms_used.clear()
         results[name] = gan_losses_and_gradients(G, D, z, reals)
         assert name in forms_used, (name, set(forms_used))

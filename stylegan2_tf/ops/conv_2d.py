@@ -19,14 +19,16 @@ import tensorflow as tf
 from .capabilities import cpu_conv_kernels, runs_on_cpu
 
 # The rule, measured with benchmarks/conv_throughput.py on an AVX2-only CPU with oneDNN on
-# (float32, batch 4): the tap products win from 64x64 outputs on (1.4-2.4x), tie at 32x32 and lose
-# below; for 3x3 kernels with at least 128 input and output channels Winograd's F(2x2, 3x3) runs
-# 1.2-1.6x faster than the taps from 32x32 on (1.6-2.7x the kernel at 16x16-64x64; below 128
-# channels it ties the taps, at 8x8 it loses to the kernel). With oneDNN off, Eigen's filter
-# gradient wins or ties at every size; on AVX-512 CPUs it is not measured, so the rule stays off there.
+# (float32, batch 4): the filter gradient as tap products wins from 64x64 outputs on (1.4-2.4x), ties
+# at 32x32 and loses below. For 3x3 kernels with at least 128 input and output channels, Winograd's
+# F(2x2, 3x3) for the whole convolution (forward, input and filter gradient) ties the taps at
+# 128x128 and wins from 64x64 down to 16x16 (forward + both gradients 1.1-2.0x the faster of the
+# kernel and the taps; at 8x8 the kernel wins); below 128 channels it ties the taps. With oneDNN off,
+# Eigen's filter gradient wins or ties at every size; on AVX-512 CPUs none of this is measured, so
+# the rule stays off there.
 TAP_GRADIENT_MIN_PIXELS = 64 * 64
-WINOGRAD_GRADIENT_MIN_PIXELS = 32 * 32
-WINOGRAD_GRADIENT_MIN_CHANNELS = 128
+WINOGRAD_MIN_PIXELS = 16 * 16
+WINOGRAD_MIN_CHANNELS = 128
 FILTER_GRADIENT_FORMS = ("winograd", "taps", "kernel")
 
 _tap_gradient_machine = None
@@ -64,13 +66,13 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
 def filter_gradient_form(x, w):
     """Where a formulation is measured to beat the kernel for this convolution (float32, on a CPU
     whose oneDNN kernels are AVX2 ones): 'winograd' for 3x3 kernels with at least
-    WINOGRAD_GRADIENT_MIN_CHANNELS input and output channels and outputs of at least
-    WINOGRAD_GRADIENT_MIN_PIXELS, 'taps' for outputs of at least TAP_GRADIENT_MIN_PIXELS, else 'kernel'."""
+    WINOGRAD_MIN_CHANNELS input and output channels and outputs of at least
+    WINOGRAD_MIN_PIXELS, 'taps' for outputs of at least TAP_GRADIENT_MIN_PIXELS, else 'kernel'."""
     height, width = x.shape[1], x.shape[2]
     if x.dtype != tf.float32 or height is None or width is None or x.shape[-1] != w.shape[2]:
         return "kernel"
-    winograd = ((w.shape[0], w.shape[1]) == (3, 3) and min(w.shape[2], w.shape[3]) >= WINOGRAD_GRADIENT_MIN_CHANNELS
-                and height * width >= WINOGRAD_GRADIENT_MIN_PIXELS)
+    winograd = ((w.shape[0], w.shape[1]) == (3, 3) and min(w.shape[2], w.shape[3]) >= WINOGRAD_MIN_CHANNELS
+                and height * width >= WINOGRAD_MIN_PIXELS)
     if not winograd and height * width < TAP_GRADIENT_MIN_PIXELS:
         return "kernel"
     if not runs_on_cpu(x) or not _avx2_onednn_machine():
@@ -138,10 +140,11 @@ def tap_filter_gradient(x, dy, pads, kernel_size):
 
 # Winograd's F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
 # 2016): a 2x2 output tile of a 3x3 convolution is A^T [(G g G^T) * (B^T d B)] A for the 4x4 input
-# tile d (rows and columns 2p..2p+3). Its filter gradient is G^T [sum over tiles of
-# (B^T d B) * (A dY_tile A^T)] G: 16 products [C, tiles] x [tiles, O] with 4x4 = 16 multiply-adds
-# per tile where the taps take 9 x 4 = 36 (2.25x fewer), plus additions. B^T, A^T and G below, with
-# the sign of A's last row moved into G's (so that the dY side is sums of phases only).
+# tile d (rows and columns 2p..2p+3): 16 products [tiles, C] x [C, O], 4x4 = 16 multiply-adds per
+# tile where the direct convolution takes 9 x 4 = 36 (2.25x fewer), plus additions. Its filter
+# gradient is G^T [sum over tiles of (B^T d B) * (A dY_tile A^T)] G: 16 products [C, tiles] x
+# [tiles, O]. B^T, A^T and G below, with the sign of A's last column and G's last row flipped
+# together (the product is the same; the dY side is then sums of phases only).
 _WINOGRAD_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, -1.0))
 
 
@@ -151,6 +154,14 @@ def _winograd_input_rows(v, axis):
     d0, d2 = _drop_last(even, axis), _drop_first(even, axis)
     d1, d3 = _drop_last(odd, axis), _drop_first(odd, axis)
     return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+def _winograd_output(m, axis):
+    """A^T applied along axis to the 4 components m: the outputs 2p (m0 + m1 + m2) and 2p + 1
+    (m1 - m2 + m3, the flipped sign), interleaved."""
+    y0, y1 = m[0] + m[1] + m[2], m[1] - m[2] + m[3]
+    shape = y0.shape.as_list()
+    return tf.reshape(tf.stack([y0, y1], axis=axis + 1), shape[:axis] + [2 * shape[axis]] + shape[axis + 1:])
 
 
 def _winograd_output_rows(v, axis):
@@ -177,6 +188,36 @@ def _drop_first(v, axis):
     index = [slice(None)] * v.shape.rank
     index[axis] = slice(1, None)
     return v[tuple(index)]
+
+
+def _winograd_kernel(w):
+    """G w G^T for a [3, 3, C, O] kernel: [4, 4, C, O]."""
+    channels, outputs = w.shape[2], w.shape[3]
+    g = tf.constant(_WINOGRAD_G, w.dtype)
+    return tf.reshape(tf.einsum("ki,ijz,lj->klz", g, tf.reshape(w, [3, 3, channels * outputs]), g),
+                      [4, 4, channels, outputs])
+
+
+def winograd_conv2d(x, w, pads):
+    """The stride-1 convolution of x padded by pads with a 3x3 kernel, through Winograd's
+    F(2x2, 3x3): the same sums in another order (float rounding apart)."""
+    xp = _pad_or_crop(x, pads)
+    out_h, out_w, channels, outputs = xp.shape[1] - 2, xp.shape[2] - 2, x.shape[-1], w.shape[-1]
+    extra_h, extra_w = out_h % 2, out_w % 2    # an odd side computes one more output, then drops it
+    if extra_h or extra_w:
+        xp = tf.pad(xp, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]])
+    u = _winograd_kernel(w)
+    rows = []
+    for k, x_row in enumerate(_winograd_input_rows(xp, 1)):
+        tiles = []
+        for j, x_tile in enumerate(_winograd_input_rows(x_row, 2)):
+            shape = x_tile.shape.as_list()
+            tiles.append(tf.reshape(tf.matmul(tf.reshape(x_tile, [-1, channels]), u[k, j]), shape[:3] + [outputs]))
+        rows.append(_winograd_output(tiles, 2))
+    y = _winograd_output(rows, 1)
+    if extra_h or extra_w:
+        y = y[:, :out_h, :out_w, :]
+    return y
 
 
 def winograd_filter_gradient(x, dy, pads):
@@ -207,7 +248,10 @@ def _conv2d_tap_filter_gradient(x, w, pads, form, input_gradient_form):
 
     @tf.custom_gradient
     def forward(x, w):
-        y = tf.nn.conv2d(x, w, strides=1, padding=_tf_padding(pads, kh, kw))
+        if form == "winograd":
+            y = winograd_conv2d(x, w, pads)
+        else:
+            y = tf.nn.conv2d(x, w, strides=1, padding=_tf_padding(pads, kh, kw))
 
         def gradient(dy):
             w_turned = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2])
