@@ -100,7 +100,7 @@ def test_float32_tap_form_within_rounding_of_the_kernel():
             np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=2e-6 * scale, err_msg=f"{form} {name}")
 
 
-def test_automatic_form():
+def test_automatic_form(monkeypatch):
     from stylegan2_tf.ops.capabilities import cpu_conv_kernels, cpu_flags, onednn_enabled
     flags = cpu_flags() or frozenset()
     avx2_onednn = bool(onednn_enabled()) and "avx2" in flags and "avx512f" not in flags
@@ -114,8 +114,12 @@ def test_automatic_form():
     assert filter_gradient_form(tf.cast(big, tf.float64), tf.cast(w, tf.float64)) == "kernel"
     grouped = tf.zeros([3, 3, 2, 4])
     assert filter_gradient_form(big, grouped) == "kernel"
-    # Winograd: 3x3 kernels with >= 128 input and output channels, outputs from 16x16.
+    # Winograd (when AUTOMATIC_WINOGRAD): 3x3 kernels with >= 128 input and output channels, outputs from 16x16.
+    import stylegan2_tf.ops.conv_2d as conv2d_module
     wide = tf.zeros([3, 3, 128, 128])
+    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), wide) == ("taps" if rule else "kernel")
+    assert filter_gradient_form(tf.zeros([1, 32, 32, 128]), wide) == "kernel"
+    monkeypatch.setattr(conv2d_module, "AUTOMATIC_WINOGRAD", True)
     assert filter_gradient_form(tf.zeros([1, 32, 32, 128]), wide) == ("winograd" if rule else "kernel")
     assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), wide) == ("winograd" if rule else "kernel")
     assert filter_gradient_form(tf.zeros([1, 16, 16, 128]), wide) == ("winograd" if rule else "kernel")
@@ -154,6 +158,7 @@ def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
     for name, machine, winograd_channels in (("kernel", False, 128), ("taps", True, 10 ** 6), ("winograd", True, 1)):
         monkeypatch.setattr(conv2d_module, "_tap_gradient_machine", machine)
         monkeypatch.setattr(conv2d_module, "WINOGRAD_MIN_CHANNELS", winograd_channels)
+        monkeypatch.setattr(conv2d_module, "AUTOMATIC_WINOGRAD", name == "winograd")
         forms_used.clear()
         results[name] = gan_losses_and_gradients(G, D, z, reals)
         assert name in forms_used, (name, set(forms_used))

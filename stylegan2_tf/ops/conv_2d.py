@@ -7,9 +7,9 @@ filter-gradient kernel (Conv2DBackpropFilter) runs far below its forward and inp
 kernels: 48-67 GFLOP/s at 128x128 with 128 channels, batch 8-4, on a 2-core EPYC, where its forward
 convolution runs at about 175 GFLOP/s and the kh*kw products above at 95-115
 (benchmarks/conv_throughput.py; figures in benchmarks/README.md). There `conv2d` computes the
-filter gradient as those products ('taps'), or for 3x3 kernels as the 16 products of Winograd's
-F(2x2, 3x3) ('winograd', 2.25x fewer multiply-adds), and the input gradient as the forward
-convolution of dY with the flipped, transposed kernel (through `conv2d` again, so a second
+filter gradient as those products ('taps'; on request, a 3x3 convolution and its filter gradient
+go through the 16 products of Winograd's F(2x2, 3x3) instead: 'winograd', 2.25x fewer
+multiply-adds), and the input gradient as the forward convolution of dY with the flipped, transposed kernel (through `conv2d` again, so a second
 derivative -- R1, path length -- takes the same route). Everywhere else it is `tf.nn.conv2d`. All
 give the same numbers up to float rounding.
 """
@@ -20,13 +20,18 @@ from .capabilities import cpu_conv_kernels, runs_on_cpu
 
 # The rule, measured with benchmarks/conv_throughput.py on an AVX2-only CPU with oneDNN on
 # (float32, batch 4): the filter gradient as tap products wins from 64x64 outputs on (1.4-2.4x), ties
-# at 32x32 and loses below. For 3x3 kernels with at least 128 input and output channels, Winograd's
-# F(2x2, 3x3) for the whole convolution (forward, input and filter gradient) ties the taps at
-# 128x128 and wins from 64x64 down to 16x16 (forward + both gradients 1.1-2.0x the faster of the
-# kernel and the taps; at 8x8 the kernel wins); below 128 channels it ties the taps. With oneDNN off,
-# Eigen's filter gradient wins or ties at every size; on AVX-512 CPUs none of this is measured, so
-# the rule stays off there.
+# at 32x32 and loses below. With oneDNN off, Eigen's filter gradient wins or ties at every size; on
+# AVX-512 CPUs none of this is measured, so the rule stays off there.
 TAP_GRADIENT_MIN_PIXELS = 64 * 64
+# Winograd's F(2x2, 3x3) for the whole convolution (forward, input and filter gradient), for 3x3
+# kernels with at least 128 input and output channels, measured there: its filter gradient 1.1-2.0x
+# the taps, forward + both gradients 1.5-2.0x the faster of the kernel and the taps at 64x64-32x32,
+# 1.1-1.5x at 16x16, 0.9-1.0x at 128x128. A 128x128 training step with it ran 1.12-1.23x faster,
+# but its many small ops (16 products and the transforms per convolution, again in each derivative)
+# more than doubled the time to the first step (tracing and graph optimisation: 105-113 s against
+# 44-61 s; benchmarks/README.md), so the rule leaves it off (AUTOMATIC_WINOGRAD) until its graph
+# is smaller; filter_gradient='winograd' asks for it.
+AUTOMATIC_WINOGRAD = False
 WINOGRAD_MIN_PIXELS = 16 * 16
 WINOGRAD_MIN_CHANNELS = 128
 FILTER_GRADIENT_FORMS = ("winograd", "taps", "kernel")
@@ -65,14 +70,14 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
 
 def filter_gradient_form(x, w):
     """Where a formulation is measured to beat the kernel for this convolution (float32, on a CPU
-    whose oneDNN kernels are AVX2 ones): 'winograd' for 3x3 kernels with at least
-    WINOGRAD_MIN_CHANNELS input and output channels and outputs of at least
-    WINOGRAD_MIN_PIXELS, 'taps' for outputs of at least TAP_GRADIENT_MIN_PIXELS, else 'kernel'."""
+    whose oneDNN kernels are AVX2 ones): 'taps' for outputs of at least TAP_GRADIENT_MIN_PIXELS, else
+    'kernel'; with AUTOMATIC_WINOGRAD, 'winograd' for 3x3 kernels with at least WINOGRAD_MIN_CHANNELS
+    input and output channels and outputs of at least WINOGRAD_MIN_PIXELS."""
     height, width = x.shape[1], x.shape[2]
     if x.dtype != tf.float32 or height is None or width is None or x.shape[-1] != w.shape[2]:
         return "kernel"
-    winograd = ((w.shape[0], w.shape[1]) == (3, 3) and min(w.shape[2], w.shape[3]) >= WINOGRAD_MIN_CHANNELS
-                and height * width >= WINOGRAD_MIN_PIXELS)
+    winograd = (AUTOMATIC_WINOGRAD and (w.shape[0], w.shape[1]) == (3, 3)
+                and min(w.shape[2], w.shape[3]) >= WINOGRAD_MIN_CHANNELS and height * width >= WINOGRAD_MIN_PIXELS)
     if not winograd and height * width < TAP_GRADIENT_MIN_PIXELS:
         return "kernel"
     if not runs_on_cpu(x) or not _avx2_onednn_machine():
