@@ -9,9 +9,9 @@ convolution runs at about 175 GFLOP/s and the kh*kw products above at 95-115
 (benchmarks/conv_throughput.py; figures in benchmarks/README.md). There `conv2d` computes the
 filter gradient as those products ('taps'; on request, a 3x3 convolution and its filter gradient
 go through the 16 products of Winograd's F(2x2, 3x3) instead: 'winograd', 2.25x fewer
-multiply-adds), and the input gradient as the forward convolution of dY with the flipped, transposed kernel (through `conv2d` again, so a second
-derivative -- R1, path length -- takes the same route). Everywhere else it is `tf.nn.conv2d`. All
-give the same numbers up to float rounding.
+multiply-adds), and the input gradient as the forward convolution of dY with the flipped,
+transposed kernel (through `conv2d` again, so a second derivative -- R1, path length -- takes the
+same route). Everywhere else it is `tf.nn.conv2d`. All give the same numbers up to float rounding.
 """
 
 import tensorflow as tf
