@@ -64,8 +64,8 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
         return tf.nn.conv2d(x, w, strides=1, padding=_tf_padding(pads, w.shape[0], w.shape[1]))
     if None in x.shape[1:]:
         raise ValueError("conv2d: the tap form of the filter gradient needs static spatial sizes and channels")
-    return _conv2d_tap_filter_gradient(x, w, pads, filter_gradient,
-                                       None if filter_gradient_was_automatic else filter_gradient)
+    return _conv2d_own_gradient(x, w, pads, filter_gradient,
+                                None if filter_gradient_was_automatic else filter_gradient)
 
 
 def filter_gradient_form(x, w):
@@ -130,8 +130,8 @@ def tap_filter_gradient(x, dy, pads, kernel_size):
     padded_h, padded_w, channels = xp.shape[1], xp.shape[2], xp.shape[3]
     out_h, out_w, outputs = dy.shape[1], dy.shape[2], dy.shape[3]
     # Both sides flattened to rows of one padded image grid: tap (i, j) pairs row r of dY with row
-    # r + i*Wp + j of x, a contiguous slice of x's rows (TensorFlow hands such a slice out without
-    # copying it) instead of a strided window copied out nine times. dY's rows outside the Ho x Wo
+    # r + i*Wp + j of x, a contiguous slice of x's rows (which TensorFlow can hand out without
+    # copying) instead of a strided window copied out nine times. dY's rows outside the Ho x Wo
     # outputs are zeros, which drops the pairs that wrap past a row's or an image's end; the price is
     # (Hp*Wp)/(Ho*Wo) as many multiply-adds (1.03x at 128x128 with a 3x3 kernel).
     x_rows = tf.reshape(xp, [-1, channels])
@@ -156,8 +156,9 @@ _WINOGRAD_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, -1
 def _winograd_input_rows(v, axis):
     """B^T applied along axis (length 2m + 2): the 4 components [.., m, ..] of d0..d3 = rows 2p..2p+3."""
     even, odd = _phases(v, axis)
-    d0, d2 = _drop_last(even, axis), _drop_first(even, axis)
-    d1, d3 = _drop_last(odd, axis), _drop_first(odd, axis)
+    last = v.shape[axis] // 2
+    d0, d2 = _rows(even, axis, 0, last - 1), _rows(even, axis, 1, last)
+    d1, d3 = _rows(odd, axis, 0, last - 1), _rows(odd, axis, 1, last)
     return d0 - d2, d1 + d2, d2 - d1, d1 - d3
 
 
@@ -183,16 +184,21 @@ def _phases(v, axis):
     return tf.unstack(tf.reshape(v, shape[:axis] + [shape[axis] // 2, 2] + shape[axis + 1:]), axis=axis + 1)
 
 
-def _drop_last(v, axis):
+def _rows(v, axis, start, stop):
+    """v[..., start:stop, ...] along axis."""
     index = [slice(None)] * v.shape.rank
-    index[axis] = slice(None, -1)
+    index[axis] = slice(start, stop)
     return v[tuple(index)]
 
 
-def _drop_first(v, axis):
-    index = [slice(None)] * v.shape.rank
-    index[axis] = slice(1, None)
-    return v[tuple(index)]
+def _winograd_grid(x, pads):
+    """x padded by pads, plus one zero row / column where the output side (padded side - 2) is
+    odd, so that the outputs tile into 2x2; and the output size (out_h, out_w) before that."""
+    xp = _pad_or_crop(x, pads)
+    out_h, out_w = xp.shape[1] - 2, xp.shape[2] - 2
+    if out_h % 2 or out_w % 2:
+        xp = tf.pad(xp, [[0, 0], [0, out_h % 2], [0, out_w % 2], [0, 0]])
+    return xp, out_h, out_w
 
 
 def _winograd_kernel(w):
@@ -206,11 +212,8 @@ def _winograd_kernel(w):
 def winograd_conv2d(x, w, pads):
     """The stride-1 convolution of x padded by pads with a 3x3 kernel, through Winograd's
     F(2x2, 3x3): the same sums in another order (float rounding apart)."""
-    xp = _pad_or_crop(x, pads)
-    out_h, out_w, channels, outputs = xp.shape[1] - 2, xp.shape[2] - 2, x.shape[-1], w.shape[-1]
-    extra_h, extra_w = out_h % 2, out_w % 2    # an odd side computes one more output, then drops it
-    if extra_h or extra_w:
-        xp = tf.pad(xp, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]])
+    xp, out_h, out_w = _winograd_grid(x, pads)   # an odd side computes one more output, then drops it
+    channels, outputs = x.shape[-1], w.shape[-1]
     u = _winograd_kernel(w)
     rows = []
     for k, x_row in enumerate(_winograd_input_rows(xp, 1)):
@@ -220,7 +223,7 @@ def winograd_conv2d(x, w, pads):
             tiles.append(tf.reshape(tf.matmul(tf.reshape(x_tile, [-1, channels]), u[k, j]), shape[:3] + [outputs]))
         rows.append(_winograd_output(tiles, 2))
     y = _winograd_output(rows, 1)
-    if extra_h or extra_w:
+    if y.shape[1] != out_h or y.shape[2] != out_w:
         y = y[:, :out_h, :out_w, :]
     return y
 
@@ -228,13 +231,10 @@ def winograd_conv2d(x, w, pads):
 def winograd_filter_gradient(x, dy, pads):
     """tap_filter_gradient for a 3x3 kernel, through Winograd's F(2x2, 3x3): the same sum in another
     order (float rounding apart)."""
-    xp = _pad_or_crop(x, pads)
-    out_h, out_w, channels, outputs = dy.shape[1], dy.shape[2], x.shape[-1], dy.shape[-1]
-    # An odd output side gets one more output row/column whose dY is zero.
-    extra_h, extra_w = out_h % 2, out_w % 2
-    if extra_h or extra_w:
-        xp = tf.pad(xp, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]])
-        dy = tf.pad(dy, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]])
+    xp, out_h, out_w = _winograd_grid(x, pads)   # an odd side's extra output gets a zero dY
+    channels, outputs = x.shape[-1], dy.shape[-1]
+    if out_h % 2 or out_w % 2:
+        dy = tf.pad(dy, [[0, 0], [0, out_h % 2], [0, out_w % 2], [0, 0]])
     products = []
     for x_row, dy_row in zip(_winograd_input_rows(xp, 1), _winograd_output_rows(dy, 1)):
         for x_tile, dy_tile in zip(_winograd_input_rows(x_row, 2), _winograd_output_rows(dy_row, 2)):
@@ -245,7 +245,7 @@ def winograd_filter_gradient(x, dy, pads):
     return tf.reshape(tf.einsum("ki,klz,lj->ijz", g, products, g), [3, 3, channels, outputs])
 
 
-def _conv2d_tap_filter_gradient(x, w, pads, form, input_gradient_form):
+def _conv2d_own_gradient(x, w, pads, form, input_gradient_form):
     kh, kw = w.shape[0], w.shape[1]
     # The input gradient is the 'full' correlation of dY with the kernel turned by 180 degrees
     # (input and output channels swapped), cropped by the forward padding.
