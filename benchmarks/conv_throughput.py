@@ -5,6 +5,7 @@ reads as a fraction of what the convolutions alone allow.
 
   python benchmarks/conv_throughput.py                                 # 128², fmap_base 8192, batch 4
   python benchmarks/conv_throughput.py --res 32 --fmap-base 2048 --dtypes float32
+  python benchmarks/conv_throughput.py --dtypes float32 --forms --shapes 64/128,32/256,16/512
 
 The FLOPs are counted as `conv_flops.py` says (convolutions only; path length and R1 left out).
 
@@ -14,7 +15,7 @@ rule says so: one [C, rows] x [rows, C] matrix product per tap over the padded i
 16 products, 2.25x fewer multiply-adds, as direct-equivalent GFLOP/s); --forms adds the forward
 pass and forward + both gradients of `conv2d` with each filter-gradient form ('kernel', 'taps',
 'winograd': Winograd's forward too). The rule (TAP_GRADIENT_MIN_PIXELS, WINOGRAD_MIN_PIXELS /
-_CHANNELS in stylegan2_tf/ops/conv_2d.py) comes from these columns.
+_CHANNELS in stylegan2_tf/ops/conv_2d.py, per kind of CPU kernels) comes from these columns.
 
 --winograd also times the batched matrix products that Winograd F(2x2, 3x3) would put in place
 of each convolution (16 products of [batch x side²/4, C] x [C, C], 2.25x fewer multiplies), as
@@ -42,6 +43,7 @@ flags.DEFINE_integer("minibatch", 8, "Images per minibatch, for the per-phase FL
 flags.DEFINE_list("dtypes", ["float32", "bfloat16"], "dtypes to time.")
 flags.DEFINE_integer("repeats", 5, "Timed calls per convolution (median).")
 flags.DEFINE_bool("winograd", False, "Also time the matrix products of Winograd F(2x2, 3x3).")
+flags.DEFINE_list("shapes", None, "side/channels pairs to time instead of the networks' (e.g. 64/128,32/512).")
 flags.DEFINE_bool("forms", False, "Also time conv2d's forward and forward + both gradients with each "
                   "filter-gradient form (float32).")
 FLAGS = flags.FLAGS
@@ -52,6 +54,13 @@ def conv_shapes(res, fmap_base):
     from stylegan2_tf.networks import GeneratorConfig
     cfg = GeneratorConfig(img_resolution=res, fmap_base=fmap_base)
     return [(2 ** r, cfg.nf(r - 1)) for r in range(cfg.resolution_log2, 3, -1)]
+
+
+def timed_shapes():
+    """(side, channels) pairs: --shapes, else the networks' (`conv_shapes`)."""
+    if FLAGS.shapes:
+        return [tuple(int(v) for v in pair.split("/")) for pair in FLAGS.shapes]
+    return conv_shapes(FLAGS.res, FLAGS["fmap-base"].value)
 
 
 def main(argv):
@@ -87,7 +96,7 @@ def main(argv):
     b = FLAGS.batch
     for name in FLAGS.dtypes:
         dtype = tf.as_dtype(name)
-        for side, c in conv_shapes(FLAGS.res, FLAGS["fmap-base"].value):
+        for side, c in timed_shapes():
             x = tf.cast(tf.random.stateless_normal([b, side, side, c], [1, 2]), dtype)
             w = tf.cast(tf.random.stateless_normal([3, 3, c, c], [3, 4]), dtype)
             dy = tf.cast(tf.random.stateless_normal([b, side, side, c], [5, 6]), dtype)
@@ -125,7 +134,7 @@ def time_forms(median_seconds):
     print("\n| side | channels | " + " | ".join(f"{f} forward | {f} fwd+grads" for f in forms) + " |")
     print("| --- | --- |" + " --- | --- |" * len(forms))
     b = FLAGS.batch
-    for side, c in conv_shapes(FLAGS.res, FLAGS["fmap-base"].value):
+    for side, c in timed_shapes():
         x = tf.random.stateless_normal([b, side, side, c], [1, 2])
         w = tf.random.stateless_normal([3, 3, c, c], [3, 4]) / (3 * c ** 0.5)
         dy = tf.random.stateless_normal([b, side, side, c], [5, 6])

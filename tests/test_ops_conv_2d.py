@@ -100,33 +100,41 @@ def test_float32_tap_form_within_rounding_of_the_kernel():
             np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=2e-6 * scale, err_msg=f"{form} {name}")
 
 
-def test_automatic_form(monkeypatch):
+def test_automatic_form():
     from stylegan2_tf.ops.capabilities import cpu_conv_kernels, cpu_flags, onednn_enabled
     flags = cpu_flags() or frozenset()
     avx2_onednn = bool(onednn_enabled()) and "avx2" in flags and "avx512f" not in flags
     assert (cpu_conv_kernels() == "onednn-avx2") == avx2_onednn
+
+    def form(side, channels, outputs, kernels, kernel_size=3, height=None, dtype=tf.float32):
+        x = tf.zeros([1, height or side, side, channels], dtype)
+        return filter_gradient_form(x, tf.zeros([kernel_size, kernel_size, channels, outputs], dtype), kernels)
+
+    # AVX2: the taps from 64x64 outputs (any kernel); Winograd for 3x3 kernels with >= 128 input and
+    # output channels from 16x16.
+    avx2 = "onednn-avx2"
+    assert form(64, 4, 4, avx2) == "taps"
+    assert form(64, 4, 4, avx2, height=32) == "kernel"
+    assert form(64, 128, 128, avx2) == "winograd"
+    assert form(16, 128, 128, avx2) == "winograd"
+    assert form(16, 128, 128, avx2, height=8) == "kernel"
+    assert form(32, 128, 64, avx2) == "kernel"
+    assert form(64, 128, 64, avx2) == "taps"
+    assert form(64, 128, 128, avx2, kernel_size=2) == "taps"
+    # AVX-512: Winograd for 3x3 kernels with >= 256 channels from 16x16; never the taps.
+    assert form(16, 256, 256, "onednn") == "winograd"
+    assert form(64, 256, 512, "onednn") == "winograd"
+    assert form(16, 512, 512, "onednn", height=8) == "kernel"
+    assert form(64, 128, 128, "onednn") == "kernel"
+    assert form(128, 4, 4, "onednn") == "kernel"
+    for kernels in ("eigen", None):
+        assert form(64, 512, 512, kernels) == "kernel"
+    assert form(64, 512, 512, avx2, dtype=tf.float64) == "kernel"
+    assert filter_gradient_form(tf.zeros([1, 64, 64, 256]), tf.zeros([3, 3, 128, 256]), avx2) == "kernel"  # grouped
+    # Automatic: this machine's kernels where x is computed on a CPU.
     on_cpu = not tf.config.list_logical_devices("GPU")
-    rule = avx2_onednn and on_cpu
-    w = tf.zeros([3, 3, 4, 4])
-    big, small = tf.zeros([1, 64, 64, 4]), tf.zeros([1, 32, 64, 4])
-    assert filter_gradient_form(big, w) == ("taps" if rule else "kernel")
-    assert filter_gradient_form(small, w) == "kernel"
-    assert filter_gradient_form(tf.cast(big, tf.float64), tf.cast(w, tf.float64)) == "kernel"
-    grouped = tf.zeros([3, 3, 2, 4])
-    assert filter_gradient_form(big, grouped) == "kernel"
-    # Winograd (when AUTOMATIC_WINOGRAD): 3x3 kernels with >= 128 input and output channels, outputs from 16x16.
-    import stylegan2_tf.ops.conv_2d as conv2d_module
-    wide = tf.zeros([3, 3, 128, 128])
-    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), wide) == ("taps" if rule else "kernel")
-    assert filter_gradient_form(tf.zeros([1, 32, 32, 128]), wide) == "kernel"
-    monkeypatch.setattr(conv2d_module, "AUTOMATIC_WINOGRAD", True)
-    assert filter_gradient_form(tf.zeros([1, 32, 32, 128]), wide) == ("winograd" if rule else "kernel")
-    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), wide) == ("winograd" if rule else "kernel")
-    assert filter_gradient_form(tf.zeros([1, 16, 16, 128]), wide) == ("winograd" if rule else "kernel")
-    assert filter_gradient_form(tf.zeros([1, 8, 16, 128]), wide) == "kernel"
-    taps = "taps" if rule else "kernel"
-    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), tf.zeros([3, 3, 128, 64])) == taps
-    assert filter_gradient_form(tf.zeros([1, 64, 64, 128]), tf.zeros([2, 2, 128, 128])) == taps
+    x, w = tf.zeros([1, 64, 64, 256]), tf.zeros([3, 3, 256, 256])
+    assert filter_gradient_form(x, w) == (filter_gradient_form(x, w, cpu_conv_kernels()) if on_cpu else "kernel")
 
 
 def test_bad_form():
@@ -155,10 +163,9 @@ def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
                         or forms_used[-1])
     monkeypatch.setattr(conv2d_module, "runs_on_cpu", lambda x: True)
     results = {}
-    for name, machine, winograd_channels in (("kernel", False, 128), ("taps", True, 10 ** 6), ("winograd", True, 1)):
-        monkeypatch.setattr(conv2d_module, "_tap_gradient_machine", machine)
-        monkeypatch.setattr(conv2d_module, "WINOGRAD_MIN_CHANNELS", winograd_channels)
-        monkeypatch.setattr(conv2d_module, "AUTOMATIC_WINOGRAD", name == "winograd")
+    for name, winograd_channels in (("kernel", None), ("taps", None), ("winograd", 1)):
+        monkeypatch.setattr(conv2d_module, "_cpu_kernels", "eigen" if name == "kernel" else "onednn-avx2")
+        monkeypatch.setattr(conv2d_module, "WINOGRAD_MIN_CHANNELS", {"onednn-avx2": winograd_channels or 10 ** 6})
         forms_used.clear()
         results[name] = gan_losses_and_gradients(G, D, z, reals)
         assert name in forms_used, (name, set(forms_used))

@@ -1,4 +1,4 @@
-"""Stride-1 `tf.nn.conv2d` whose filter gradient can be computed as matrix products.
+"""Stride-1 `tf.nn.conv2d` whose gradients can be computed as matrix products.
 
     dW[i, j] = sum over (n, p, q) of  x_pad[n, p + i, q + j, :]^T  dY[n, p, q, :]       ([C, O])
 
@@ -7,36 +7,34 @@ filter-gradient kernel (Conv2DBackpropFilter) runs far below its forward and inp
 kernels: 48-67 GFLOP/s at 128x128 with 128 channels, batch 8-4, on a 2-core EPYC, where its forward
 convolution runs at about 175 GFLOP/s and the kh*kw products above at 95-115
 (benchmarks/conv_throughput.py; figures in benchmarks/README.md). There `conv2d` computes the
-filter gradient as those products ('taps'; on request, a 3x3 convolution and its filter gradient
-go through the 16 products of Winograd's F(2x2, 3x3) instead: 'winograd', 2.25x fewer
-multiply-adds), and the input gradient as the forward convolution of dY with the flipped,
-transposed kernel (through `conv2d` again, so a second derivative -- R1, path length -- takes the
-same route). Everywhere else it is `tf.nn.conv2d`. All give the same numbers up to float rounding.
+filter gradient as those products ('taps'), and the input gradient as the forward convolution of dY
+with the flipped, transposed kernel (through `conv2d` again, so a second derivative -- R1, path
+length -- takes the same route). A wide 3x3 convolution and both its gradients can instead go
+through Winograd's F(2x2, 3x3) ('winograd': 16 batched products, 2.25x fewer multiply-adds), which
+beats the kernels on AVX2 and AVX-512 CPUs alike from 128 / 256 channels on. Everywhere else it is
+`tf.nn.conv2d`. All give the same numbers up to float rounding.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from .capabilities import cpu_conv_kernels, runs_on_cpu
 
-# The rule, measured with benchmarks/conv_throughput.py on an AVX2-only CPU with oneDNN on
-# (float32, batch 4): the filter gradient as tap products wins from 64x64 outputs on (1.4-2.4x), ties
-# at 32x32 and loses below. With oneDNN off, Eigen's filter gradient wins or ties at every size; on
-# AVX-512 CPUs none of this is measured, so the rule stays off there.
-TAP_GRADIENT_MIN_PIXELS = 64 * 64
-# Winograd's F(2x2, 3x3) for the whole convolution (forward, input and filter gradient), for 3x3
-# kernels with at least 128 input and output channels, measured there: its filter gradient 1.1-2.0x
-# the taps, forward + both gradients 1.5-2.0x the faster of the kernel and the taps at 64x64-32x32,
-# 1.1-1.5x at 16x16, 0.9-1.0x at 128x128. A 128x128 training step with it ran 1.12-1.23x faster,
-# but its many small ops (16 products and the transforms per convolution, again in each derivative)
-# more than doubled the time to the first step (tracing and graph optimisation: 105-113 s against
-# 44-61 s; benchmarks/README.md), so the rule leaves it off (AUTOMATIC_WINOGRAD) until its graph
-# is smaller; filter_gradient='winograd' asks for it.
-AUTOMATIC_WINOGRAD = False
+# The rule, by TensorFlow's CPU convolution kernels (`capabilities.cpu_conv_kernels`), measured with
+# benchmarks/conv_throughput.py (float32, batch 4; figures in benchmarks/README.md):
+# - oneDNN on an AVX2-only CPU ('onednn-avx2'): the filter gradient as tap products wins from 64x64
+#   outputs on (1.4-2.4x), ties at 32x32 and loses below. Winograd (forward + both gradients) 1.5-2.0x
+#   the faster of the kernel and the taps at 64x64-32x32 with 256-512 channels, 1.1-1.5x at 16x16,
+#   about even with 128 channels.
+# - oneDNN on an AVX-512 CPU ('onednn'): Winograd 1.4-1.5x oneDNN's kernels with 512 channels from
+#   16x16 to 64x64, 1.1-1.2x with 256, 0.75-0.85x with 128 (and about even at 8x8); the taps lose.
+# - Eigen's kernels (oneDNN off): its filter gradient wins or ties everywhere; nothing else measured.
+TAP_GRADIENT_MIN_PIXELS = {"onednn-avx2": 64 * 64}
+WINOGRAD_MIN_CHANNELS = {"onednn-avx2": 128, "onednn": 256}
 WINOGRAD_MIN_PIXELS = 16 * 16
-WINOGRAD_MIN_CHANNELS = 128
 FILTER_GRADIENT_FORMS = ("winograd", "taps", "kernel")
 
-_tap_gradient_machine = None
+_cpu_kernels = "unknown"
 
 
 def conv2d(x, w, padding="SAME", filter_gradient=None):
@@ -68,28 +66,32 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
                                 None if filter_gradient_was_automatic else filter_gradient)
 
 
-def filter_gradient_form(x, w):
-    """Where a formulation is measured to beat the kernel for this convolution (float32, on a CPU
-    whose oneDNN kernels are AVX2 ones): 'taps' for outputs of at least TAP_GRADIENT_MIN_PIXELS, else
-    'kernel'; with AUTOMATIC_WINOGRAD, 'winograd' for 3x3 kernels with at least WINOGRAD_MIN_CHANNELS
-    input and output channels and outputs of at least WINOGRAD_MIN_PIXELS."""
+def filter_gradient_form(x, w, kernels="auto"):
+    """The form measured to be fastest for this convolution (float32 on a CPU): 'winograd' for 3x3
+    kernels with at least WINOGRAD_MIN_CHANNELS input and output channels and outputs of at least
+    WINOGRAD_MIN_PIXELS; else 'taps' for outputs of at least TAP_GRADIENT_MIN_PIXELS; else 'kernel'.
+    kernels: TensorFlow's CPU kernel family as `capabilities.cpu_conv_kernels` names it ('auto':
+    ask, and 'kernel' wherever x is not computed on a CPU)."""
     height, width = x.shape[1], x.shape[2]
     if x.dtype != tf.float32 or height is None or width is None or x.shape[-1] != w.shape[2]:
         return "kernel"
-    winograd = (AUTOMATIC_WINOGRAD and (w.shape[0], w.shape[1]) == (3, 3)
-                and min(w.shape[2], w.shape[3]) >= WINOGRAD_MIN_CHANNELS and height * width >= WINOGRAD_MIN_PIXELS)
-    if not winograd and height * width < TAP_GRADIENT_MIN_PIXELS:
-        return "kernel"
-    if not runs_on_cpu(x) or not _avx2_onednn_machine():
-        return "kernel"
-    return "winograd" if winograd else "taps"
+    if kernels == "auto":
+        if not runs_on_cpu(x):
+            return "kernel"
+        kernels = _cpu_conv_kernels()
+    if ((w.shape[0], w.shape[1]) == (3, 3) and height * width >= WINOGRAD_MIN_PIXELS
+            and min(w.shape[2], w.shape[3]) >= WINOGRAD_MIN_CHANNELS.get(kernels, float("inf"))):
+        return "winograd"
+    if height * width >= TAP_GRADIENT_MIN_PIXELS.get(kernels, float("inf")):
+        return "taps"
+    return "kernel"
 
 
-def _avx2_onednn_machine():
-    global _tap_gradient_machine
-    if _tap_gradient_machine is None:
-        _tap_gradient_machine = cpu_conv_kernels() == "onednn-avx2"
-    return _tap_gradient_machine
+def _cpu_conv_kernels():
+    global _cpu_kernels
+    if _cpu_kernels == "unknown":
+        _cpu_kernels = cpu_conv_kernels()
+    return _cpu_kernels
 
 
 def _explicit_pads(padding, kh, kw):
@@ -146,49 +148,23 @@ def tap_filter_gradient(x, dy, pads, kernel_size):
 # Winograd's F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
 # 2016): a 2x2 output tile of a 3x3 convolution is A^T [(G g G^T) * (B^T d B)] A for the 4x4 input
 # tile d (rows and columns 2p..2p+3): 16 products [tiles, C] x [C, O], 4x4 = 16 multiply-adds per
-# tile where the direct convolution takes 9 x 4 = 36 (2.25x fewer), plus additions. Its filter
+# tile where the direct convolution takes 9 x 4 = 36 (2.25x fewer), plus the transforms. Its filter
 # gradient is G^T [sum over tiles of (B^T d B) * (A dY_tile A^T)] G: 16 products [C, tiles] x
-# [tiles, O]. B^T, A^T and G below, with the sign of A's last column and G's last row flipped
-# together (the product is the same; the dY side is then sums of phases only).
+# [tiles, O]. Each two-sided transform is one product with a Kronecker product (B^T d B flattened
+# is (B^T kron B^T) d flattened), and the 16 products are one batched product, so a convolution
+# adds a dozen ops to the graph, not a hundred. The sign of A's last column and G's last row are
+# flipped together (the product is the same; A^T then has only ones and one minus one).
+_WINOGRAD_BT = ((1.0, 0.0, -1.0, 0.0), (0.0, 1.0, 1.0, 0.0), (0.0, -1.0, 1.0, 0.0), (0.0, 1.0, 0.0, -1.0))
+_WINOGRAD_AT = ((1.0, 1.0, 1.0, 0.0), (0.0, 1.0, -1.0, 1.0))
 _WINOGRAD_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, -1.0))
 
 
-def _winograd_input_rows(v, axis):
-    """B^T applied along axis (length 2m + 2): the 4 components [.., m, ..] of d0..d3 = rows 2p..2p+3."""
-    even, odd = _phases(v, axis)
-    last = v.shape[axis] // 2
-    d0, d2 = _rows(even, axis, 0, last - 1), _rows(even, axis, 1, last)
-    d1, d3 = _rows(odd, axis, 0, last - 1), _rows(odd, axis, 1, last)
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
-def _winograd_output(m, axis):
-    """A^T applied along axis to the 4 components m: the outputs 2p (m0 + m1 + m2) and 2p + 1
-    (m1 - m2 + m3, the flipped sign), interleaved."""
-    y0, y1 = m[0] + m[1] + m[2], m[1] - m[2] + m[3]
-    shape = y0.shape.as_list()
-    return tf.reshape(tf.stack([y0, y1], axis=axis + 1), shape[:axis] + [2 * shape[axis]] + shape[axis + 1:])
-
-
-def _winograd_output_rows(v, axis):
-    """A (the adjoint of A^T) applied along axis (length 2m), the last one negated: dy0, dy0 + dy1,
-    dy0 - dy1, dy1."""
-    dy0, dy1 = _phases(v, axis)
-    return dy0, dy0 + dy1, dy0 - dy1, dy1
-
-
-def _phases(v, axis):
-    """The even and the odd rows along axis (of even length): a reshape and one unstack, which copies
-    whole rows where a slice with step 2 copies element by element (several times slower here)."""
-    shape = v.shape.as_list()
-    return tf.unstack(tf.reshape(v, shape[:axis] + [shape[axis] // 2, 2] + shape[axis + 1:]), axis=axis + 1)
-
-
-def _rows(v, axis, start, stop):
-    """v[..., start:stop, ...] along axis."""
-    index = [slice(None)] * v.shape.rank
-    index[axis] = slice(start, stop)
-    return v[tuple(index)]
+def _two_sided(matrix, dtype, transpose=False):
+    """matrix kron matrix (its transpose with transpose=True) as a constant: M t M^T of a tile t
+    flattened row by row is (M kron M) times t flattened."""
+    m = np.asarray(matrix)
+    m = np.kron(m, m)
+    return tf.constant(m.T if transpose else m, dtype)
 
 
 def _winograd_grid(x, pads):
@@ -201,28 +177,46 @@ def _winograd_grid(x, pads):
     return xp, out_h, out_w
 
 
-def _winograd_kernel(w):
-    """G w G^T for a [3, 3, C, O] kernel: [4, 4, C, O]."""
-    channels, outputs = w.shape[2], w.shape[3]
-    g = tf.constant(_WINOGRAD_G, w.dtype)
-    return tf.reshape(tf.einsum("ki,ijz,lj->klz", g, tf.reshape(w, [3, 3, channels * outputs]), g),
-                      [4, 4, channels, outputs])
+def _winograd_input(xp):
+    """B^T d B of every 4x4 tile d (rows and columns 2p..2p+3) of xp [N, 2m + 2, 2n + 2, C]:
+    [16, N*m*n, C]."""
+    height, width, channels = xp.shape[1:]
+    m, n = (height - 2) // 2, (width - 2) // 2
+    pairs = tf.reshape(xp, [-1, m + 1, 2, width, channels])          # rows 2p and 2p + 1
+    rows = tf.concat([pairs[:, :m], pairs[:, 1:]], axis=2)              # rows 2p..2p+3: [N, m, 4, W, C]
+    pairs = tf.reshape(rows, [-1, m, 4, n + 1, 2, channels])
+    tiles = tf.concat([pairs[:, :, :, :n], pairs[:, :, :, 1:]], axis=4)  # [N, m, 4, n, 4, C]
+    tiles = tf.reshape(tf.transpose(tiles, [2, 4, 0, 1, 3, 5]), [16, -1])
+    return tf.reshape(tf.matmul(_two_sided(_WINOGRAD_BT, xp.dtype), tiles), [16, -1, channels])
+
+
+def _winograd_output(products, m, n):
+    """A^T M A of every tile's 16 products [16, N*m*n, O]: the outputs [N, 2m, 2n, O]."""
+    outputs = products.shape[-1]
+    y = tf.matmul(_two_sided(_WINOGRAD_AT, products.dtype), tf.reshape(products, [16, -1]))
+    y = tf.transpose(tf.reshape(y, [2, 2, -1, m, n, outputs]), [2, 3, 0, 4, 1, 5])
+    return tf.reshape(y, [-1, 2 * m, 2 * n, outputs])
+
+
+def _winograd_output_gradient(dy):
+    """A dY A^T of every 2x2 tile of dy [N, 2m, 2n, O] (the adjoint of `_winograd_output`):
+    [16, N*m*n, O]."""
+    height, width, outputs = dy.shape[1:]
+    m, n = height // 2, width // 2
+    tiles = tf.transpose(tf.reshape(dy, [-1, m, 2, n, 2, outputs]), [2, 4, 0, 1, 3, 5])
+    d = tf.matmul(_two_sided(_WINOGRAD_AT, dy.dtype, transpose=True), tf.reshape(tiles, [4, -1]))
+    return tf.reshape(d, [16, -1, outputs])
 
 
 def winograd_conv2d(x, w, pads):
     """The stride-1 convolution of x padded by pads with a 3x3 kernel, through Winograd's
     F(2x2, 3x3): the same sums in another order (float rounding apart)."""
     xp, out_h, out_w = _winograd_grid(x, pads)   # an odd side computes one more output, then drops it
-    channels, outputs = x.shape[-1], w.shape[-1]
-    u = _winograd_kernel(w)
-    rows = []
-    for k, x_row in enumerate(_winograd_input_rows(xp, 1)):
-        tiles = []
-        for j, x_tile in enumerate(_winograd_input_rows(x_row, 2)):
-            shape = x_tile.shape.as_list()
-            tiles.append(tf.reshape(tf.matmul(tf.reshape(x_tile, [-1, channels]), u[k, j]), shape[:3] + [outputs]))
-        rows.append(_winograd_output(tiles, 2))
-    y = _winograd_output(rows, 1)
+    channels, outputs = w.shape[2], w.shape[3]
+    u = tf.reshape(tf.matmul(_two_sided(_WINOGRAD_G, w.dtype), tf.reshape(w, [9, channels * outputs])),
+                   [16, channels, outputs])
+    products = tf.matmul(_winograd_input(xp), u)
+    y = _winograd_output(products, (xp.shape[1] - 2) // 2, (xp.shape[2] - 2) // 2)
     if y.shape[1] != out_h or y.shape[2] != out_w:
         y = y[:, :out_h, :out_w, :]
     return y
@@ -235,14 +229,9 @@ def winograd_filter_gradient(x, dy, pads):
     channels, outputs = x.shape[-1], dy.shape[-1]
     if out_h % 2 or out_w % 2:
         dy = tf.pad(dy, [[0, 0], [0, out_h % 2], [0, out_w % 2], [0, 0]])
-    products = []
-    for x_row, dy_row in zip(_winograd_input_rows(xp, 1), _winograd_output_rows(dy, 1)):
-        for x_tile, dy_tile in zip(_winograd_input_rows(x_row, 2), _winograd_output_rows(dy_row, 2)):
-            products.append(tf.matmul(tf.reshape(x_tile, [-1, channels]), tf.reshape(dy_tile, [-1, outputs]),
-                                      transpose_a=True))
-    g = tf.constant(_WINOGRAD_G, x.dtype)
-    products = tf.reshape(tf.stack(products), [4, 4, channels * outputs])
-    return tf.reshape(tf.einsum("ki,klz,lj->ijz", g, products, g), [3, 3, channels, outputs])
+    products = tf.matmul(_winograd_input(xp), _winograd_output_gradient(dy), transpose_a=True)  # [16, C, O]
+    dw = tf.matmul(_two_sided(_WINOGRAD_G, x.dtype, transpose=True), tf.reshape(products, [16, channels * outputs]))
+    return tf.reshape(dw, [3, 3, channels, outputs])
 
 
 def _conv2d_own_gradient(x, w, pads, form, input_gradient_form):
