@@ -110,17 +110,18 @@ def test_automatic_form():
         x = tf.zeros([1, height or side, side, channels], dtype)
         return filter_gradient_form(x, tf.zeros([kernel_size, kernel_size, channels, outputs], dtype), kernels)
 
-    # AVX2: the taps from 64x64 outputs (any kernel); Winograd for 3x3 kernels with >= 128 input and
-    # output channels from 16x16.
+    # AVX2: Winograd for 3x3 kernels with >= 256 input and output channels from 16x16; else the taps
+    # from 64x64 outputs (any kernel).
     avx2 = "onednn-avx2"
     assert form(64, 4, 4, avx2) == "taps"
     assert form(64, 4, 4, avx2, height=32) == "kernel"
-    assert form(64, 128, 128, avx2) == "winograd"
-    assert form(16, 128, 128, avx2) == "winograd"
-    assert form(16, 128, 128, avx2, height=8) == "kernel"
-    assert form(32, 128, 64, avx2) == "kernel"
-    assert form(64, 128, 64, avx2) == "taps"
-    assert form(64, 128, 128, avx2, kernel_size=2) == "taps"
+    assert form(64, 256, 256, avx2) == "winograd"
+    assert form(16, 256, 512, avx2) == "winograd"
+    assert form(16, 256, 256, avx2, height=8) == "kernel"
+    assert form(32, 256, 128, avx2) == "kernel"
+    assert form(64, 256, 128, avx2) == "taps"
+    assert form(64, 128, 128, avx2) == "taps"
+    assert form(64, 256, 256, avx2, kernel_size=2) == "taps"
     # AVX-512: Winograd for 3x3 kernels with >= 256 channels from 16x16; never the taps.
     assert form(16, 256, 256, "onednn") == "winograd"
     assert form(64, 256, 512, "onednn") == "winograd"

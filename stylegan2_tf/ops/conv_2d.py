@@ -11,7 +11,7 @@ filter gradient as those products ('taps'), and the input gradient as the forwar
 with the flipped, transposed kernel (through `conv2d` again, so a second derivative -- R1, path
 length -- takes the same route). A wide 3x3 convolution and both its gradients can instead go
 through Winograd's F(2x2, 3x3) ('winograd': 16 batched products, 2.25x fewer multiply-adds), which
-beats the kernels on AVX2 and AVX-512 CPUs alike from 128 / 256 channels on. Everywhere else it is
+beats the kernels on AVX2 and AVX-512 CPUs alike from 256 channels on. Everywhere else it is
 `tf.nn.conv2d`. All give the same numbers up to float rounding.
 """
 
@@ -21,16 +21,17 @@ import tensorflow as tf
 from .capabilities import cpu_conv_kernels, runs_on_cpu
 
 # The rule, by TensorFlow's CPU convolution kernels (`capabilities.cpu_conv_kernels`), measured with
-# benchmarks/conv_throughput.py (float32, batch 4; figures in benchmarks/README.md):
+# benchmarks/conv_throughput.py and benchmarks/train.py (float32, batch 4; benchmarks/README.md):
 # - oneDNN on an AVX2-only CPU ('onednn-avx2'): the filter gradient as tap products wins from 64x64
-#   outputs on (1.4-2.4x), ties at 32x32 and loses below. Winograd (forward + both gradients) 1.5-2.0x
-#   the faster of the kernel and the taps at 64x64-32x32 with 256-512 channels, 1.1-1.5x at 16x16,
-#   about even with 128 channels.
-# - oneDNN on an AVX-512 CPU ('onednn'): Winograd 1.4-1.5x oneDNN's kernels with 512 channels from
-#   16x16 to 64x64, 1.1-1.2x with 256, 0.75-0.85x with 128 (and about even at 8x8); the taps lose.
+#   outputs on (1.4-2.4x), ties at 32x32 and loses below. Winograd's filter gradient 1.6-1.9x the
+#   taps and its forward pass 1.2-1.3x oneDNN's at 64x64 and 32x32 with 256-512 channels; with 128
+#   channels it about ties, not worth its larger graph and memory.
+# - oneDNN on an AVX-512 CPU ('onednn'): Winograd's forward + both gradients 1.35-1.5x oneDNN's
+#   kernels with 512 channels from 16x16 to 64x64, 1.1-1.15x with 256, 0.7-0.95x with 128 (about
+#   even at 8x8); the taps lose. A 128x128 training step 1.07-1.10x faster with it.
 # - Eigen's kernels (oneDNN off): its filter gradient wins or ties everywhere; nothing else measured.
 TAP_GRADIENT_MIN_PIXELS = {"onednn-avx2": 64 * 64}
-WINOGRAD_MIN_CHANNELS = {"onednn-avx2": 128, "onednn": 256}
+WINOGRAD_MIN_CHANNELS = {"onednn-avx2": 256, "onednn": 256}
 WINOGRAD_MIN_PIXELS = 16 * 16
 FILTER_GRADIENT_FORMS = ("winograd", "taps", "kernel")
 
