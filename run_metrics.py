@@ -117,6 +117,7 @@ def compute(network, metrics, data_dir, dataset, mirror_augment, num_gpus, resul
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from stylegan2_tf.cli import prefer_onednn_kernels
     prefer_onednn_kernels()  # before TensorFlow loads
     app.run(main)
