@@ -138,6 +138,22 @@ def test_automatic_form():
     assert filter_gradient_form(x, w) == (filter_gradient_form(x, w, cpu_conv_kernels()) if on_cpu else "kernel")
 
 
+def test_exports_keep_tensorflows_convolution(monkeypatch):
+    """Inside use_implementation('ref'), where every export traces, the automatic form is TensorFlow's
+    own convolution: the graph holds Conv2D and none of Winograd's products."""
+    import stylegan2_tf.ops.conv_2d as conv2d_module
+    from stylegan2_tf.ops.implementation import use_implementation
+    monkeypatch.setattr(conv2d_module, "_cpu_kernels", "onednn")
+    monkeypatch.setattr(conv2d_module, "runs_on_cpu", lambda x: True)
+    x, w = tf.zeros([1, 16, 16, 256]), tf.zeros([3, 3, 256, 256])
+
+    def op_types():
+        return {op.type for op in tf.function(lambda: conv2d(x, w)).get_concrete_function().graph.get_operations()}
+    assert "BatchMatMulV2" in op_types() and "Conv2D" not in op_types()
+    with use_implementation("ref"):
+        assert "Conv2D" in op_types() and "BatchMatMulV2" not in op_types()
+
+
 def test_bad_form():
     with pytest.raises(ValueError, match="filter_gradient"):
         conv2d(tf.zeros([1, 4, 4, 1]), tf.zeros([3, 3, 1, 1]), filter_gradient="im2col")

@@ -18,6 +18,7 @@ beats the kernels on AVX2 and AVX-512 CPUs alike from 256 channels on. Everywher
 import numpy as np
 import tensorflow as tf
 
+from . import implementation
 from .capabilities import cpu_conv_kernels, runs_on_cpu
 
 # The rule, by TensorFlow's CPU convolution kernels (`capabilities.cpu_conv_kernels`), measured with
@@ -72,12 +73,14 @@ def filter_gradient_form(x, w, kernels="auto"):
     kernels with at least WINOGRAD_MIN_CHANNELS input and output channels and outputs of at least
     WINOGRAD_MIN_PIXELS; else 'taps' for outputs of at least TAP_GRADIENT_MIN_PIXELS; else 'kernel'.
     kernels: TensorFlow's CPU kernel family as `capabilities.cpu_conv_kernels` names it ('auto':
-    ask, and 'kernel' wherever x is not computed on a CPU)."""
+    ask, and 'kernel' wherever x is not computed on a CPU, and inside `use_implementation('ref')`:
+    every export traces there, and an exported graph keeps TensorFlow's Conv2D, which its runtime
+    (TFLite, TF.js, ONNX, a GPU) runs its own way)."""
     height, width = x.shape[1], x.shape[2]
     if x.dtype != tf.float32 or height is None or width is None or x.shape[-1] != w.shape[2]:
         return "kernel"
     if kernels == "auto":
-        if not runs_on_cpu(x):
+        if not runs_on_cpu(x) or implementation.forced() == "ref":
             return "kernel"
         kernels = _cpu_conv_kernels()
     if ((w.shape[0], w.shape[1]) == (3, 3) and height * width >= WINOGRAD_MIN_PIXELS

@@ -52,8 +52,13 @@ DEFAULT_IMPL = "auto"
 DEFAULT_IMPL_GPU = "ref"
 
 
+def forced():
+    """The implementation `use_implementation` forces here, or None outside such a block."""
+    return getattr(_forced, "impl", None)
+
+
 def requested(impl=None):
-    impl = getattr(_forced, "impl", None) or impl or os.environ.get(IMPL_ENV)
+    impl = forced() or impl or os.environ.get(IMPL_ENV)
     if not impl:
         impl = DEFAULT_IMPL_GPU if gpus_visible() else DEFAULT_IMPL
     if impl not in IMPLS:
