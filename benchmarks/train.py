@@ -127,7 +127,7 @@ def time_training(tmp, replicas, batch, label):
         rounds = tuple(next(data) for _ in range(opts.rounds))
         t.state.minibatch.assign(mb)  # picks the lazy-regularization phases
         if mb == 0:
-            tracing = trace_phases(t, rounds)
+            tracing, graph_ops = trace_phases(t, rounds)
         t0 = time.perf_counter()
         if mb == 0 and FLAGS["profile-first"].value:
             profiles["first"] = profile_calls(minibatch, 1)
@@ -138,7 +138,8 @@ def time_training(tmp, replicas, batch, label):
         else:
             first = time.perf_counter() - t0
             print(f"first minibatch: {tracing + first:.1f} s = Python tracing {tracing:.1f} s (the four phases' "
-                  f"graphs built) + first call {first:.1f} s (graph optimisation, then the step)")
+                  f"graphs built: {graph_ops:,} ops, functions included) + first call {first:.1f} s (graph "
+                  f"optimisation, then the step)")
     mean = statistics.mean(times)
     # The same all-phase minibatch again, traced and optimised: what the first call spent beyond it
     # is graph optimisation and first-run setup (oneDNN primitives, allocations).
@@ -166,18 +167,21 @@ def time_training(tmp, replicas, batch, label):
 
 
 def trace_phases(t, rounds):
-    """Seconds to trace every phase that minibatch 0 runs (tf.function building its graph, before any
-    graph optimisation or execution, which the first call does)."""
+    """(seconds, ops): the time to trace every phase that minibatch 0 runs (tf.function building its
+    graph, before any graph optimisation or execution, which the first call does), and the ops in
+    those graphs and the functions they call."""
     import tensorflow as tf
 
     from stylegan2_tf.training.phases import phases_of, runs_at
     steps = t.steps(t.state.stage)
     seed = tf.zeros([2], tf.int64)
     t0 = time.perf_counter()
-    for phase in phases_of(t.opts):
-        if runs_at(phase, t.opts, 0):
-            steps[phase.name].get_concrete_function(rounds, seed)
-    return time.perf_counter() - t0
+    concrete = [steps[phase.name].get_concrete_function(rounds, seed)
+                for phase in phases_of(t.opts) if runs_at(phase, t.opts, 0)]
+    seconds = time.perf_counter() - t0
+    graphs = [f.graph.as_graph_def() for f in concrete]
+    ops = sum(len(g.node) + sum(len(fn.node_def) for fn in g.library.function) for g in graphs)
+    return seconds, ops
 
 
 def time_phases(t, rounds):
