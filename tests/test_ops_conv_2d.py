@@ -159,6 +159,9 @@ def test_bad_form():
         conv2d(tf.zeros([1, 4, 4, 1]), tf.zeros([3, 3, 1, 1]), filter_gradient="im2col")
     with pytest.raises(ValueError, match="'winograd' needs a 3x3 kernel, got 2x2"):
         conv2d(tf.zeros([1, 4, 4, 1]), tf.zeros([2, 2, 1, 1]), filter_gradient="winograd")
+    unknown_sides = tf.function(lambda x: conv2d(x, tf.zeros([3, 3, 1, 1]), filter_gradient="winograd"))
+    with pytest.raises(ValueError, match="'winograd' form needs static spatial sizes"):
+        unknown_sides.get_concrete_function(tf.TensorSpec([1, None, None, 1]))
 
 
 def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):

@@ -63,7 +63,7 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
     if filter_gradient == "kernel" or x.shape[-1] != w.shape[2]:
         return tf.nn.conv2d(x, w, strides=1, padding=_tf_padding(pads, w.shape[0], w.shape[1]))
     if None in x.shape[1:]:
-        raise ValueError("conv2d: the tap form of the filter gradient needs static spatial sizes and channels")
+        raise ValueError(f"conv2d: the {filter_gradient!r} form needs static spatial sizes and channels, got {x.shape}")
     return _conv2d_own_gradient(x, w, pads, filter_gradient,
                                 None if filter_gradient_was_automatic else filter_gradient)
 
