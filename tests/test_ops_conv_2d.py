@@ -1,6 +1,7 @@
 """stylegan2_tf.ops.conv_2d.conv2d against tf.nn.conv2d and its registered gradients (float64): values,
 first derivatives (input and filter), and second derivatives of the kind R1 and the path-length
-penalty take (the gradient of a function of the input gradient)."""
+penalty take (the gradient of a function of the input gradient). Winograd's form runs both ways:
+the reference TensorFlow ops and the C++ kernel (custom_ops/winograd_conv_2d.cc)."""
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import tensorflow as tf
 from conftest import gan_losses_and_gradients
 
 from stylegan2_tf.ops.conv_2d import conv2d, filter_gradient_form, tap_filter_gradient, winograd_filter_gradient
+from stylegan2_tf.ops.implementation import use_implementation
 
 CASES = [  # (x shape, kernel shape, padding)
     ((2, 7, 6, 3), (3, 3, 3, 4), "SAME"),
@@ -17,7 +19,11 @@ CASES = [  # (x shape, kernel shape, padding)
     ((2, 5, 5, 4), (1, 1, 4, 3), "SAME"),
     ((1, 6, 7, 3), (3, 2, 3, 2), [[2, 0], [1, 3]]),
     ((2, 8, 8, 2), (3, 3, 2, 3), [[-1, 2], [0, -2]]),
+    # Several of the kernel's blocks of 64 (filter gradient: 256) tiles, odd output sides, wide pads.
+    ((3, 23, 28, 5), (3, 3, 5, 6), [[2, 1], [0, 3]]),
 ]
+# The forms, with the implementation each runs in: Winograd's through the reference ops and the kernel.
+FORMS_3X3 = (("winograd", "ref"), ("winograd", "custom"), ("taps", None), ("kernel", None))
 
 
 def _reference(x, w, padding):
@@ -44,25 +50,51 @@ def _derivatives(conv, x, w, probe):
     return [y, dx, dw, *outer.gradient(penalty, [x, w])]
 
 
+def _in(impl, function, *args):
+    if impl is None:
+        return function(*args)
+    with use_implementation(impl):
+        return function(*args)
+
+
 @pytest.mark.parametrize("x_shape,w_shape,padding", CASES)
-def test_tap_form_equals_tf_conv2d_to_second_order(x_shape, w_shape, padding):
+def test_tap_form_equals_tf_conv2d_to_second_order(x_shape, w_shape, padding, kernels):
     rng = np.random.default_rng(sum(x_shape) * 31 + sum(w_shape))
     x = tf.constant(rng.standard_normal(x_shape))
     w = tf.constant(rng.standard_normal(w_shape))
     y_ref = _reference(x, w, padding)
     probe = tf.constant(rng.standard_normal(y_ref.shape))
     want = _derivatives(lambda a, b: _reference(a, b, padding), x, w, probe)
-    forms = ("winograd", "taps", "kernel") if w_shape[:2] == (3, 3) else ("taps", "kernel")
-    for form in forms:
-        got = _derivatives(lambda a, b: conv2d(a, b, padding, filter_gradient=form), x, w, probe)
+    forms = FORMS_3X3 if w_shape[:2] == (3, 3) else (("taps", None), ("kernel", None))
+    for form, impl in forms:
+        got = _in(impl, _derivatives, lambda a, b: conv2d(a, b, padding, filter_gradient=form), x, w, probe)
         for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
-            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-12, atol=1e-12, err_msg=f"{form} {name}")
+            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-12, atol=1e-12, err_msg=f"{form} {impl} {name}")
+
+
+def test_winograd_kernel_is_what_runs(kernels):
+    """With the kernels (implementation 'custom' or 'auto'), Winograd's form is the kernel's two ops,
+    forward and backward, and none of the reference's batched products; with 'ref', the reverse."""
+    x, w = tf.zeros([1, 16, 16, 8]), tf.zeros([3, 3, 8, 8])
+
+    def op_types():
+        def step(x, w):
+            with tf.GradientTape() as tape:
+                tape.watch([x, w])
+                y = conv2d(x, w, filter_gradient="winograd")
+            return tape.gradient(y, [x, w])
+        return {op.type for op in tf.function(step).get_concrete_function(x, w).graph.get_operations()}
+    for impl in ("custom", "auto"):
+        types = _in(impl, op_types)
+        assert {"Sg2WinogradConv2D", "Sg2WinogradFilterGradient"} <= types and "BatchMatMulV2" not in types, impl
+    types = _in("ref", op_types)
+    assert "BatchMatMulV2" in types and not {"Sg2WinogradConv2D", "Sg2WinogradFilterGradient"} & types
 
 
 @pytest.mark.parametrize("pads, kernel_size", [(((1, 1), (1, 1)), (3, 3)), (((0, 2), (2, -1)), (3, 3)),
                                                 (((0, 2), (1, 0)), (3, 2)), (((0, 0), (0, 0)), (2, 2)),
                                                 (((2, 0), (0, 3)), (1, 1))])
-def test_tap_filter_gradient_is_the_sum_over_positions(pads, kernel_size):
+def test_tap_filter_gradient_is_the_sum_over_positions(pads, kernel_size, kernels):
     # dW[i, j, c, o] = sum_{n,p,q} x_pad[n, p + i, q + j, c] dY[n, p, q, o], written out with numpy;
     # the taps and (3x3) Winograd's F(2x2, 3x3), with odd and even output sides.
     kh, kw = kernel_size
@@ -85,19 +117,25 @@ def test_tap_filter_gradient_is_the_sum_over_positions(pads, kernel_size):
     if kernel_size == (3, 3):
         got = winograd_filter_gradient(tf.constant(x), tf.constant(dy), pads)
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+        # The kernel takes x cropped where a pad is negative, and the non-negative pads.
+        x_cropped = x[:, top:x.shape[1] - bottom, left:x.shape[2] - right]
+        pad_list = [max(p, 0) for pair in pads for p in pair]
+        got = kernels.sg2_winograd_filter_gradient(tf.constant(x_cropped), tf.constant(dy), pads=pad_list)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
 
 
-def test_float32_tap_form_within_rounding_of_the_kernel():
+def test_float32_tap_form_within_rounding_of_the_kernel(kernels):
     rng = np.random.default_rng(2)
     x = tf.constant(rng.standard_normal((2, 16, 16, 8)), tf.float32)
     w = tf.constant(rng.standard_normal((3, 3, 8, 8)) / 8, tf.float32)
     probe = tf.constant(rng.standard_normal((2, 16, 16, 8)), tf.float32)
     want = _derivatives(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"), x, w, probe)
-    for form in ("winograd", "taps"):
-        got = _derivatives(lambda a, b: conv2d(a, b, "SAME", filter_gradient=form), x, w, probe)
+    for form, impl in FORMS_3X3[:3]:
+        got = _in(impl, _derivatives, lambda a, b: conv2d(a, b, "SAME", filter_gradient=form), x, w, probe)
         for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
             scale = float(tf.reduce_max(tf.abs(r)))
-            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=2e-6 * scale, err_msg=f"{form} {name}")
+            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=2e-6 * scale,
+                                       err_msg=f"{form} {impl} {name}")
 
 
 def test_automatic_form():
@@ -142,16 +180,16 @@ def test_exports_keep_tensorflows_convolution(monkeypatch):
     """Inside use_implementation('ref'), where every export traces, the automatic form is TensorFlow's
     own convolution: the graph holds Conv2D and none of Winograd's products."""
     import stylegan2_tf.ops.conv_2d as conv2d_module
-    from stylegan2_tf.ops.implementation import use_implementation
     monkeypatch.setattr(conv2d_module, "_cpu_kernels", "onednn")
     monkeypatch.setattr(conv2d_module, "runs_on_cpu", lambda x: True)
     x, w = tf.zeros([1, 16, 16, 256]), tf.zeros([3, 3, 256, 256])
 
     def op_types():
         return {op.type for op in tf.function(lambda: conv2d(x, w)).get_concrete_function().graph.get_operations()}
-    assert "BatchMatMulV2" in op_types() and "Conv2D" not in op_types()
+    winograd = {"BatchMatMulV2", "Sg2WinogradConv2D"}   # the reference's products, or the kernel
+    assert winograd & op_types() and "Conv2D" not in op_types()
     with use_implementation("ref"):
-        assert "Conv2D" in op_types() and "BatchMatMulV2" not in op_types()
+        assert "Conv2D" in op_types() and not winograd & op_types()
 
 
 def test_bad_form():

@@ -18,7 +18,7 @@ beats the kernels on AVX2 and AVX-512 CPUs alike from 256 channels on. Everywher
 import numpy as np
 import tensorflow as tf
 
-from . import implementation
+from . import custom_ops, implementation
 from .capabilities import cpu_conv_kernels, runs_on_cpu
 
 # The rule, by TensorFlow's CPU convolution kernels (`capabilities.cpu_conv_kernels`), measured with
@@ -64,6 +64,9 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
         return tf.nn.conv2d(x, w, strides=1, padding=_tf_padding(pads, w.shape[0], w.shape[1]))
     if None in x.shape[1:]:
         raise ValueError(f"conv2d: the {filter_gradient!r} form needs static spatial sizes and channels, got {x.shape}")
+    if filter_gradient == "winograd" and _winograd_kernel_serves(x):
+        return custom_ops.library().sg2_winograd_conv2d(x, w, pads=_flat(pads),
+                                                        form_forced=not filter_gradient_was_automatic)
     return _conv2d_own_gradient(x, w, pads, filter_gradient,
                                 None if filter_gradient_was_automatic else filter_gradient)
 
@@ -238,11 +241,18 @@ def winograd_filter_gradient(x, dy, pads):
     return tf.reshape(dw, [3, 3, channels, outputs])
 
 
+def _input_gradient(dy, w, pads, form):
+    """The gradient of the stride-1 convolution of x padded by pads with w, with respect to x: the
+    'full' correlation of dY with the kernel turned by 180 degrees (input and output channels
+    swapped), cropped by the forward padding; through `conv2d`, so that it has gradients too."""
+    kh, kw = w.shape[0], w.shape[1]
+    input_pads = tuple((k - 1 - a, k - 1 - b) for k, (a, b) in zip((kh, kw), pads))
+    w_turned = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2])
+    return conv2d(dy, w_turned, padding=input_pads, filter_gradient=form)
+
+
 def _conv2d_own_gradient(x, w, pads, form, input_gradient_form):
     kh, kw = w.shape[0], w.shape[1]
-    # The input gradient is the 'full' correlation of dY with the kernel turned by 180 degrees
-    # (input and output channels swapped), cropped by the forward padding.
-    input_pads = tuple((k - 1 - a, k - 1 - b) for k, (a, b) in zip((kh, kw), pads))
 
     @tf.custom_gradient
     def forward(x, w):
@@ -252,11 +262,47 @@ def _conv2d_own_gradient(x, w, pads, form, input_gradient_form):
             y = tf.nn.conv2d(x, w, strides=1, padding=_tf_padding(pads, kh, kw))
 
         def gradient(dy):
-            w_turned = tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2])
-            dx = conv2d(dy, w_turned, padding=input_pads, filter_gradient=input_gradient_form)
+            dx = _input_gradient(dy, w, pads, input_gradient_form)
             if form == "winograd":
                 return dx, winograd_filter_gradient(x, dy, pads)
             return dx, tap_filter_gradient(x, dy, pads, (kh, kw))
         return y, gradient
 
     return forward(x, w)
+
+
+# The kernel (custom_ops/winograd_conv_2d.cc, CPU, float32/64): the same F(2x2, 3x3) one block of
+# tiles at a time, the transformed tiles kept in the cache instead of passed through memory as
+# tensors 4x the input's size; padding read as zeros. Its two ops carry their gradients by type.
+
+def _winograd_kernel_serves(x):
+    return (implementation.cpu_only_kernel_fits(x.dtype)
+            and implementation.choose("WinogradConv2D", x.dtype) == "custom")
+
+
+def _flat(pads):
+    (top, bottom), (left, right) = pads
+    return [top, bottom, left, right]
+
+
+def _kernel_attrs(op):
+    """(pads ((top, bottom), (left, right)), the form its gradients' convolutions take)."""
+    top, bottom, left, right = op.get_attr("pads")
+    return ((top, bottom), (left, right)), ("winograd" if op.get_attr("form_forced") else None)
+
+
+@tf.RegisterGradient("Sg2WinogradConv2D")
+def _winograd_conv2d_gradient(op, dy):
+    x, w = op.inputs
+    pads, form = _kernel_attrs(op)
+    dw = custom_ops.library().sg2_winograd_filter_gradient(x, dy, pads=_flat(pads), form_forced=form is not None)
+    return _input_gradient(dy, w, pads, form), dw
+
+
+@tf.RegisterGradient("Sg2WinogradFilterGradient")
+def _winograd_filter_gradient_gradient(op, g):
+    # dW is bilinear in x and dY with <g, dW(x, dY)> = <conv(x padded, g), dY>: its gradient is, for
+    # dY, the convolution of x with g, and for x, that convolution's input gradient taken at dY.
+    x, dy = op.inputs
+    pads, form = _kernel_attrs(op)
+    return _input_gradient(dy, g, pads, form), conv2d(x, g, padding=pads, filter_gradient=form)

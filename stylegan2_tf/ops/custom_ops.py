@@ -52,7 +52,7 @@ def find_sources(package_root=None, prefixes=None):
 
 SOURCES_DIR = find_sources()
 CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc", "scale_channels.cc",   # the TF ops (CPU kernels; GPU wrappers)
-               "synthesis_epilogue.cc")
+               "synthesis_epilogue.cc", "winograd_conv_2d.cc")
 CUDA_SOURCES = ("cuda/fused_bias_act.cu", "cuda/upfirdn_2d.cu")   # plain CUDA, no TensorFlow
 HEADERS = ("bfloat16.h", "bias_act_math.h", "bias_act_rows.h", "channel_sums.h",
            "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
