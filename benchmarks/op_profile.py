@@ -22,7 +22,7 @@ import time
 # The kinds an op falls in, by its type (first match). Container ops (function calls, control
 # flow) are left out: the ops they run are recorded themselves.
 KINDS = (
-    ("convolution", re.compile(r"Conv2D|Conv3D|DepthwiseConv")),
+    ("convolution", re.compile(r"Conv2D|Conv3D|DepthwiseConv|Winograd")),   # Sg2Winograd*: the kernel
     ("dense", re.compile(r"MatMul|Einsum")),
     ("FIR / bias+act kernels", re.compile(r"^Sg2|UpFirDn|FusedBiasAct")),
     ("optimizer", re.compile(r"Apply|AssignVariable|AssignAdd|AssignSub")),
@@ -92,9 +92,10 @@ class Breakdown:
         per_type = collections.Counter()
         for (op_type, _), seconds in self.by_type.items():
             per_type[op_type] += seconds
-        rest = [(t, s / n) for t, s in per_type.most_common() if kind_of(t) == KINDS[-1][0]][:8]
-        if rest:
-            out.append("  largest element-wise types: " + ", ".join(f"{t} {s:.3f}" for t, s in rest))
+        for kind, label in (("convolution", "convolution types"), (KINDS[-1][0], "largest element-wise types")):
+            largest = [(t, s / n) for t, s in per_type.most_common() if kind_of(t) == kind][:8]
+            if largest:
+                out.append(f"  {label}: " + ", ".join(f"{t} {s:.3f}" for t, s in largest))
         return out
 
 

@@ -40,6 +40,18 @@ def test_passes_by_node_name(node, op_type, backward):
     assert op_profile._in_gradient(node, op_type) is backward
 
 
+@pytest.mark.parametrize("op_type, kind", [
+    ("_MklNativeConv2DBackpropFilter", "convolution"),
+    ("Sg2WinogradConv2D", "convolution"),
+    ("Sg2WinogradFilterGradient", "convolution"),    # a kernel, but a convolution's gradient
+    ("Sg2UpFirDn2D", "FIR / bias+act kernels"),
+    ("Sg2FusedBiasActGrad", "FIR / bias+act kernels"),
+    ("BatchMatMulV2", "dense"),
+])
+def test_kinds_by_op_type(op_type, kind):
+    assert op_profile.kind_of(op_type) == kind
+
+
 def test_a_profiled_gradient_step():
     from stylegan2_tf.ops.fused_bias_act import fused_bias_act
     from stylegan2_tf.ops.upfirdn_2d import upsample_2d

@@ -138,18 +138,19 @@ def test_float32_tap_form_within_rounding_of_the_kernel(kernels):
                                        err_msg=f"{form} {impl} {name}")
 
 
-def test_automatic_form():
+def test_automatic_form(kernels):
     from stylegan2_tf.ops.capabilities import cpu_conv_kernels, cpu_flags, onednn_enabled
     flags = cpu_flags() or frozenset()
     avx2_onednn = bool(onednn_enabled()) and "avx2" in flags and "avx512f" not in flags
     assert (cpu_conv_kernels() == "onednn-avx2") == avx2_onednn
 
-    def form(side, channels, outputs, kernels, kernel_size=3, height=None, dtype=tf.float32):
+    def form(side, channels, outputs, kernels, kernel_size=3, height=None, dtype=tf.float32, winograd="ref"):
         x = tf.zeros([1, height or side, side, channels], dtype)
-        return filter_gradient_form(x, tf.zeros([kernel_size, kernel_size, channels, outputs], dtype), kernels)
+        w = tf.zeros([kernel_size, kernel_size, channels, outputs], dtype)
+        return filter_gradient_form(x, w, kernels, winograd)
 
-    # AVX2: Winograd for 3x3 kernels with >= 256 input and output channels from 16x16; else the taps
-    # from 64x64 outputs (any kernel).
+    # AVX2: Winograd for 3x3 kernels with >= 256 input and output channels from 16x16 (either
+    # implementation); else the taps from 64x64 outputs (any kernel).
     avx2 = "onednn-avx2"
     assert form(64, 4, 4, avx2) == "taps"
     assert form(64, 4, 4, avx2, height=32) == "kernel"
@@ -160,20 +161,39 @@ def test_automatic_form():
     assert form(64, 256, 128, avx2) == "taps"
     assert form(64, 128, 128, avx2) == "taps"
     assert form(64, 256, 256, avx2, kernel_size=2) == "taps"
-    # AVX-512: Winograd for 3x3 kernels with >= 256 channels from 16x16; never the taps.
+    assert form(16, 256, 256, avx2, winograd="custom") == "winograd"
+    assert form(32, 128, 256, avx2, winograd="custom") == "kernel"
+    # AVX-512: Winograd for 3x3 kernels from 16x16, with >= 256 channels through the reference ops,
+    # >= 64 through the kernel; never the taps.
     assert form(16, 256, 256, "onednn") == "winograd"
     assert form(64, 256, 512, "onednn") == "winograd"
     assert form(16, 512, 512, "onednn", height=8) == "kernel"
     assert form(64, 128, 128, "onednn") == "kernel"
     assert form(128, 4, 4, "onednn") == "kernel"
+    assert form(128, 64, 128, "onednn", winograd="custom") == "winograd"
+    assert form(16, 128, 64, "onednn", winograd="custom") == "winograd"
+    assert form(128, 32, 64, "onednn", winograd="custom") == "kernel"
+    assert form(16, 512, 512, "onednn", height=8, winograd="custom") == "kernel"
+    assert form(128, 64, 64, "onednn", kernel_size=1, winograd="custom") == "kernel"
+    # Eigen: Winograd through the kernel from 64 channels; else TensorFlow's kernels.
+    assert form(64, 64, 64, "eigen", winograd="custom") == "winograd"
+    assert form(64, 32, 64, "eigen", winograd="custom") == "kernel"
     for kernels in ("eigen", None):
         assert form(64, 512, 512, kernels) == "kernel"
+    assert form(64, 512, 512, None, winograd="custom") == "kernel"
     assert form(64, 512, 512, avx2, dtype=tf.float64) == "kernel"
+    assert form(64, 512, 512, "onednn", dtype=tf.float64, winograd="custom") == "kernel"
     assert filter_gradient_form(tf.zeros([1, 64, 64, 256]), tf.zeros([3, 3, 128, 256]), avx2) == "kernel"  # grouped
-    # Automatic: this machine's kernels where x is computed on a CPU.
+    # Automatic: this machine's kernels where x is computed on a CPU, and Winograd's kernel where the
+    # kernels serve (built here; a CPU-only machine), else the reference ops.
     on_cpu = not tf.config.list_logical_devices("GPU")
-    x, w = tf.zeros([1, 64, 64, 256]), tf.zeros([3, 3, 256, 256])
-    assert filter_gradient_form(x, w) == (filter_gradient_form(x, w, cpu_conv_kernels()) if on_cpu else "kernel")
+    x, w = tf.zeros([1, 64, 64, 64]), tf.zeros([3, 3, 64, 64])
+    winograd = "custom" if on_cpu else "ref"
+    assert filter_gradient_form(x, w) == (filter_gradient_form(x, w, cpu_conv_kernels(), winograd) if on_cpu
+                                          else "kernel")
+    with use_implementation("custom" if winograd == "custom" else "ref"):
+        assert filter_gradient_form(x, w, cpu_conv_kernels()) == filter_gradient_form(x, w, cpu_conv_kernels(),
+                                                                                       winograd)
 
 
 def test_exports_keep_tensorflows_convolution(monkeypatch):
@@ -202,11 +222,11 @@ def test_bad_form():
         unknown_sides.get_concrete_function(tf.TensorSpec([1, None, None, 1]))
 
 
-def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
+def test_networks_train_the_same_with_either_filter_gradient(monkeypatch, kernels):
     """G and D at 64x64 (where the rule picks the tap form on AVX2 CPUs with oneDNN): the losses (D's
     with R1) and every variable's gradient with TensorFlow's kernels, with the taps, and with Winograd
-    for every 3x3 convolution from 16x16 on (its channel threshold lowered for these narrow networks),
-    within float32 rounding."""
+    for every 3x3 convolution from 16x16 on (its channel threshold lowered for these narrow networks;
+    the reference ops, then the C++ kernel), within float32 rounding."""
     import stylegan2_tf.ops.conv_2d as conv2d_module
     from stylegan2_tf.networks import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
     G = Generator(GeneratorConfig(img_resolution=64, z_dim=16, w_dim=16, mapping_layers=2, fmap_base=128,
@@ -221,14 +241,19 @@ def test_networks_train_the_same_with_either_filter_gradient(monkeypatch):
                         or forms_used[-1])
     monkeypatch.setattr(conv2d_module, "runs_on_cpu", lambda x: True)
     results = {}
-    for name, winograd_channels in (("kernel", None), ("taps", None), ("winograd", 1)):
-        monkeypatch.setattr(conv2d_module, "_cpu_kernels", "eigen" if name == "kernel" else "onednn-avx2")
-        monkeypatch.setattr(conv2d_module, "WINOGRAD_MIN_CHANNELS", {"onednn-avx2": winograd_channels or 10 ** 6})
+    runs = (("kernel", False), ("taps", False), ("winograd", False), ("winograd kernel", True))
+    for name, winograd_kernel in runs:
+        form = name.split()[0]
+        monkeypatch.setattr(conv2d_module, "_cpu_kernels", "eigen" if form == "kernel" else "onednn-avx2")
+        channels = 1 if form == "winograd" else 10 ** 6
+        monkeypatch.setattr(conv2d_module, "WINOGRAD_MIN_CHANNELS", {"ref": {"onednn-avx2": channels},
+                                                                     "custom": {"onednn-avx2": channels}})
+        monkeypatch.setattr(conv2d_module, "_winograd_kernel_serves", lambda x: winograd_kernel)
         forms_used.clear()
         results[name] = gan_losses_and_gradients(G, D, z, reals)
-        assert name in forms_used, (name, set(forms_used))
-    assert len(results["kernel"]) == len(results["taps"]) == len(results["winograd"]) > 20
-    for name in ("taps", "winograd"):
+        assert form in forms_used, (name, set(forms_used))
+    assert len({len(r) for r in results.values()}) == 1 and len(results["kernel"]) > 20
+    for name in ("taps", "winograd", "winograd kernel"):
         for kernel, other in zip(results["kernel"], results[name]):
             np.testing.assert_allclose(other, kernel, rtol=1e-4, atol=1e-5 * max(np.max(np.abs(kernel)), 1e-6),
                                        err_msg=name)

@@ -9,10 +9,12 @@ convolution runs at about 175 GFLOP/s and the kh*kw products above at 95-115
 (benchmarks/conv_throughput.py; figures in benchmarks/README.md). There `conv2d` computes the
 filter gradient as those products ('taps'), and the input gradient as the forward convolution of dY
 with the flipped, transposed kernel (through `conv2d` again, so a second derivative -- R1, path
-length -- takes the same route). A wide 3x3 convolution and both its gradients can instead go
-through Winograd's F(2x2, 3x3) ('winograd': 16 batched products, 2.25x fewer multiply-adds), which
-beats the kernels on AVX2 and AVX-512 CPUs alike from 256 channels on. Everywhere else it is
-`tf.nn.conv2d`. All give the same numbers up to float rounding.
+length -- takes the same route). A 3x3 convolution and both its gradients can instead go through
+Winograd's F(2x2, 3x3) ('winograd': 16 products per tile, 2.25x fewer multiply-adds): where the C++
+kernels are built, through custom_ops/winograd_conv_2d.cc, which beats TensorFlow's kernels from 64
+channels on an AVX-512 CPU (oneDNN's and Eigen's); elsewhere through the TensorFlow ops below, which
+beat them from 256 channels on AVX2 and AVX-512 CPUs alike. Everywhere else it is `tf.nn.conv2d`.
+All give the same numbers up to float rounding.
 """
 
 import numpy as np
@@ -21,18 +23,25 @@ import tensorflow as tf
 from . import custom_ops, implementation
 from .capabilities import cpu_conv_kernels, runs_on_cpu
 
-# The rule, by TensorFlow's CPU convolution kernels (`capabilities.cpu_conv_kernels`), measured with
-# benchmarks/conv_throughput.py and benchmarks/train.py (float32, batch 4; benchmarks/README.md):
+# The rule, by TensorFlow's CPU convolution kernels (`capabilities.cpu_conv_kernels`) and by which
+# implementation of Winograd runs ('ref': the TensorFlow ops below; 'custom': the C++ kernel,
+# custom_ops/winograd_conv_2d.cc), measured with benchmarks/conv_throughput.py and
+# benchmarks/train.py (float32, batch 4; benchmarks/README.md):
 # - oneDNN on an AVX2-only CPU ('onednn-avx2'): the filter gradient as tap products wins from 64x64
-#   outputs on (1.4-2.4x), ties at 32x32 and loses below. Winograd's filter gradient 1.6-1.9x the
-#   taps and its forward pass 1.2-1.3x oneDNN's at 64x64 and 32x32 with 256-512 channels; with 128
-#   channels it about ties, not worth its larger graph and memory.
-# - oneDNN on an AVX-512 CPU ('onednn'): Winograd's forward + both gradients 1.35-1.5x oneDNN's
-#   kernels with 512 channels from 16x16 to 64x64, 1.1-1.15x with 256, 0.7-0.95x with 128 (about
-#   even at 8x8); the taps lose. A 128x128 training step 1.07-1.10x faster with it.
-# - Eigen's kernels (oneDNN off): its filter gradient wins or ties everywhere; nothing else measured.
+#   outputs on (1.4-2.4x), ties at 32x32 and loses below. Winograd's filter gradient (reference
+#   ops) 1.6-1.9x the taps and its forward pass 1.2-1.3x oneDNN's at 64x64 and 32x32 with 256-512
+#   channels; with 128 channels it about ties, not worth its larger graph and memory. The kernel
+#   is not yet measured there: it takes the reference's threshold.
+# - oneDNN on an AVX-512 CPU ('onednn'): Winograd's forward + both gradients through the reference
+#   ops 1.35-1.5x oneDNN's kernels with 512 channels from 16x16 to 64x64, 1.1-1.15x with 256,
+#   0.7-0.95x with 128; through the kernel 1.2-1.8x from 64 channels (16x16 to 256x256), even with
+#   32, a loss at 8x8. The taps lose.
+# - Eigen's kernels (oneDNN off; measured on an AVX-512 CPU): its filter gradient wins or ties
+#   against the taps everywhere; Winograd's kernel 1.5-2.2x its forward + both gradients from 64
+#   channels, the reference ops slower below 256.
 TAP_GRADIENT_MIN_PIXELS = {"onednn-avx2": 64 * 64}
-WINOGRAD_MIN_CHANNELS = {"onednn-avx2": 256, "onednn": 256}
+WINOGRAD_MIN_CHANNELS = {"ref": {"onednn-avx2": 256, "onednn": 256},
+                         "custom": {"onednn-avx2": 256, "onednn": 64, "eigen": 64}}
 WINOGRAD_MIN_PIXELS = 16 * 16
 FILTER_GRADIENT_FORMS = ("winograd", "taps", "kernel")
 
@@ -71,14 +80,15 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
                                 None if filter_gradient_was_automatic else filter_gradient)
 
 
-def filter_gradient_form(x, w, kernels="auto"):
+def filter_gradient_form(x, w, kernels="auto", winograd="auto"):
     """The form measured to be fastest for this convolution (float32 on a CPU): 'winograd' for 3x3
     kernels with at least WINOGRAD_MIN_CHANNELS input and output channels and outputs of at least
     WINOGRAD_MIN_PIXELS; else 'taps' for outputs of at least TAP_GRADIENT_MIN_PIXELS; else 'kernel'.
     kernels: TensorFlow's CPU kernel family as `capabilities.cpu_conv_kernels` names it ('auto':
     ask, and 'kernel' wherever x is not computed on a CPU, and inside `use_implementation('ref')`:
     every export traces there, and an exported graph keeps TensorFlow's Conv2D, which its runtime
-    (TFLite, TF.js, ONNX, a GPU) runs its own way)."""
+    (TFLite, TF.js, ONNX, a GPU) runs its own way). winograd: the implementation Winograd's form
+    would run, 'ref' or 'custom' ('auto': the kernel where it serves x)."""
     height, width = x.shape[1], x.shape[2]
     if x.dtype != tf.float32 or height is None or width is None or x.shape[-1] != w.shape[2]:
         return "kernel"
@@ -86,8 +96,10 @@ def filter_gradient_form(x, w, kernels="auto"):
         if not runs_on_cpu(x) or implementation.forced() == "ref":
             return "kernel"
         kernels = _cpu_conv_kernels()
+    if winograd == "auto":
+        winograd = "custom" if _winograd_kernel_serves(x) else "ref"
     if ((w.shape[0], w.shape[1]) == (3, 3) and height * width >= WINOGRAD_MIN_PIXELS
-            and min(w.shape[2], w.shape[3]) >= WINOGRAD_MIN_CHANNELS.get(kernels, float("inf"))):
+            and min(w.shape[2], w.shape[3]) >= WINOGRAD_MIN_CHANNELS[winograd].get(kernels, float("inf"))):
         return "winograd"
     if height * width >= TAP_GRADIENT_MIN_PIXELS.get(kernels, float("inf")):
         return "taps"
