@@ -14,7 +14,8 @@ rule says so: one [C, rows] x [rows, C] matrix product per tap over the padded i
 (`tap_filter_gradient`), and Winograd's F(2x2, 3x3) with its transforms (`winograd_filter_gradient`:
 16 products, 2.25x fewer multiply-adds, as direct-equivalent GFLOP/s); --forms adds the forward
 pass and forward + both gradients of `conv2d` with each filter-gradient form ('kernel', 'taps',
-'winograd': Winograd's forward too). The rule (TAP_GRADIENT_MIN_PIXELS, WINOGRAD_MIN_PIXELS /
+'winograd': Winograd's forward too, through TensorFlow's ops and, where the C++ kernels build,
+through custom_ops/winograd_conv_2d.cc: 'winograd kernel'). The rule (TAP_GRADIENT_MIN_PIXELS, WINOGRAD_MIN_PIXELS /
 _CHANNELS in stylegan2_tf/ops/conv_2d.py, per kind of CPU kernels) comes from these columns.
 
 --winograd also times the batched matrix products that Winograd F(2x2, 3x3) would put in place
@@ -126,12 +127,18 @@ def main(argv):
 
 
 def time_forms(median_seconds):
-    """conv2d with filter_gradient 'kernel', 'taps' and 'winograd' (whose forward is Winograd's too):
-    forward, and forward + input and filter gradient, as direct-equivalent GFLOP/s (float32)."""
+    """conv2d with filter_gradient 'kernel', 'taps' and 'winograd' (whose forward is Winograd's too;
+    through TensorFlow's ops, then the C++ kernel where it builds): forward, and forward + input and
+    filter gradient, as direct-equivalent GFLOP/s (float32)."""
     import tensorflow as tf
+    from stylegan2_tf.ops import custom_ops
     from stylegan2_tf.ops.conv_2d import conv2d
-    forms = ("kernel", "taps", "winograd")
-    print("\n| side | channels | " + " | ".join(f"{f} forward | {f} fwd+grads" for f in forms) + " |")
+    from stylegan2_tf.ops.implementation import use_implementation
+    # (label, form, implementation Winograd runs in: the reference ops or the kernel)
+    forms = [("kernel", "kernel", "auto"), ("taps", "taps", "auto"), ("winograd", "winograd", "ref")]
+    if custom_ops.library() is not None:
+        forms.append(("winograd kernel", "winograd", "custom"))
+    print("\n| side | channels | " + " | ".join(f"{f} forward | {f} fwd+grads" for f, _, _ in forms) + " |")
     print("| --- | --- |" + " --- | --- |" * len(forms))
     b = FLAGS.batch
     for side, c in timed_shapes():
@@ -140,7 +147,7 @@ def time_forms(median_seconds):
         dy = tf.random.stateless_normal([b, side, side, c], [5, 6])
         flops = 2 * b * side * side * 9 * c * c
         rates = []
-        for form in forms:
+        for _, form, impl in forms:
             def forward(form=form):
                 return conv2d(x, w, "SAME", filter_gradient=form)
 
@@ -152,8 +159,9 @@ def time_forms(median_seconds):
                 # One tensor to wait for, y's sum in it: the gradients do not need y, so without it
                 # the graph would drop the forward pass.
                 return tf.reduce_sum(y) + tf.reduce_sum(dx) + tf.reduce_sum(dw)
-            rates.append(flops / median_seconds(tf.function(forward, autograph=False)) / 1e9)
-            rates.append(3 * flops / median_seconds(tf.function(forward_and_gradients, autograph=False)) / 1e9)
+            with use_implementation(impl):   # traced (and so the implementation chosen) on the first call
+                rates.append(flops / median_seconds(tf.function(forward, autograph=False)) / 1e9)
+                rates.append(3 * flops / median_seconds(tf.function(forward_and_gradients, autograph=False)) / 1e9)
         print(f"| {side} | {c} | " + " | ".join(f"{r:.0f}" for r in rates) + " |", flush=True)
 
 

@@ -12,7 +12,7 @@ with the flipped, transposed kernel (through `conv2d` again, so a second derivat
 length -- takes the same route). A 3x3 convolution and both its gradients can instead go through
 Winograd's F(2x2, 3x3) ('winograd': 16 products per tile, 2.25x fewer multiply-adds): where the C++
 kernels are built, through custom_ops/winograd_conv_2d.cc, which beats TensorFlow's kernels from 64
-channels on an AVX-512 CPU (oneDNN's and Eigen's); elsewhere through the TensorFlow ops below, which
+channels on an AVX-512 CPU (oneDNN's and Eigen's) and in an AVX2 emulation; elsewhere through the TensorFlow ops below, which
 beat them from 256 channels on AVX2 and AVX-512 CPUs alike. Everywhere else it is `tf.nn.conv2d`.
 All give the same numbers up to float rounding.
 """
@@ -30,8 +30,10 @@ from .capabilities import cpu_conv_kernels, runs_on_cpu
 # - oneDNN on an AVX2-only CPU ('onednn-avx2'): the filter gradient as tap products wins from 64x64
 #   outputs on (1.4-2.4x), ties at 32x32 and loses below. Winograd's filter gradient (reference
 #   ops) 1.6-1.9x the taps and its forward pass 1.2-1.3x oneDNN's at 64x64 and 32x32 with 256-512
-#   channels; with 128 channels it about ties, not worth its larger graph and memory. The kernel
-#   is not yet measured there: it takes the reference's threshold.
+#   channels; with 128 channels it about ties, not worth its larger graph and memory. The kernel:
+#   so far only in an emulation (an AVX-512 EPYC, oneDNN capped at AVX2, the kernel built without
+#   AVX-512): 1.2-1.5x the faster of oneDNN's kernels and the taps from 64 channels (16x16 to
+#   128x128), forward + both gradients; to be confirmed on a real AVX2 CPU.
 # - oneDNN on an AVX-512 CPU ('onednn'): Winograd's forward + both gradients through the reference
 #   ops 1.35-1.5x oneDNN's kernels with 512 channels from 16x16 to 64x64, 1.1-1.15x with 256,
 #   0.7-0.95x with 128; through the kernel 1.2-1.8x from 64 channels (16x16 to 256x256), even with
@@ -41,7 +43,7 @@ from .capabilities import cpu_conv_kernels, runs_on_cpu
 #   channels, the reference ops slower below 256.
 TAP_GRADIENT_MIN_PIXELS = {"onednn-avx2": 64 * 64}
 WINOGRAD_MIN_CHANNELS = {"ref": {"onednn-avx2": 256, "onednn": 256},
-                         "custom": {"onednn-avx2": 256, "onednn": 64, "eigen": 64}}
+                         "custom": {"onednn-avx2": 64, "onednn": 64, "eigen": 64}}
 WINOGRAD_MIN_PIXELS = 16 * 16
 FILTER_GRADIENT_FORMS = ("winograd", "taps", "kernel")
 

@@ -69,7 +69,7 @@ class CustomOpsError(UserError, RuntimeError):
 _lock = threading.Lock()
 _state = {"module": None, "error": None, "tried": False, "gpu_error": None, "gpus": None, "compile": True}
 # Why `auto` uses the reference ops in a process that only loads kernels built before: said to no one
-# (generation does not need the kernels; see prebuilt_kernels_only).
+# (generation runs without the kernels; see prebuilt_kernels_only).
 NOT_BUILT = "the kernels are not built yet, and this process does not build them"
 
 
@@ -316,8 +316,8 @@ def library():
 
 def prebuilt_kernels_only():
     """From now on this process loads the kernels if a build exists but never compiles them: for the
-    generation tools, where the kernels give no speed-up (benchmarks/README.md) and a first command
-    should not wait a minute for a compiler. Call it before the first op runs. `$STYLEGAN2_TF_OPS=custom`
+    generation tools, which run without the kernels (1.2x slower on a CPU at 256² config F:
+    benchmarks/README.md) and whose first command should not wait a minute for a compiler. Call it before the first op runs. `$STYLEGAN2_TF_OPS=custom`
     (the kernels asked for by name) still builds them."""
     if os.environ.get("STYLEGAN2_TF_OPS") == "custom":
         return
