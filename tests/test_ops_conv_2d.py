@@ -72,6 +72,40 @@ def test_tap_form_equals_tf_conv2d_to_second_order(x_shape, w_shape, padding, ke
             np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-12, atol=1e-12, err_msg=f"{form} {impl} {name}")
 
 
+@pytest.mark.parametrize("pads", [[1, 1, 1, 1], [2, 1, 0, 3], [0, 0, 0, 0]])
+def test_winograd_filter_gradient_kernel_has_gradients(pads, kernels):
+    """The kernel's filter gradient dW(x, dY) differentiated (its registered gradient: two
+    convolutions), against TensorFlow's own filter gradient and its gradients: <g, dW> with respect
+    to x and dY, then once more (the sum of squares of those) with respect to x, dY and g."""
+    rng = np.random.default_rng(sum(pads))
+    x = tf.constant(rng.standard_normal((2, 9, 8, 3)))
+    out_h, out_w = 9 + pads[0] + pads[1] - 2, 8 + pads[2] + pads[3] - 2
+    dy = tf.constant(rng.standard_normal((2, out_h, out_w, 4)))
+    g = tf.constant(rng.standard_normal((3, 3, 3, 4)))
+
+    def reference(x, dy):
+        return tf.compat.v1.nn.conv2d_backprop_filter(x, [3, 3, 3, 4], dy, [1, 1, 1, 1],
+                                                      [[0, 0], pads[:2], pads[2:], [0, 0]])
+
+    def kernel(x, dy):
+        return kernels.sg2_winograd_filter_gradient(x, dy, pads=pads)
+
+    def derivatives(filter_gradient):
+        with tf.GradientTape(persistent=True) as outer:
+            outer.watch([x, dy, g])
+            with tf.GradientTape() as inner:
+                inner.watch([x, dy])
+                dw = filter_gradient(x, dy)
+                s = tf.reduce_sum(dw * g)
+            d_x, d_dy = inner.gradient(s, [x, dy])
+            penalty = tf.reduce_sum(tf.square(d_x)) + tf.reduce_sum(tf.square(d_dy))
+        return [dw, d_x, d_dy, *outer.gradient(penalty, [x, dy, g])]
+
+    for name, got, want in zip(("dw", "d/dx", "d/d(dy)", "d2/dx", "d2/d(dy)", "d2/dg"),
+                               derivatives(kernel), derivatives(reference)):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
+
+
 def test_winograd_kernel_is_what_runs(kernels):
     """With the kernels (implementation 'custom' or 'auto'), Winograd's form is the kernel's two ops,
     forward and backward, and none of the reference's batched products; with 'ref', the reverse."""
