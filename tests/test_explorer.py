@@ -182,24 +182,29 @@ def test_renders_are_coalesced(digits_client):
     """While a render runs, of the requests that wait only the newest runs; the others are answered
     superseded."""
     c = digits_client
+    app = c.app
     results = {}
 
     def fire(name, body):
         results[name] = c.call("/api/render", body)[1]
-    first = threading.Thread(target=fire, args=("first", {"seed": 1, "layer": "b32/conv0", "view": "magnitude",
-                                                           "noise_mode": "random"}))  # a new trace: slow
-    first.start()
-    time.sleep(0.3)
+
+    def wait_for_ticket(ticket):
+        deadline = time.monotonic() + 60
+        while app.pending < ticket:
+            assert time.monotonic() < deadline, "a render request never took its ticket"
+            time.sleep(0.01)
     waiting = []
-    for k in range(3):
-        t = threading.Thread(target=fire, args=(k, {"seed": 20 + k}))
-        t.start()
-        waiting.append(t)
-        time.sleep(0.05)
-    for t in [first] + waiting:
+    with app.renderer.lock:  # a render is running: the requests below queue behind it, in this order
+        for k in range(3):
+            ticket = app.pending + 1
+            t = threading.Thread(target=fire, args=(k, {"seed": 20 + k}))
+            t.start()
+            waiting.append(t)
+            wait_for_ticket(ticket)
+    for t in waiting:
         t.join()
-    assert not results["first"]["superseded"]
-    assert results[0]["superseded"] and results[1]["superseded"] and not results[2]["superseded"]
+    assert results[0] == {"superseded": True} and results[1] == {"superseded": True}
+    assert not results[2]["superseded"] and results[2]["image"].startswith("data:image/png")
 
 
 def test_switching_networks(digits_client, tmp_path):
