@@ -92,7 +92,8 @@ class Breakdown:
         per_type = collections.Counter()
         for (op_type, _), seconds in self.by_type.items():
             per_type[op_type] += seconds
-        for kind, label in (("convolution", "convolution types"), (KINDS[-1][0], "largest element-wise types")):
+        for kind, label in (("convolution", "convolution types"), ("FIR / bias+act kernels", "FIR / bias+act types"),
+                            (KINDS[-1][0], "largest element-wise types")):
             largest = [(t, s / n) for t, s in per_type.most_common() if kind_of(t) == kind][:8]
             if largest:
                 out.append(f"  {label}: " + ", ".join(f"{t} {s:.3f}" for t, s in largest))

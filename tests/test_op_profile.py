@@ -85,3 +85,7 @@ def test_a_profiled_gradient_step():
         assert (op, "forward") not in by_type, by_type
     lines = report.lines(conv_flops=1e9)
     assert lines[0].startswith("wall ") and "GFLOP/s" in "\n".join(lines)
+    # The op types of the two kinds that make up most of a training step, by time.
+    types = {line.split(":")[0].strip(): line for line in lines if "types:" in line}
+    assert "Conv2D" in types["convolution types"], lines
+    assert "Sg2UpFirDn2D" in types["FIR / bias+act types"] and "Sg2FusedBiasAct" in types["FIR / bias+act types"], lines
