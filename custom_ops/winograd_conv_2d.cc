@@ -1,16 +1,18 @@
-// Winograd's F(2x2, 3x3) stride-1 convolution and its filter gradient on the CPU, one block of
-// tiles at a time, so that the transformed tiles never leave the cache:
+// Winograd's F(2x2, 3x3) and F(4x4, 3x3) stride-1 convolution and its filter gradient on the CPU,
+// one block of tiles at a time, so that the transformed tiles never leave the cache:
 //   Sg2WinogradConv2D(x, w)            y = conv(x padded by pads, w)        w [3, 3, C, O]
 //   Sg2WinogradFilterGradient(x, dy)   dw[i, j] = sum over (n, p, q) of x_pad[n, p + i, q + j]^T dy[n, p, q]
-// The algorithm (Lavin and Gray 2016): a 2x2 output tile is A^T [(G g G^T) * (B^T d B)] A for its
-// 4x4 input tile d, i.e. 16 products [tiles, C] x [C, O]; the filter gradient is
-// G^T [sum over tiles of (B^T d B) * (A dY A^T)] G, 16 products [C, tiles] x [tiles, O]. The
-// reference (stylegan2_tf/ops/conv_2d.py) runs the same steps as whole-tensor TensorFlow ops, each a
-// pass over 4x the input; here a block of tiles is transformed, multiplied (Eigen's matrix
-// product) and transformed back while it is in the cache. B, A and G are the reference's (A's last
-// column and G's last row negated together). Padding is read as zeros, never materialized; an odd
-// output side computes one more row or column and drops it. The input gradient is the forward
-// convolution of dy with the turned kernel (registered in Python), so both ops serve every order.
+// The algorithm (Lavin and Gray 2016): an m x m output tile (attr `tile`: m = 2 or 4) is
+// A^T [(G g G^T) * (B^T d B)] A for its (m + 2) x (m + 2) input tile d, i.e. (m + 2)^2 products
+// [tiles, C] x [C, O] for m^2 outputs (9 multiply-adds per output directly; 4 with m = 2, 2.25 with
+// m = 4, whose float32 rounding errors are about 5-10x larger); the filter gradient is
+// G^T [sum over tiles of (B^T d B) * (A dY A^T)] G, (m + 2)^2 products [C, tiles] x [tiles, O].
+// The reference (stylegan2_tf/ops/conv_2d.py, m = 2) runs the same steps as whole-tensor
+// TensorFlow ops, each a pass over 4x the input; here a block of tiles is transformed, multiplied
+// (Eigen's matrix product) and transformed back while it is in the cache. Padding is read as
+// zeros, never materialized; a side that is not a multiple of m computes up to m - 1 more rows or
+// columns and drops them. The input gradient is the forward convolution of dy with the turned
+// kernel (registered in Python), so both ops serve every order.
 
 #include <algorithm>
 #include <cstdint>
@@ -39,107 +41,207 @@ using MatrixMap = Eigen::Map<RowMajor<T>>;
 template <typename T>
 using ConstMatrixMap = Eigen::Map<const RowMajor<T>>;
 
-// Where the 2x2 output tiles lie: tile (n, p, q) covers outputs (2p..2p+1, 2q..2q+1) and reads
-// the padded input rows 2p..2p+3 and columns 2q..2q+3.
+// The 1-D transforms of F(m, 3), m = 2 or 4 outputs per tile from m + 2 inputs (Lavin and Gray's
+// interpolation points: 0, 1, -1 and infinity for m = 2; also 2 and -2 for m = 4):
+//   Input      b = B^T d   (m + 2 -> m + 2)      Output     y = A^T p   (m + 2 -> m)
+//   Filter     u = G g     (3 -> m + 2)          and the adjoints the filter gradient takes:
+//   OutputAdj  e = A y     (m -> m + 2)          FilterAdj  g = G^T s   (m + 2 -> 3)
+// Each 2-D transform applies its 1-D one to the columns, then to the rows. B, A and G for m = 2
+// are the reference's (A's last column and G's last row negated together).
+template <int M>
+struct F;
+
+template <>
+struct F<2> {
+  template <typename T>
+  static void Input(const T* d, T* b) {
+    b[0] = d[0] - d[2], b[1] = d[1] + d[2], b[2] = d[2] - d[1], b[3] = d[1] - d[3];
+  }
+  template <typename T>
+  static void Output(const T* p, T* y) {
+    y[0] = p[0] + p[1] + p[2], y[1] = p[1] - p[2] + p[3];
+  }
+  template <typename T>
+  static void Filter(const T* g, T* u) {
+    u[0] = g[0], u[1] = T(0.5) * (g[0] + g[1] + g[2]), u[2] = T(0.5) * (g[0] - g[1] + g[2]), u[3] = -g[2];
+  }
+  template <typename T>
+  static void OutputAdj(const T* y, T* e) {
+    e[0] = y[0], e[1] = y[0] + y[1], e[2] = y[0] - y[1], e[3] = y[1];
+  }
+  template <typename T>
+  static void FilterAdj(const T* s, T* g) {
+    g[0] = s[0] + T(0.5) * (s[1] + s[2]), g[1] = T(0.5) * (s[1] - s[2]), g[2] = T(0.5) * (s[1] + s[2]) - s[3];
+  }
+};
+
+template <>
+struct F<4> {
+  template <typename T>
+  static void Input(const T* d, T* b) {
+    b[0] = T(4) * d[0] - T(5) * d[2] + d[4];
+    b[1] = d[3] + d[4] - T(4) * (d[1] + d[2]);
+    b[2] = d[4] - d[3] + T(4) * (d[1] - d[2]);
+    b[3] = d[4] - d[2] + T(2) * (d[3] - d[1]);
+    b[4] = d[4] - d[2] + T(2) * (d[1] - d[3]);
+    b[5] = T(4) * d[1] - T(5) * d[3] + d[5];
+  }
+  template <typename T>
+  static void Output(const T* p, T* y) {
+    const T a = p[1] + p[2], b = p[1] - p[2], c = p[3] + p[4], d = p[3] - p[4];
+    y[0] = p[0] + a + c, y[1] = b + T(2) * d, y[2] = a + T(4) * c, y[3] = b + T(8) * d + p[5];
+  }
+  template <typename T>
+  static void Filter(const T* g, T* u) {
+    const T even = g[0] + g[2];
+    u[0] = T(0.25) * g[0];
+    u[1] = T(-1) / T(6) * (even + g[1]);
+    u[2] = T(-1) / T(6) * (even - g[1]);
+    u[3] = T(1) / T(24) * g[0] + T(1) / T(12) * g[1] + T(1) / T(6) * g[2];
+    u[4] = T(1) / T(24) * g[0] - T(1) / T(12) * g[1] + T(1) / T(6) * g[2];
+    u[5] = g[2];
+  }
+  template <typename T>
+  static void OutputAdj(const T* y, T* e) {
+    const T even = y[0] + y[2], odd = y[1] + y[3];
+    e[0] = y[0];
+    e[1] = even + odd;
+    e[2] = even - odd;
+    e[3] = y[0] + T(4) * y[2] + T(2) * (y[1] + T(4) * y[3]);
+    e[4] = y[0] + T(4) * y[2] - T(2) * (y[1] + T(4) * y[3]);
+    e[5] = y[3];
+  }
+  template <typename T>
+  static void FilterAdj(const T* s, T* g) {
+    const T a = s[1] + s[2], b = s[1] - s[2], c = s[3] + s[4], d = s[3] - s[4];
+    g[0] = T(0.25) * s[0] - T(1) / T(6) * a + T(1) / T(24) * c;
+    g[1] = T(-1) / T(6) * b + T(1) / T(12) * d;
+    g[2] = T(-1) / T(6) * a + T(1) / T(6) * c + s[5];
+  }
+};
+
+// Where the MxM output tiles lie: tile (n, p, q) covers outputs (M p .. M p + M - 1, M q ..) and
+// reads the padded input rows M p .. M p + M + 1 and the same columns.
 struct Tiling {
   int64_t N, H, W, C, O;
   int64_t pad_top, pad_left, out_h, out_w;
-  int64_t rows, cols;  // tiles per image: ceil(out / 2)
+  int64_t tile, rows, cols;  // outputs per tile side; tiles per image: ceil(out / tile)
 
   int64_t count() const { return N * rows * cols; }
   // Flat index -> the tile's first padded input row / column and its image.
-  void Locate(int64_t tile, int64_t* n, int64_t* row, int64_t* col) const {
-    *n = tile / (rows * cols);
-    *row = 2 * ((tile / cols) % rows);
-    *col = 2 * (tile % cols);
+  void Locate(int64_t index, int64_t* n, int64_t* row, int64_t* col) const {
+    *n = index / (rows * cols);
+    *row = tile * ((index / cols) % rows);
+    *col = tile * (index % cols);
   }
 };
 
 // Tiles per block: enough rows for the products to run near their peak, few enough that a block's
-// transformed tiles stay in the cache (16 x 64 x 128 channels x 4 bytes = 512 KiB); 32 and 128
-// measured slower over 64-512 channels.
+// transformed tiles stay in the cache (F(2x2): 16 x 64 x 128 channels x 4 bytes = 512 KiB); 32 and
+// 128 measured slower for F(2x2) over 64-512 channels, 32 about even for F(4x4).
 // Fixed, never the thread count's, so that the results do not depend on it either.
 constexpr int64_t kTilesPerBlock = 64;
 
-// B^T d B of `count` tiles from `first` on, into v [16][.][C], `plane` elements from one of the 16
-// matrices to the next.
-template <typename T>
+// B^T d B of `count` tiles from `first` on, into v [K*K][.][C] (K = M + 2), `plane` elements from
+// one of the K*K matrices to the next.
+template <int M, typename T>
 void InputTransform(const Tiling& g, const T* x, const T* zeros, int64_t first, int64_t count, int64_t plane, T* v) {
+  constexpr int K = M + 2;
   const int64_t C = g.C;
   for (int64_t t = 0; t < count; ++t) {
     int64_t n, row, col;
     g.Locate(first + t, &n, &row, &col);
-    const T* d[16];
-    for (int i = 0; i < 4; ++i) {
+    const T* d[K * K];
+    #pragma GCC unroll 8
+    for (int i = 0; i < K; ++i) {
       const int64_t r = row + i - g.pad_top;
-      for (int j = 0; j < 4; ++j) {
+      #pragma GCC unroll 8
+      for (int j = 0; j < K; ++j) {
         const int64_t s = col + j - g.pad_left;
-        d[4 * i + j] = (r >= 0 && r < g.H && s >= 0 && s < g.W) ? x + ((n * g.H + r) * g.W + s) * C : zeros;
+        d[K * i + j] = (r >= 0 && r < g.H && s >= 0 && s < g.W) ? x + ((n * g.H + r) * g.W + s) * C : zeros;
       }
     }
     T* out = v + t * C;
 #pragma GCC ivdep
     for (int64_t c = 0; c < C; ++c) {
-      T b[4][4];  // B^T d: its rows
-      for (int j = 0; j < 4; ++j) {
-        b[0][j] = d[j][c] - d[8 + j][c];
-        b[1][j] = d[4 + j][c] + d[8 + j][c];
-        b[2][j] = d[8 + j][c] - d[4 + j][c];
-        b[3][j] = d[4 + j][c] - d[12 + j][c];
+      T b[K][K];  // B^T d, by columns
+      #pragma GCC unroll 8
+      for (int j = 0; j < K; ++j) {
+        T column[K], transformed[K];
+        #pragma GCC unroll 8
+        for (int i = 0; i < K; ++i) column[i] = d[K * i + j][c];
+        F<M>::Input(column, transformed);
+        #pragma GCC unroll 8
+        for (int i = 0; i < K; ++i) b[i][j] = transformed[i];
       }
-      for (int i = 0; i < 4; ++i) {  // (B^T d) B
-        out[(4 * i + 0) * plane + c] = b[i][0] - b[i][2];
-        out[(4 * i + 1) * plane + c] = b[i][1] + b[i][2];
-        out[(4 * i + 2) * plane + c] = b[i][2] - b[i][1];
-        out[(4 * i + 3) * plane + c] = b[i][1] - b[i][3];
-      }
-    }
-  }
-}
-
-// A^T m A of `count` tiles' products m [16][count][O], written to y; outputs past an odd side go
-// to `discard`.
-template <typename T>
-void OutputTransform(const Tiling& g, const T* m, int64_t first, int64_t count, T* y, T* discard) {
-  const int64_t O = g.O, plane = count * O;
-  for (int64_t t = 0; t < count; ++t) {
-    int64_t n, row, col;
-    g.Locate(first + t, &n, &row, &col);
-    T* out[2][2];
-    for (int a = 0; a < 2; ++a) {
-      for (int b = 0; b < 2; ++b) {
-        const bool inside = row + a < g.out_h && col + b < g.out_w;
-        out[a][b] = inside ? y + ((n * g.out_h + row + a) * g.out_w + col + b) * O : discard;
-      }
-    }
-    const T* in = m + t * O;
-#pragma GCC ivdep
-    for (int64_t o = 0; o < O; ++o) {
-      T s[2][4];  // A^T m: its rows
-      for (int j = 0; j < 4; ++j) {
-        s[0][j] = in[j * plane + o] + in[(4 + j) * plane + o] + in[(8 + j) * plane + o];
-        s[1][j] = in[(4 + j) * plane + o] - in[(8 + j) * plane + o] + in[(12 + j) * plane + o];
-      }
-      for (int a = 0; a < 2; ++a) {  // (A^T m) A
-        out[a][0][o] = s[a][0] + s[a][1] + s[a][2];
-        out[a][1][o] = s[a][1] - s[a][2] + s[a][3];
+      #pragma GCC unroll 8
+      for (int i = 0; i < K; ++i) {  // (B^T d) B, by rows
+        T transformed[K];
+        F<M>::Input(b[i], transformed);
+        #pragma GCC unroll 8
+        for (int j = 0; j < K; ++j) out[(K * i + j) * plane + c] = transformed[j];
       }
     }
   }
 }
 
-// A dY A^T of `count` tiles of dy (zeros past an odd side), into e [16][.][O] (`plane` apart): the
-// adjoint of OutputTransform.
-template <typename T>
-void OutputGradientTransform(const Tiling& g, const T* dy, const T* zeros, int64_t first, int64_t count,
-                             int64_t plane, T* e) {
+// A^T p A of `count` tiles' products p [K*K][.][O] (`plane` elements from one of the K*K matrices to
+// the next), written to y; outputs past the last full tile go to `discard`.
+template <int M, typename T>
+void OutputTransform(const Tiling& g, const T* p, int64_t first, int64_t count, int64_t plane, T* y, T* discard) {
+  constexpr int K = M + 2;
   const int64_t O = g.O;
   for (int64_t t = 0; t < count; ++t) {
     int64_t n, row, col;
     g.Locate(first + t, &n, &row, &col);
-    const T* d[2][2];
-    for (int a = 0; a < 2; ++a) {
-      for (int b = 0; b < 2; ++b) {
+    T* out[M][M];
+    #pragma GCC unroll 8
+    for (int a = 0; a < M; ++a) {
+      #pragma GCC unroll 8
+      for (int b = 0; b < M; ++b) {
+        const bool inside = row + a < g.out_h && col + b < g.out_w;
+        out[a][b] = inside ? y + ((n * g.out_h + row + a) * g.out_w + col + b) * O : discard;
+      }
+    }
+    const T* in = p + t * O;
+#pragma GCC ivdep
+    for (int64_t o = 0; o < O; ++o) {
+      T s[M][K];  // A^T p, by columns
+      #pragma GCC unroll 8
+      for (int j = 0; j < K; ++j) {
+        T column[K], transformed[M];
+        #pragma GCC unroll 8
+        for (int i = 0; i < K; ++i) column[i] = in[(K * i + j) * plane + o];
+        F<M>::Output(column, transformed);
+        #pragma GCC unroll 8
+        for (int a = 0; a < M; ++a) s[a][j] = transformed[a];
+      }
+      #pragma GCC unroll 8
+      for (int a = 0; a < M; ++a) {  // (A^T p) A, by rows
+        T transformed[M];
+        F<M>::Output(s[a], transformed);
+        #pragma GCC unroll 8
+        for (int b = 0; b < M; ++b) out[a][b][o] = transformed[b];
+      }
+    }
+  }
+}
+
+// A dY A^T of `count` tiles of dy (zeros past the output's edge), into e [K*K][.][O] (`plane` apart):
+// the adjoint of OutputTransform.
+template <int M, typename T>
+void OutputGradientTransform(const Tiling& g, const T* dy, const T* zeros, int64_t first, int64_t count,
+                             int64_t plane, T* e) {
+  constexpr int K = M + 2;
+  const int64_t O = g.O;
+  for (int64_t t = 0; t < count; ++t) {
+    int64_t n, row, col;
+    g.Locate(first + t, &n, &row, &col);
+    const T* d[M][M];
+    #pragma GCC unroll 8
+    for (int a = 0; a < M; ++a) {
+      #pragma GCC unroll 8
+      for (int b = 0; b < M; ++b) {
         const bool inside = row + a < g.out_h && col + b < g.out_w;
         d[a][b] = inside ? dy + ((n * g.out_h + row + a) * g.out_w + col + b) * O : zeros;
       }
@@ -147,72 +249,84 @@ void OutputGradientTransform(const Tiling& g, const T* dy, const T* zeros, int64
     T* out = e + t * O;
 #pragma GCC ivdep
     for (int64_t o = 0; o < O; ++o) {
-      T r[4][2];  // A dY: its rows
-      for (int b = 0; b < 2; ++b) {
-        r[0][b] = d[0][b][o];
-        r[1][b] = d[0][b][o] + d[1][b][o];
-        r[2][b] = d[0][b][o] - d[1][b][o];
-        r[3][b] = d[1][b][o];
+      T r[K][M];  // A dY, by columns
+      #pragma GCC unroll 8
+      for (int b = 0; b < M; ++b) {
+        T column[M], transformed[K];
+        #pragma GCC unroll 8
+        for (int a = 0; a < M; ++a) column[a] = d[a][b][o];
+        F<M>::OutputAdj(column, transformed);
+        #pragma GCC unroll 8
+        for (int i = 0; i < K; ++i) r[i][b] = transformed[i];
       }
-      for (int i = 0; i < 4; ++i) {  // (A dY) A^T
-        out[(4 * i + 0) * plane + o] = r[i][0];
-        out[(4 * i + 1) * plane + o] = r[i][0] + r[i][1];
-        out[(4 * i + 2) * plane + o] = r[i][0] - r[i][1];
-        out[(4 * i + 3) * plane + o] = r[i][1];
+      #pragma GCC unroll 8
+      for (int i = 0; i < K; ++i) {  // (A dY) A^T, by rows
+        T transformed[K];
+        F<M>::OutputAdj(r[i], transformed);
+        #pragma GCC unroll 8
+        for (int j = 0; j < K; ++j) out[(K * i + j) * plane + o] = transformed[j];
       }
     }
   }
 }
 
-// G w G^T for every (c, o): u [16][C][O] from w [3][3][C][O].
-template <typename T>
+// G w G^T for every (c, o): u [K*K][C][O] from w [3][3][C][O].
+template <int M, typename T>
 void FilterTransform(const T* w, int64_t C, int64_t O, T* u) {
+  constexpr int K = M + 2;
   const int64_t plane = C * O;
 #pragma GCC ivdep
   for (int64_t k = 0; k < plane; ++k) {
-    T gw[4][3];  // G w: its rows
+    T gw[K][3];  // G w, by columns
+    #pragma GCC unroll 8
     for (int j = 0; j < 3; ++j) {
-      const T w0 = w[j * plane + k], w1 = w[(3 + j) * plane + k], w2 = w[(6 + j) * plane + k];
-      gw[0][j] = w0;
-      gw[1][j] = T(0.5) * (w0 + w1 + w2);
-      gw[2][j] = T(0.5) * (w0 - w1 + w2);
-      gw[3][j] = -w2;
+      const T column[3] = {w[j * plane + k], w[(3 + j) * plane + k], w[(6 + j) * plane + k]};
+      T transformed[K];
+      F<M>::Filter(column, transformed);
+      #pragma GCC unroll 8
+      for (int i = 0; i < K; ++i) gw[i][j] = transformed[i];
     }
-    for (int i = 0; i < 4; ++i) {  // (G w) G^T
-      u[(4 * i + 0) * plane + k] = gw[i][0];
-      u[(4 * i + 1) * plane + k] = T(0.5) * (gw[i][0] + gw[i][1] + gw[i][2]);
-      u[(4 * i + 2) * plane + k] = T(0.5) * (gw[i][0] - gw[i][1] + gw[i][2]);
-      u[(4 * i + 3) * plane + k] = -gw[i][2];
+    #pragma GCC unroll 8
+    for (int i = 0; i < K; ++i) {  // (G w) G^T, by rows
+      T transformed[K];
+      F<M>::Filter(gw[i], transformed);
+      #pragma GCC unroll 8
+      for (int j = 0; j < K; ++j) u[(K * i + j) * plane + k] = transformed[j];
     }
   }
 }
 
-// G^T s G for every (c, o): dw [3][3][C][O] from the summed products s [16][C][O] (the adjoint of
+// G^T s G for every (c, o): dw [3][3][C][O] from the summed products s [K*K][C][O] (the adjoint of
 // FilterTransform).
-template <typename T>
+template <int M, typename T>
 void FilterGradientTransform(const T* s, int64_t C, int64_t O, T* dw) {
+  constexpr int K = M + 2;
   const int64_t plane = C * O;
 #pragma GCC ivdep
   for (int64_t k = 0; k < plane; ++k) {
-    T gs[3][4];  // G^T s: its rows
-    for (int j = 0; j < 4; ++j) {
-      const T s0 = s[j * plane + k], s1 = s[(4 + j) * plane + k], s2 = s[(8 + j) * plane + k],
-              s3 = s[(12 + j) * plane + k];
-      gs[0][j] = s0 + T(0.5) * (s1 + s2);
-      gs[1][j] = T(0.5) * (s1 - s2);
-      gs[2][j] = T(0.5) * (s1 + s2) - s3;
+    T gs[3][K];  // G^T s, by columns
+    #pragma GCC unroll 8
+    for (int j = 0; j < K; ++j) {
+      T column[K], transformed[3];
+      #pragma GCC unroll 8
+      for (int i = 0; i < K; ++i) column[i] = s[(K * i + j) * plane + k];
+      F<M>::FilterAdj(column, transformed);
+      #pragma GCC unroll 8
+      for (int i = 0; i < 3; ++i) gs[i][j] = transformed[i];
     }
-    for (int i = 0; i < 3; ++i) {  // (G^T s) G
-      dw[(3 * i + 0) * plane + k] = gs[i][0] + T(0.5) * (gs[i][1] + gs[i][2]);
-      dw[(3 * i + 1) * plane + k] = T(0.5) * (gs[i][1] - gs[i][2]);
-      dw[(3 * i + 2) * plane + k] = T(0.5) * (gs[i][1] + gs[i][2]) - gs[i][3];
+    #pragma GCC unroll 8
+    for (int i = 0; i < 3; ++i) {  // (G^T s) G, by rows
+      T transformed[3];
+      F<M>::FilterAdj(gs[i], transformed);
+      #pragma GCC unroll 8
+      for (int j = 0; j < 3; ++j) dw[(3 * i + j) * plane + k] = transformed[j];
     }
   }
 }
 
 // The attrs and x's shape -> the tiling; `outputs` is O (from w or dy).
 tensorflow::Status MakeTiling(const char* op, const Tensor& x, const std::vector<int>& pads, int64_t outputs,
-                              Tiling* g) {
+                              int tile, Tiling* g) {
   if (x.dims() != 4) return InvalidArgument(op, ": x must be [N, H, W, C], got ", x.shape().DebugString());
   g->N = x.dim_size(0), g->H = x.dim_size(1), g->W = x.dim_size(2), g->C = x.dim_size(3), g->O = outputs;
   g->pad_top = pads[0], g->pad_left = pads[2];
@@ -221,7 +335,7 @@ tensorflow::Status MakeTiling(const char* op, const Tensor& x, const std::vector
     return InvalidArgument(op, ": x ", x.shape().DebugString(), " padded by [", pads[0], ", ", pads[1], ", ",
                            pads[2], ", ", pads[3], "] is smaller than the 3x3 kernel");
   }
-  g->rows = (g->out_h + 1) / 2, g->cols = (g->out_w + 1) / 2;
+  g->tile = tile, g->rows = (g->out_h + tile - 1) / tile, g->cols = (g->out_w + tile - 1) / tile;
   return absl::OkStatus();
 }
 
@@ -231,10 +345,14 @@ class WinogradOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("pads", &pads_));
     OP_REQUIRES(ctx, pads_.size() == 4 && *std::min_element(pads_.begin(), pads_.end()) >= 0,
                 InvalidArgument("pads must be 4 non-negative amounts [top, bottom, left, right]"));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("tile", &tile_));
+    OP_REQUIRES(ctx, tile_ == 2 || tile_ == 4,
+                InvalidArgument("tile must be 2 or 4 (F(2x2, 3x3) or F(4x4, 3x3)), got ", tile_));
   }
 
  protected:
   std::vector<int> pads_;
+  int tile_;
 };
 
 template <typename T>
@@ -249,32 +367,43 @@ class WinogradConv2DOp : public WinogradOp {
                 InvalidArgument("WinogradConv2D: w must be [3, 3, C, O] for x [N, H, W, C], got w ",
                                 w.shape().DebugString(), " and x ", x.shape().DebugString()));
     Tiling g;
-    OP_REQUIRES_OK(ctx, MakeTiling("WinogradConv2D", x, pads_, w.dim_size(3), &g));
+    OP_REQUIRES_OK(ctx, MakeTiling("WinogradConv2D", x, pads_, w.dim_size(3), tile_, &g));
     Tensor* y = nullptr;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({g.N, g.out_h, g.out_w, g.O}), &y));
     if (y->NumElements() == 0) return;
+    if (tile_ == 2) {
+      Run<2>(ctx, g, x, w, y);
+    } else {
+      Run<4>(ctx, g, x, w, y);
+    }
+  }
+
+ private:
+  template <int M>
+  void Run(OpKernelContext* ctx, const Tiling& g, const Tensor& x, const Tensor& w, Tensor* y) {
+    constexpr int KK = (M + 2) * (M + 2);  // products per tile
     const int64_t C = g.C, O = g.O;
-    std::vector<T> u(16 * C * O), zeros(C, T(0));
-    if (C > 0) FilterTransform(w.flat<T>().data(), C, O, u.data());
+    std::vector<T> u(KK * C * O), zeros(C, T(0));
+    if (C > 0) FilterTransform<M>(w.flat<T>().data(), C, O, u.data());
     const T* xd = x.flat<T>().data();
     T* yd = y->flat<T>().data();
     const int64_t tiles = g.count(), per_block = std::min(kTilesPerBlock, tiles);
     const int64_t blocks = (tiles + per_block - 1) / per_block;
     auto work = [&](int64_t begin, int64_t end) {
-      std::vector<T> v(16 * per_block * C), m(16 * per_block * O), discard(O);
+      std::vector<T> v(KK * per_block * C), p(KK * per_block * O), discard(O);
       for (int64_t block = begin; block < end; ++block) {
         const int64_t first = block * per_block, count = std::min(per_block, tiles - first);
-        InputTransform(g, xd, zeros.data(), first, count, count * C, v.data());
-        for (int k = 0; k < 16; ++k) {
-          MatrixMap<T>(m.data() + k * count * O, count, O).noalias() =
+        InputTransform<M>(g, xd, zeros.data(), first, count, count * C, v.data());
+        for (int k = 0; k < KK; ++k) {
+          MatrixMap<T>(p.data() + k * count * O, count, O).noalias() =
               ConstMatrixMap<T>(v.data() + k * count * C, count, C) *
               ConstMatrixMap<T>(u.data() + k * C * O, C, O);
         }
-        OutputTransform(g, m.data(), first, count, yd, discard.data());
+        OutputTransform<M>(g, p.data(), first, count, count * O, yd, discard.data());
       }
     };
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    tensorflow::Shard(workers->num_threads, workers->workers, blocks, 16 * 2 * per_block * (C + 1) * O, work);
+    tensorflow::Shard(workers->num_threads, workers->workers, blocks, KK * 2 * per_block * (C + 1) * O, work);
   }
 };
 
@@ -288,29 +417,42 @@ class WinogradFilterGradientOp : public WinogradOp {
     OP_REQUIRES(ctx, dy.dims() == 4, InvalidArgument("WinogradFilterGradient: dy must be [N, Ho, Wo, O], got ",
                                                      dy.shape().DebugString()));
     Tiling g;
-    OP_REQUIRES_OK(ctx, MakeTiling("WinogradFilterGradient", x, pads_, dy.dim_size(3), &g));
+    OP_REQUIRES_OK(ctx, MakeTiling("WinogradFilterGradient", x, pads_, dy.dim_size(3), tile_, &g));
     OP_REQUIRES(ctx, dy.dim_size(0) == g.N && dy.dim_size(1) == g.out_h && dy.dim_size(2) == g.out_w,
                 InvalidArgument("WinogradFilterGradient: dy ", dy.shape().DebugString(), " does not match x ",
                                 x.shape().DebugString(), "'s output [", g.N, ", ", g.out_h, ", ", g.out_w, ", O]"));
-    const int64_t C = g.C, O = g.O;
     Tensor* dw = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({3, 3, C, O}), &dw));
+    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({3, 3, g.C, g.O}), &dw));
     if (dw->NumElements() == 0) return;
-    // The sum over tiles runs block after block in order, each block's 16 products split across
+    if (tile_ == 2) {
+      Run<2>(ctx, g, x, dy, dw);
+    } else {
+      Run<4>(ctx, g, x, dy, dw);
+    }
+  }
+
+ private:
+  template <int M>
+  void Run(OpKernelContext* ctx, const Tiling& g, const Tensor& x, const Tensor& dy, Tensor* dw) {
+    constexpr int KK = (M + 2) * (M + 2);
+    const int64_t C = g.C, O = g.O;
+    // The sum over tiles runs block after block in order, each block's products split across
     // threads: every sum is taken in the same order whatever the thread count.
-    std::vector<T> s(16 * C * O, T(0)), zeros_x(C, T(0)), zeros_dy(O, T(0));
+    std::vector<T> s(KK * C * O, T(0)), zeros_x(C, T(0)), zeros_dy(O, T(0));
     const int64_t tiles = g.count(), per_block = std::min(4 * kTilesPerBlock, tiles);
-    std::vector<T> v(16 * per_block * C), e(16 * per_block * O);
+    std::vector<T> v(KK * per_block * C), e(KK * per_block * O);
     const T* xd = x.flat<T>().data();
     const T* dyd = dy.flat<T>().data();
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
     for (int64_t first = 0; first < tiles; first += per_block) {
       const int64_t count = std::min(per_block, tiles - first);
-      tensorflow::Shard(workers->num_threads, workers->workers, count, 48 * (C + O), [&](int64_t begin, int64_t end) {
-        InputTransform(g, xd, zeros_x.data(), first + begin, end - begin, count * C, v.data() + begin * C);
-        OutputGradientTransform(g, dyd, zeros_dy.data(), first + begin, end - begin, count * O, e.data() + begin * O);
+      const int64_t cost = 3 * KK * (C + O);
+      tensorflow::Shard(workers->num_threads, workers->workers, count, cost, [&](int64_t begin, int64_t end) {
+        InputTransform<M>(g, xd, zeros_x.data(), first + begin, end - begin, count * C, v.data() + begin * C);
+        OutputGradientTransform<M>(g, dyd, zeros_dy.data(), first + begin, end - begin, count * O,
+                                   e.data() + begin * O);
       });
-      tensorflow::Shard(workers->num_threads, workers->workers, 16, 2 * count * C * O, [&](int64_t begin, int64_t end) {
+      tensorflow::Shard(workers->num_threads, workers->workers, KK, 2 * count * C * O, [&](int64_t begin, int64_t end) {
         for (int64_t k = begin; k < end; ++k) {
           MatrixMap<T>(s.data() + k * C * O, C, O).noalias() +=
               ConstMatrixMap<T>(v.data() + k * count * C, count, C).transpose() *
@@ -318,7 +460,7 @@ class WinogradFilterGradientOp : public WinogradOp {
         }
       });
     }
-    FilterGradientTransform(s.data(), C, O, dw->flat<T>().data());
+    FilterGradientTransform<M>(s.data(), C, O, dw->flat<T>().data());
   }
 };
 
@@ -336,6 +478,7 @@ REGISTER_OP("Sg2WinogradConv2D")
     .Output("y: T")
     .Attr("T: {float, double}")
     .Attr("pads: list(int)")
+    .Attr("tile: int = 2")               // outputs per tile side: F(2x2, 3x3) or F(4x4, 3x3)
     .Attr("form_forced: bool = false")  // read by the gradient (Python): the input gradient's form
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       using tensorflow::shape_inference::DimensionHandle;
@@ -357,6 +500,7 @@ REGISTER_OP("Sg2WinogradFilterGradient")
     .Output("dw: T")
     .Attr("T: {float, double}")
     .Attr("pads: list(int)")
+    .Attr("tile: int = 2")
     .Attr("form_forced: bool = false")
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       std::vector<int> pads;

@@ -9,7 +9,9 @@ import tensorflow as tf
 
 from conftest import gan_losses_and_gradients
 
-from stylegan2_tf.ops.conv_2d import conv2d, filter_gradient_form, tap_filter_gradient, winograd_filter_gradient
+import stylegan2_tf.ops.conv_2d as conv2d_module
+from stylegan2_tf.ops.conv_2d import (conv2d, filter_gradient_form, tap_filter_gradient, winograd_filter_gradient,
+                                      winograd_kernel_tile)
 from stylegan2_tf.ops.implementation import use_implementation
 
 CASES = [  # (x shape, kernel shape, padding)
@@ -19,11 +21,15 @@ CASES = [  # (x shape, kernel shape, padding)
     ((2, 5, 5, 4), (1, 1, 4, 3), "SAME"),
     ((1, 6, 7, 3), (3, 2, 3, 2), [[2, 0], [1, 3]]),
     ((2, 8, 8, 2), (3, 3, 2, 3), [[-1, 2], [0, -2]]),
-    # Several of the kernel's blocks of 64 (filter gradient: 256) tiles, odd output sides, wide pads.
+    # Several of the kernel's blocks of 64 (filter gradient: 256) F(2x2) tiles, odd output sides, wide pads.
     ((3, 23, 28, 5), (3, 3, 5, 6), [[2, 1], [0, 3]]),
+    # The same for F(4x4, 3x3)'s tiles (360 of them; sides 38 and 34, not multiples of 4).
+    ((4, 37, 34, 3), (3, 3, 3, 4), [[1, 2], [2, 0]]),
 ]
-# The forms, with the implementation each runs in: Winograd's through the reference ops and the kernel.
-FORMS_3X3 = (("winograd", "ref"), ("winograd", "custom"), ("taps", None), ("kernel", None))
+# The forms, with the implementation each runs in: Winograd's through the reference ops and the kernel
+# with either tile ('custom:2': F(2x2, 3x3), 'custom:4': F(4x4, 3x3)).
+FORMS_3X3 = (("winograd", "ref"), ("winograd", "custom:2"), ("winograd", "custom:4"), ("taps", None),
+             ("kernel", None))
 
 
 def _reference(x, w, padding):
@@ -51,10 +57,18 @@ def _derivatives(conv, x, w, probe):
 
 
 def _in(impl, function, *args):
+    """function(*args) inside use_implementation(impl); 'custom:T' also fixes the kernel's tile to T."""
     if impl is None:
         return function(*args)
-    with use_implementation(impl):
-        return function(*args)
+    impl, _, tile = impl.partition(":")
+    rule = conv2d_module.winograd_kernel_tile
+    try:
+        if tile:
+            conv2d_module.winograd_kernel_tile = lambda x, w: int(tile)
+        with use_implementation(impl):
+            return function(*args)
+    finally:
+        conv2d_module.winograd_kernel_tile = rule
 
 
 @pytest.mark.parametrize("x_shape,w_shape,padding", CASES)
@@ -68,12 +82,15 @@ def test_tap_form_equals_tf_conv2d_to_second_order(x_shape, w_shape, padding, ke
     forms = FORMS_3X3 if w_shape[:2] == (3, 3) else (("taps", None), ("kernel", None))
     for form, impl in forms:
         got = _in(impl, _derivatives, lambda a, b: conv2d(a, b, padding, filter_gradient=form), x, w, probe)
+        tolerance = 2e-11 if impl == "custom:4" else 1e-12   # F(4x4, 3x3) rounds 5-10x more
         for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
-            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-12, atol=1e-12, err_msg=f"{form} {impl} {name}")
+            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=tolerance, atol=tolerance,
+                                       err_msg=f"{form} {impl} {name}")
 
 
+@pytest.mark.parametrize("tile", [2, 4])
 @pytest.mark.parametrize("pads", [[1, 1, 1, 1], [2, 1, 0, 3], [0, 0, 0, 0]])
-def test_winograd_filter_gradient_kernel_has_gradients(pads, kernels):
+def test_winograd_filter_gradient_kernel_has_gradients(pads, tile, kernels):
     """The kernel's filter gradient dW(x, dY) differentiated (its registered gradient: two
     convolutions), against TensorFlow's own filter gradient and its gradients: <g, dW> with respect
     to x and dY, then once more (the sum of squares of those) with respect to x, dY and g."""
@@ -88,7 +105,7 @@ def test_winograd_filter_gradient_kernel_has_gradients(pads, kernels):
                                                       [[0, 0], pads[:2], pads[2:], [0, 0]])
 
     def kernel(x, dy):
-        return kernels.sg2_winograd_filter_gradient(x, dy, pads=pads)
+        return kernels.sg2_winograd_filter_gradient(x, dy, pads=pads, tile=tile)
 
     def derivatives(filter_gradient):
         with tf.GradientTape(persistent=True) as outer:
@@ -155,8 +172,10 @@ def test_tap_filter_gradient_is_the_sum_over_positions(pads, kernel_size, kernel
         # The kernel takes x cropped where a pad is negative, and the non-negative pads.
         x_cropped = x[:, top:x.shape[1] - bottom, left:x.shape[2] - right]
         pad_list = [max(p, 0) for pair in pads for p in pair]
-        got = kernels.sg2_winograd_filter_gradient(tf.constant(x_cropped), tf.constant(dy), pads=pad_list)
-        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12)
+        for tile in (2, 4):
+            got = kernels.sg2_winograd_filter_gradient(tf.constant(x_cropped), tf.constant(dy), pads=pad_list,
+                                                       tile=tile)
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-12, err_msg=f"tile {tile}")
 
 
 def test_float32_tap_form_within_rounding_of_the_kernel(kernels):
@@ -165,12 +184,24 @@ def test_float32_tap_form_within_rounding_of_the_kernel(kernels):
     w = tf.constant(rng.standard_normal((3, 3, 8, 8)) / 8, tf.float32)
     probe = tf.constant(rng.standard_normal((2, 16, 16, 8)), tf.float32)
     want = _derivatives(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"), x, w, probe)
-    for form, impl in FORMS_3X3[:3]:
+    for form, impl in FORMS_3X3[:4]:
         got = _in(impl, _derivatives, lambda a, b: conv2d(a, b, "SAME", filter_gradient=form), x, w, probe)
         for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
             scale = float(tf.reduce_max(tf.abs(r)))
-            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=2e-6 * scale,
+            # F(4x4, 3x3)'s transforms (entries up to 8 and 1/24) round 5-10x more than F(2x2)'s.
+            tolerance = 1e-5 if impl == "custom:4" else 2e-6
+            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=0, atol=tolerance * scale,
                                        err_msg=f"{form} {impl} {name}")
+
+
+def test_kernel_tile_rule():
+    """F(4x4, 3x3) up to 256 input and output channels from 32x32 outputs on; else F(2x2, 3x3)."""
+    def tile(side, channels, outputs, height=None):
+        return winograd_kernel_tile(tf.zeros([1, height or side, side, channels]),
+                                    tf.zeros([3, 3, channels, outputs]))
+    assert tile(128, 64, 64) == 4 and tile(64, 128, 256) == 4 and tile(32, 256, 256) == 4
+    assert tile(32, 256, 512) == 2 and tile(64, 512, 256) == 2 and tile(32, 512, 512) == 2
+    assert tile(16, 128, 128) == 2 and tile(32, 128, 128, height=16) == 2 and tile(64, 64, 64, height=16) == 4
 
 
 def test_automatic_form(kernels):

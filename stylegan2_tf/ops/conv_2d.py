@@ -11,10 +11,11 @@ filter gradient as those products ('taps'), and the input gradient as the forwar
 with the flipped, transposed kernel (through `conv2d` again, so a second derivative -- R1, path
 length -- takes the same route). A 3x3 convolution and both its gradients can instead go through
 Winograd's F(2x2, 3x3) ('winograd': 16 products per tile, 2.25x fewer multiply-adds): where the C++
-kernels are built, through custom_ops/winograd_conv_2d.cc, which beats TensorFlow's kernels from 64
-channels on an AVX-512 CPU (oneDNN's and Eigen's) and in an AVX2 emulation; elsewhere through the
-TensorFlow ops below, which beat them from 256 channels on AVX2 and AVX-512 CPUs alike. Everywhere
-else it is `tf.nn.conv2d`. All give the same numbers up to float rounding.
+kernels are built, through custom_ops/winograd_conv_2d.cc (F(4x4, 3x3) where that is faster: 4x
+fewer), which beats TensorFlow's kernels from 64 channels on an AVX-512 CPU (oneDNN's and Eigen's)
+and in an AVX2 emulation; elsewhere through the TensorFlow ops below, which beat them from 256
+channels on AVX2 and AVX-512 CPUs alike. Everywhere else it is `tf.nn.conv2d`. All give the same
+numbers up to float rounding.
 """
 
 import numpy as np
@@ -45,6 +46,14 @@ TAP_GRADIENT_MIN_PIXELS = {"onednn-avx2": 64 * 64}
 WINOGRAD_MIN_CHANNELS = {"ref": {"onednn-avx2": 256, "onednn": 256},
                          "custom": {"onednn-avx2": 64, "onednn": 64, "eigen": 64}}
 WINOGRAD_MIN_PIXELS = 16 * 16
+# The kernel's tile: F(4x4, 3x3) (2.25 multiplies per output against F(2x2, 3x3)'s 4; float32
+# rounding errors about 5-10x F(2x2)'s, within 1e-5 of the output's scale) for up to 256 input and
+# output channels from 32x32 on, where it measured 1.3-1.5x F(2x2)'s forward pass and filter
+# gradient (AVX-512 EPYC, batch 4: e.g. 128x128/128 507 / 535 against 342 / 340 GFLOP/s); with 512
+# channels its 36 transformed filter matrices (36 MiB) no longer stay in the cache and at 16x16 its
+# few tiles leave threads idle: F(2x2, 3x3) there.
+WINOGRAD_F4_MAX_CHANNELS = 256
+WINOGRAD_F4_MIN_PIXELS = 32 * 32
 FILTER_GRADIENT_FORMS = ("winograd", "taps", "kernel")
 
 _cpu_kernels = "unknown"
@@ -76,7 +85,7 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
     if None in x.shape[1:]:
         raise ValueError(f"conv2d: the {filter_gradient!r} form needs static spatial sizes and channels, got {x.shape}")
     if filter_gradient == "winograd" and _winograd_kernel_serves(x):
-        return custom_ops.library().sg2_winograd_conv2d(x, w, pads=_flat(pads),
+        return custom_ops.library().sg2_winograd_conv2d(x, w, pads=_flat(pads), tile=winograd_kernel_tile(x, w),
                                                         form_forced=not filter_gradient_was_automatic)
     return _conv2d_own_gradient(x, w, pads, filter_gradient,
                                 None if filter_gradient_was_automatic else filter_gradient)
@@ -285,9 +294,19 @@ def _conv2d_own_gradient(x, w, pads, form, input_gradient_form):
     return forward(x, w)
 
 
-# The kernel (custom_ops/winograd_conv_2d.cc, CPU, float32/64): the same F(2x2, 3x3) one block of
-# tiles at a time, the transformed tiles kept in the cache instead of passed through memory as
-# tensors 4x the input's size; padding read as zeros. Its two ops carry their gradients by type.
+# The kernel (custom_ops/winograd_conv_2d.cc, CPU, float32/64): the same F(2x2, 3x3), or F(4x4,
+# 3x3) (`winograd_kernel_tile`), one block of tiles at a time, the transformed tiles kept in the
+# cache instead of passed through memory as tensors 4x the input's size; padding read as zeros. Its
+# two ops carry their gradients by type.
+
+def winograd_kernel_tile(x, w):
+    """The output tile side of the kernel's Winograd for x [N, H, W, C] and w [3, 3, C, O]: 4 for
+    F(4x4, 3x3), 2 for F(2x2, 3x3) (the WINOGRAD_F4_* rule above)."""
+    if (max(w.shape[2], w.shape[3]) <= WINOGRAD_F4_MAX_CHANNELS
+            and x.shape[1] * x.shape[2] >= WINOGRAD_F4_MIN_PIXELS):
+        return 4
+    return 2
+
 
 def _winograd_kernel_serves(x):
     return (implementation.cpu_only_kernel_fits(x.dtype)
@@ -309,7 +328,8 @@ def _kernel_attrs(op):
 def _winograd_conv2d_gradient(op, dy):
     x, w = op.inputs
     pads, form = _kernel_attrs(op)
-    dw = custom_ops.library().sg2_winograd_filter_gradient(x, dy, pads=_flat(pads), form_forced=form is not None)
+    dw = custom_ops.library().sg2_winograd_filter_gradient(x, dy, pads=_flat(pads), tile=op.get_attr("tile"),
+                                                           form_forced=form is not None)
     return _input_gradient(dy, w, pads, form), dw
 
 
