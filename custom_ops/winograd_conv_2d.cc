@@ -142,6 +142,25 @@ struct Tiling {
 // Fixed, never the thread count's, so that the results do not depend on it either.
 constexpr int64_t kTilesPerBlock = 64;
 
+// out = the 1-D transform `f` (N -> R values) applied to every column of the small matrix `in`
+// [N][N], then to every row of that: [R][R]. Unrolled, so that the callers' loop over channels
+// vectorizes (GCC leaves it scalar when these short loops stay loops).
+template <int N, int R, typename T, typename Transform>
+inline void TwoSided(const T (&in)[N][N], T (&out)[R][R], Transform f) {
+  T half[R][N];
+#pragma GCC unroll 8
+  for (int j = 0; j < N; ++j) {
+    T column[N], transformed[R];
+#pragma GCC unroll 8
+    for (int i = 0; i < N; ++i) column[i] = in[i][j];
+    f(column, transformed);
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) half[i][j] = transformed[i];
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < R; ++i) f(half[i], out[i]);
+}
+
 // B^T d B of `count` tiles from `first` on, into v [K*K][.][C] (K = M + 2), `plane` elements from
 // one of the K*K matrices to the next.
 template <int M, typename T>
@@ -151,35 +170,28 @@ void InputTransform(const Tiling& g, const T* x, const T* zeros, int64_t first, 
   for (int64_t t = 0; t < count; ++t) {
     int64_t n, row, col;
     g.Locate(first + t, &n, &row, &col);
-    const T* d[K * K];
-    #pragma GCC unroll 8
+    const T* d[K][K];
     for (int i = 0; i < K; ++i) {
       const int64_t r = row + i - g.pad_top;
-      #pragma GCC unroll 8
       for (int j = 0; j < K; ++j) {
         const int64_t s = col + j - g.pad_left;
-        d[K * i + j] = (r >= 0 && r < g.H && s >= 0 && s < g.W) ? x + ((n * g.H + r) * g.W + s) * C : zeros;
+        d[i][j] = (r >= 0 && r < g.H && s >= 0 && s < g.W) ? x + ((n * g.H + r) * g.W + s) * C : zeros;
       }
     }
     T* out = v + t * C;
 #pragma GCC ivdep
     for (int64_t c = 0; c < C; ++c) {
-      T b[K][K];  // B^T d, by columns
-      #pragma GCC unroll 8
-      for (int j = 0; j < K; ++j) {
-        T column[K], transformed[K];
-        #pragma GCC unroll 8
-        for (int i = 0; i < K; ++i) column[i] = d[K * i + j][c];
-        F<M>::Input(column, transformed);
-        #pragma GCC unroll 8
-        for (int i = 0; i < K; ++i) b[i][j] = transformed[i];
+      T tile[K][K], transformed[K][K];
+#pragma GCC unroll 8
+      for (int i = 0; i < K; ++i) {
+#pragma GCC unroll 8
+        for (int j = 0; j < K; ++j) tile[i][j] = d[i][j][c];
       }
-      #pragma GCC unroll 8
-      for (int i = 0; i < K; ++i) {  // (B^T d) B, by rows
-        T transformed[K];
-        F<M>::Input(b[i], transformed);
-        #pragma GCC unroll 8
-        for (int j = 0; j < K; ++j) out[(K * i + j) * plane + c] = transformed[j];
+      TwoSided(tile, transformed, [](const T* a, T* b) { F<M>::Input(a, b); });
+#pragma GCC unroll 8
+      for (int i = 0; i < K; ++i) {
+#pragma GCC unroll 8
+        for (int j = 0; j < K; ++j) out[(K * i + j) * plane + c] = transformed[i][j];
       }
     }
   }
@@ -195,9 +207,7 @@ void OutputTransform(const Tiling& g, const T* p, int64_t first, int64_t count, 
     int64_t n, row, col;
     g.Locate(first + t, &n, &row, &col);
     T* out[M][M];
-    #pragma GCC unroll 8
     for (int a = 0; a < M; ++a) {
-      #pragma GCC unroll 8
       for (int b = 0; b < M; ++b) {
         const bool inside = row + a < g.out_h && col + b < g.out_w;
         out[a][b] = inside ? y + ((n * g.out_h + row + a) * g.out_w + col + b) * O : discard;
@@ -206,22 +216,17 @@ void OutputTransform(const Tiling& g, const T* p, int64_t first, int64_t count, 
     const T* in = p + t * O;
 #pragma GCC ivdep
     for (int64_t o = 0; o < O; ++o) {
-      T s[M][K];  // A^T p, by columns
-      #pragma GCC unroll 8
-      for (int j = 0; j < K; ++j) {
-        T column[K], transformed[M];
-        #pragma GCC unroll 8
-        for (int i = 0; i < K; ++i) column[i] = in[(K * i + j) * plane + o];
-        F<M>::Output(column, transformed);
-        #pragma GCC unroll 8
-        for (int a = 0; a < M; ++a) s[a][j] = transformed[a];
+      T products[K][K], transformed[M][M];
+#pragma GCC unroll 8
+      for (int i = 0; i < K; ++i) {
+#pragma GCC unroll 8
+        for (int j = 0; j < K; ++j) products[i][j] = in[(K * i + j) * plane + o];
       }
-      #pragma GCC unroll 8
-      for (int a = 0; a < M; ++a) {  // (A^T p) A, by rows
-        T transformed[M];
-        F<M>::Output(s[a], transformed);
-        #pragma GCC unroll 8
-        for (int b = 0; b < M; ++b) out[a][b][o] = transformed[b];
+      TwoSided(products, transformed, [](const T* a, T* b) { F<M>::Output(a, b); });
+#pragma GCC unroll 8
+      for (int a = 0; a < M; ++a) {
+#pragma GCC unroll 8
+        for (int b = 0; b < M; ++b) out[a][b][o] = transformed[a][b];
       }
     }
   }
@@ -238,9 +243,7 @@ void OutputGradientTransform(const Tiling& g, const T* dy, const T* zeros, int64
     int64_t n, row, col;
     g.Locate(first + t, &n, &row, &col);
     const T* d[M][M];
-    #pragma GCC unroll 8
     for (int a = 0; a < M; ++a) {
-      #pragma GCC unroll 8
       for (int b = 0; b < M; ++b) {
         const bool inside = row + a < g.out_h && col + b < g.out_w;
         d[a][b] = inside ? dy + ((n * g.out_h + row + a) * g.out_w + col + b) * O : zeros;
@@ -249,22 +252,17 @@ void OutputGradientTransform(const Tiling& g, const T* dy, const T* zeros, int64
     T* out = e + t * O;
 #pragma GCC ivdep
     for (int64_t o = 0; o < O; ++o) {
-      T r[K][M];  // A dY, by columns
-      #pragma GCC unroll 8
-      for (int b = 0; b < M; ++b) {
-        T column[M], transformed[K];
-        #pragma GCC unroll 8
-        for (int a = 0; a < M; ++a) column[a] = d[a][b][o];
-        F<M>::OutputAdj(column, transformed);
-        #pragma GCC unroll 8
-        for (int i = 0; i < K; ++i) r[i][b] = transformed[i];
+      T tile[M][M], transformed[K][K];
+#pragma GCC unroll 8
+      for (int a = 0; a < M; ++a) {
+#pragma GCC unroll 8
+        for (int b = 0; b < M; ++b) tile[a][b] = d[a][b][o];
       }
-      #pragma GCC unroll 8
-      for (int i = 0; i < K; ++i) {  // (A dY) A^T, by rows
-        T transformed[K];
-        F<M>::OutputAdj(r[i], transformed);
-        #pragma GCC unroll 8
-        for (int j = 0; j < K; ++j) out[(K * i + j) * plane + o] = transformed[j];
+      TwoSided(tile, transformed, [](const T* a, T* b) { F<M>::OutputAdj(a, b); });
+#pragma GCC unroll 8
+      for (int i = 0; i < K; ++i) {
+#pragma GCC unroll 8
+        for (int j = 0; j < K; ++j) out[(K * i + j) * plane + o] = transformed[i][j];
       }
     }
   }
@@ -277,21 +275,17 @@ void FilterTransform(const T* w, int64_t C, int64_t O, T* u) {
   const int64_t plane = C * O;
 #pragma GCC ivdep
   for (int64_t k = 0; k < plane; ++k) {
-    T gw[K][3];  // G w, by columns
-    #pragma GCC unroll 8
-    for (int j = 0; j < 3; ++j) {
-      const T column[3] = {w[j * plane + k], w[(3 + j) * plane + k], w[(6 + j) * plane + k]};
-      T transformed[K];
-      F<M>::Filter(column, transformed);
-      #pragma GCC unroll 8
-      for (int i = 0; i < K; ++i) gw[i][j] = transformed[i];
+    T taps[3][3], transformed[K][K];
+#pragma GCC unroll 8
+    for (int i = 0; i < 3; ++i) {
+#pragma GCC unroll 8
+      for (int j = 0; j < 3; ++j) taps[i][j] = w[(3 * i + j) * plane + k];
     }
-    #pragma GCC unroll 8
-    for (int i = 0; i < K; ++i) {  // (G w) G^T, by rows
-      T transformed[K];
-      F<M>::Filter(gw[i], transformed);
-      #pragma GCC unroll 8
-      for (int j = 0; j < K; ++j) u[(K * i + j) * plane + k] = transformed[j];
+    TwoSided(taps, transformed, [](const T* a, T* b) { F<M>::Filter(a, b); });
+#pragma GCC unroll 8
+    for (int i = 0; i < K; ++i) {
+#pragma GCC unroll 8
+      for (int j = 0; j < K; ++j) u[(K * i + j) * plane + k] = transformed[i][j];
     }
   }
 }
@@ -304,22 +298,17 @@ void FilterGradientTransform(const T* s, int64_t C, int64_t O, T* dw) {
   const int64_t plane = C * O;
 #pragma GCC ivdep
   for (int64_t k = 0; k < plane; ++k) {
-    T gs[3][K];  // G^T s, by columns
-    #pragma GCC unroll 8
-    for (int j = 0; j < K; ++j) {
-      T column[K], transformed[3];
-      #pragma GCC unroll 8
-      for (int i = 0; i < K; ++i) column[i] = s[(K * i + j) * plane + k];
-      F<M>::FilterAdj(column, transformed);
-      #pragma GCC unroll 8
-      for (int i = 0; i < 3; ++i) gs[i][j] = transformed[i];
+    T sums[K][K], transformed[3][3];
+#pragma GCC unroll 8
+    for (int i = 0; i < K; ++i) {
+#pragma GCC unroll 8
+      for (int j = 0; j < K; ++j) sums[i][j] = s[(K * i + j) * plane + k];
     }
-    #pragma GCC unroll 8
-    for (int i = 0; i < 3; ++i) {  // (G^T s) G, by rows
-      T transformed[3];
-      F<M>::FilterAdj(gs[i], transformed);
-      #pragma GCC unroll 8
-      for (int j = 0; j < 3; ++j) dw[(3 * i + j) * plane + k] = transformed[j];
+    TwoSided(sums, transformed, [](const T* a, T* b) { F<M>::FilterAdj(a, b); });
+#pragma GCC unroll 8
+    for (int i = 0; i < 3; ++i) {
+#pragma GCC unroll 8
+      for (int j = 0; j < 3; ++j) dw[(3 * i + j) * plane + k] = transformed[i][j];
     }
   }
 }

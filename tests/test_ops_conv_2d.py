@@ -232,7 +232,7 @@ def test_automatic_form(kernels):
     assert form(64, 32, 128, avx2, winograd="custom") == "taps"
     assert form(32, 32, 128, avx2, winograd="custom") == "kernel"
     # AVX-512: Winograd for 3x3 kernels from 16x16, with >= 256 channels through the reference ops,
-    # >= 64 through the kernel; never the taps.
+    # >= 32 through the kernel; never the taps.
     assert form(16, 256, 256, "onednn") == "winograd"
     assert form(64, 256, 512, "onednn") == "winograd"
     assert form(16, 512, 512, "onednn", height=8) == "kernel"
@@ -240,12 +240,13 @@ def test_automatic_form(kernels):
     assert form(128, 4, 4, "onednn") == "kernel"
     assert form(128, 64, 128, "onednn", winograd="custom") == "winograd"
     assert form(16, 128, 64, "onednn", winograd="custom") == "winograd"
-    assert form(128, 32, 64, "onednn", winograd="custom") == "kernel"
+    assert form(128, 32, 64, "onednn", winograd="custom") == "winograd"
+    assert form(128, 16, 64, "onednn", winograd="custom") == "kernel"
     assert form(16, 512, 512, "onednn", height=8, winograd="custom") == "kernel"
     assert form(128, 64, 64, "onednn", kernel_size=1, winograd="custom") == "kernel"
-    # Eigen: Winograd through the kernel from 64 channels; else TensorFlow's kernels.
-    assert form(64, 64, 64, "eigen", winograd="custom") == "winograd"
-    assert form(64, 32, 64, "eigen", winograd="custom") == "kernel"
+    # Eigen: Winograd through the kernel from 32 channels; else TensorFlow's kernels.
+    assert form(64, 32, 64, "eigen", winograd="custom") == "winograd"
+    assert form(64, 16, 64, "eigen", winograd="custom") == "kernel"
     for kernels in ("eigen", None):
         assert form(64, 512, 512, kernels) == "kernel"
     assert form(64, 512, 512, None, winograd="custom") == "kernel"

@@ -37,14 +37,15 @@ from .capabilities import cpu_conv_kernels, runs_on_cpu
 #   128x128), forward + both gradients; to be confirmed on a real AVX2 CPU.
 # - oneDNN on an AVX-512 CPU ('onednn'): Winograd's forward + both gradients through the reference
 #   ops 1.35-1.5x oneDNN's kernels with 512 channels from 16x16 to 64x64, 1.1-1.15x with 256,
-#   0.7-0.95x with 128; through the kernel 1.2-1.8x from 64 channels (16x16 to 256x256), even with
-#   32, a loss at 8x8. The taps lose.
+#   0.7-0.95x with 128; through the kernel (F(4x4) where WINOGRAD_F4_* below say) 2.0-2.9x with
+#   64-256 channels from 32x32 on, 1.4-1.6x with 32 (64x64 to 512x512), with 512 at 32x32 and at
+#   16x16 (F(2x2)); a loss at 8x8. The taps lose.
 # - Eigen's kernels (oneDNN off; measured on an AVX-512 CPU): its filter gradient wins or ties
-#   against the taps everywhere; Winograd's kernel 1.5-2.2x its forward + both gradients from 64
+#   against the taps everywhere; Winograd's kernel 2.1-4.1x its forward + both gradients from 32
 #   channels, the reference ops slower below 256.
 TAP_GRADIENT_MIN_PIXELS = {"onednn-avx2": 64 * 64}
 WINOGRAD_MIN_CHANNELS = {"ref": {"onednn-avx2": 256, "onednn": 256},
-                         "custom": {"onednn-avx2": 64, "onednn": 64, "eigen": 64}}
+                         "custom": {"onednn-avx2": 64, "onednn": 32, "eigen": 32}}
 WINOGRAD_MIN_PIXELS = 16 * 16
 # The kernel's tile: F(4x4, 3x3) (2.25 multiplies per output against F(2x2, 3x3)'s 4; float32
 # rounding errors about 5-10x F(2x2)'s, within 1e-5 of the output's scale) for up to 256 input and
