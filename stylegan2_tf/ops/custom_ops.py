@@ -316,7 +316,7 @@ def library():
 
 def prebuilt_kernels_only():
     """From now on this process loads the kernels if a build exists but never compiles them: for the
-    generation tools, which run without the kernels (1.2x slower on a CPU at 256² config F:
+    generation tools, which run without the kernels (1.3x slower on a CPU at 256² config F:
     benchmarks/README.md) and whose first command should not wait a minute for a compiler. Call it
     before the first op runs. `$STYLEGAN2_TF_OPS=custom`
     (the kernels asked for by name) still builds them."""
