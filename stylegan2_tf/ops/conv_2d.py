@@ -12,8 +12,8 @@ with the flipped, transposed kernel (through `conv2d` again, so a second derivat
 length -- takes the same route). A 3x3 convolution and both its gradients can instead go through
 Winograd's F(2x2, 3x3) ('winograd': 16 products per tile, 2.25x fewer multiply-adds): where the C++
 kernels are built, through custom_ops/winograd_conv_2d.cc (F(4x4, 3x3) where that is faster: 4x
-fewer), which beats TensorFlow's kernels from 64 channels on an AVX-512 CPU (oneDNN's and Eigen's)
-and in an AVX2 emulation; elsewhere through the TensorFlow ops below, which beat them from 256
+fewer), which beats TensorFlow's kernels from 32 channels on an AVX-512 CPU (oneDNN's and Eigen's)
+and from 64 in an AVX2 emulation; elsewhere through the TensorFlow ops below, which beat them from 256
 channels on AVX2 and AVX-512 CPUs alike. Everywhere else it is `tf.nn.conv2d`. All give the same
 numbers up to float rounding.
 """
