@@ -123,6 +123,21 @@ def test_winograd_filter_gradient_kernel_has_gradients(pads, tile, kernels):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
 
 
+def test_winograd_kernel_refuses_bad_inputs(kernels):
+    x, w = tf.zeros([1, 5, 5, 2]), tf.zeros([3, 3, 2, 4])
+    bad = tf.errors.InvalidArgumentError
+    with pytest.raises(bad, match=r"tile must be 2 or 4 \(F\(2x2, 3x3\) or F\(4x4, 3x3\)\), got 3"):
+        kernels.sg2_winograd_conv2d(x, w, pads=[1, 1, 1, 1], tile=3)
+    with pytest.raises(bad, match="pads must be 4 non-negative amounts"):
+        kernels.sg2_winograd_conv2d(x, w, pads=[1, -1, 1, 1])
+    with pytest.raises(bad, match=r"WinogradConv2D: w must be \[3, 3, C, O\] for x \[N, H, W, C\], got w \[2,2,2,4\]"):
+        kernels.sg2_winograd_conv2d(x, tf.zeros([2, 2, 2, 4]), pads=[1, 1, 1, 1])
+    with pytest.raises(bad, match=r"WinogradConv2D: x \[1,2,2,2\] padded by \[0, 0, 0, 0\] is smaller than the 3x3"):
+        kernels.sg2_winograd_conv2d(tf.zeros([1, 2, 2, 2]), w, pads=[0, 0, 0, 0])
+    with pytest.raises(bad, match=r"WinogradFilterGradient: dy \[1,4,5,4\] does not match x \[1,5,5,2\]'s output"):
+        kernels.sg2_winograd_filter_gradient(x, tf.zeros([1, 4, 5, 4]), pads=[1, 1, 1, 1], tile=4)
+
+
 def test_winograd_kernel_is_what_runs(kernels):
     """With the kernels (implementation 'custom' or 'auto'), Winograd's form is the kernel's two ops,
     forward and backward, and none of the reference's batched products; with 'ref', the reverse."""
