@@ -141,6 +141,9 @@ struct Tiling {
 // 128 measured slower for F(2x2) over 64-512 channels, 32 about even for F(4x4).
 // Fixed, never the thread count's, so that the results do not depend on it either.
 constexpr int64_t kTilesPerBlock = 64;
+// With fewer blocks than this (16x16 images and below), the forward pass shares each of its steps
+// out across the threads instead (the filter gradient always does).
+constexpr int64_t kMinBlocks = 16;
 
 // out = the 1-D transform `f` (N -> R values) applied to every column of the small matrix `in`
 // [N][N], then to every row of that: [R][R]. Unrolled, so that the callers' loop over channels
@@ -268,13 +271,13 @@ void OutputGradientTransform(const Tiling& g, const T* dy, const T* zeros, int64
   }
 }
 
-// G w G^T for every (c, o): u [K*K][C][O] from w [3][3][C][O].
+// G w G^T for the (c, o) pairs [begin, end) of C * O: u [K*K][C][O] from w [3][3][C][O].
 template <int M, typename T>
-void FilterTransform(const T* w, int64_t C, int64_t O, T* u) {
+void FilterTransform(const T* w, int64_t C, int64_t O, int64_t begin, int64_t end, T* u) {
   constexpr int K = M + 2;
   const int64_t plane = C * O;
 #pragma GCC ivdep
-  for (int64_t k = 0; k < plane; ++k) {
+  for (int64_t k = begin; k < end; ++k) {
     T taps[3][3], transformed[K][K];
 #pragma GCC unroll 8
     for (int i = 0; i < 3; ++i) {
@@ -290,14 +293,14 @@ void FilterTransform(const T* w, int64_t C, int64_t O, T* u) {
   }
 }
 
-// G^T s G for every (c, o): dw [3][3][C][O] from the summed products s [K*K][C][O] (the adjoint of
-// FilterTransform).
+// G^T s G for the (c, o) pairs [begin, end): dw [3][3][C][O] from the summed products s [K*K][C][O]
+// (the adjoint of FilterTransform).
 template <int M, typename T>
-void FilterGradientTransform(const T* s, int64_t C, int64_t O, T* dw) {
+void FilterGradientTransform(const T* s, int64_t C, int64_t O, int64_t begin, int64_t end, T* dw) {
   constexpr int K = M + 2;
   const int64_t plane = C * O;
 #pragma GCC ivdep
-  for (int64_t k = 0; k < plane; ++k) {
+  for (int64_t k = begin; k < end; ++k) {
     T sums[K][K], transformed[3][3];
 #pragma GCC unroll 8
     for (int i = 0; i < K; ++i) {
@@ -325,6 +328,17 @@ tensorflow::Status MakeTiling(const char* op, const Tensor& x, const std::vector
                            pads[2], ", ", pads[3], "] is smaller than the 3x3 kernel");
   }
   g->tile = tile, g->rows = (g->out_h + tile - 1) / tile, g->cols = (g->out_w + tile - 1) / tile;
+  return absl::OkStatus();
+}
+
+// `size` elements of scratch memory from TensorFlow's allocator, which keeps large blocks for reuse:
+// from the C++ heap, blocks over 32 MiB (F(4x4)'s transformed filters with 512 channels) go back to
+// the operating system after every call, and faulting their pages in again costs more than the
+// products at 8x8 or 16x16.
+template <typename T>
+tensorflow::Status Scratch(OpKernelContext* ctx, int64_t size, Tensor* holder, T** data) {
+  TF_RETURN_IF_ERROR(ctx->allocate_temp(tensorflow::DataTypeToEnum<T>::value, TensorShape({size}), holder));
+  *data = holder->flat<T>().data();
   return absl::OkStatus();
 }
 
@@ -372,12 +386,41 @@ class WinogradConv2DOp : public WinogradOp {
   void Run(OpKernelContext* ctx, const Tiling& g, const Tensor& x, const Tensor& w, Tensor* y) {
     constexpr int KK = (M + 2) * (M + 2);  // products per tile
     const int64_t C = g.C, O = g.O;
-    std::vector<T> u(KK * C * O), zeros(C, T(0));
-    if (C > 0) FilterTransform<M>(w.flat<T>().data(), C, O, u.data());
+    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
+    T* u = nullptr;
+    Tensor u_buffer;
+    OP_REQUIRES_OK(ctx, Scratch(ctx, KK * C * O, &u_buffer, &u));
+    std::vector<T> zeros(C, T(0));
+    const T* wd = w.flat<T>().data();
+    tensorflow::Shard(workers->num_threads, workers->workers, C * O, 4 * KK, [&](int64_t begin, int64_t end) {
+      FilterTransform<M>(wd, C, O, begin, end, u);
+    });
     const T* xd = x.flat<T>().data();
     T* yd = y->flat<T>().data();
     const int64_t tiles = g.count(), per_block = std::min(kTilesPerBlock, tiles);
     const int64_t blocks = (tiles + per_block - 1) / per_block;
+    if (blocks < kMinBlocks) {
+      // Too few blocks to share out (small images): every tile is transformed, then the products
+      // are split across the threads, then every tile is transformed back.
+      T *v = nullptr, *p = nullptr;
+      Tensor v_buffer, p_buffer;
+      OP_REQUIRES_OK(ctx, Scratch(ctx, KK * tiles * C, &v_buffer, &v));
+      OP_REQUIRES_OK(ctx, Scratch(ctx, KK * tiles * O, &p_buffer, &p));
+      tensorflow::Shard(workers->num_threads, workers->workers, tiles, 2 * KK * (C + O), [&](int64_t begin, int64_t end) {
+        InputTransform<M>(g, xd, zeros.data(), begin, end - begin, tiles * C, v + begin * C);
+      });
+      tensorflow::Shard(workers->num_threads, workers->workers, KK, 2 * tiles * C * O, [&](int64_t begin, int64_t end) {
+        for (int64_t k = begin; k < end; ++k) {
+          MatrixMap<T>(p + k * tiles * O, tiles, O).noalias() =
+              ConstMatrixMap<T>(v + k * tiles * C, tiles, C) * ConstMatrixMap<T>(u + k * C * O, C, O);
+        }
+      });
+      tensorflow::Shard(workers->num_threads, workers->workers, tiles, 2 * KK * O, [&](int64_t begin, int64_t end) {
+        std::vector<T> discard(O);
+        OutputTransform<M>(g, p + begin * O, begin, end - begin, tiles * O, yd, discard.data());
+      });
+      return;
+    }
     auto work = [&](int64_t begin, int64_t end) {
       std::vector<T> v(KK * per_block * C), p(KK * per_block * O), discard(O);
       for (int64_t block = begin; block < end; ++block) {
@@ -385,13 +428,11 @@ class WinogradConv2DOp : public WinogradOp {
         InputTransform<M>(g, xd, zeros.data(), first, count, count * C, v.data());
         for (int k = 0; k < KK; ++k) {
           MatrixMap<T>(p.data() + k * count * O, count, O).noalias() =
-              ConstMatrixMap<T>(v.data() + k * count * C, count, C) *
-              ConstMatrixMap<T>(u.data() + k * C * O, C, O);
+              ConstMatrixMap<T>(v.data() + k * count * C, count, C) * ConstMatrixMap<T>(u + k * C * O, C, O);
         }
         OutputTransform<M>(g, p.data(), first, count, count * O, yd, discard.data());
       }
     };
-    auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
     tensorflow::Shard(workers->num_threads, workers->workers, blocks, KK * 2 * per_block * (C + 1) * O, work);
   }
 };
@@ -427,9 +468,13 @@ class WinogradFilterGradientOp : public WinogradOp {
     const int64_t C = g.C, O = g.O;
     // The sum over tiles runs block after block in order, each block's products split across
     // threads: every sum is taken in the same order whatever the thread count.
-    std::vector<T> s(KK * C * O, T(0)), zeros_x(C, T(0)), zeros_dy(O, T(0));
     const int64_t tiles = g.count(), per_block = std::min(4 * kTilesPerBlock, tiles);
-    std::vector<T> v(KK * per_block * C), e(KK * per_block * O);
+    T *s = nullptr, *v = nullptr, *e = nullptr;  // s: the first block sets it, later ones add
+    Tensor s_buffer, v_buffer, e_buffer;
+    OP_REQUIRES_OK(ctx, Scratch(ctx, KK * C * O, &s_buffer, &s));
+    OP_REQUIRES_OK(ctx, Scratch(ctx, KK * per_block * C, &v_buffer, &v));
+    OP_REQUIRES_OK(ctx, Scratch(ctx, KK * per_block * O, &e_buffer, &e));
+    std::vector<T> zeros_x(C, T(0)), zeros_dy(O, T(0));
     const T* xd = x.flat<T>().data();
     const T* dyd = dy.flat<T>().data();
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
@@ -437,19 +482,27 @@ class WinogradFilterGradientOp : public WinogradOp {
       const int64_t count = std::min(per_block, tiles - first);
       const int64_t cost = 3 * KK * (C + O);
       tensorflow::Shard(workers->num_threads, workers->workers, count, cost, [&](int64_t begin, int64_t end) {
-        InputTransform<M>(g, xd, zeros_x.data(), first + begin, end - begin, count * C, v.data() + begin * C);
+        InputTransform<M>(g, xd, zeros_x.data(), first + begin, end - begin, count * C, v + begin * C);
         OutputGradientTransform<M>(g, dyd, zeros_dy.data(), first + begin, end - begin, count * O,
-                                   e.data() + begin * O);
+                                   e + begin * O);
       });
       tensorflow::Shard(workers->num_threads, workers->workers, KK, 2 * count * C * O, [&](int64_t begin, int64_t end) {
         for (int64_t k = begin; k < end; ++k) {
-          MatrixMap<T>(s.data() + k * C * O, C, O).noalias() +=
-              ConstMatrixMap<T>(v.data() + k * count * C, count, C).transpose() *
-              ConstMatrixMap<T>(e.data() + k * count * O, count, O);
+          MatrixMap<T> sum(s + k * C * O, C, O);
+          const auto product = ConstMatrixMap<T>(v + k * count * C, count, C).transpose() *
+                               ConstMatrixMap<T>(e + k * count * O, count, O);
+          if (first == 0) {
+            sum.noalias() = product;
+          } else {
+            sum.noalias() += product;
+          }
         }
       });
     }
-    FilterGradientTransform<M>(s.data(), C, O, dw->flat<T>().data());
+    T* dwd = dw->flat<T>().data();
+    tensorflow::Shard(workers->num_threads, workers->workers, C * O, 4 * KK, [&](int64_t begin, int64_t end) {
+      FilterGradientTransform<M>(s, C, O, begin, end, dwd);
+    });
   }
 };
 

@@ -25,6 +25,9 @@ CASES = [  # (x shape, kernel shape, padding)
     ((3, 23, 28, 5), (3, 3, 5, 6), [[2, 1], [0, 3]]),
     # The same for F(4x4, 3x3)'s tiles (360 of them; sides 38 and 34, not multiples of 4).
     ((4, 37, 34, 3), (3, 3, 3, 4), [[1, 2], [2, 0]]),
+    # 16 and more blocks of 64 tiles (F(4x4): 1088 tiles, F(2x2): 4216), where the forward kernel works
+    # block by block; with fewer (the cases above) it shares out each of its steps.
+    ((4, 66, 61, 2), (3, 3, 2, 3), [[1, 2], [2, 0]]),
 ]
 # The forms, with the implementation each runs in: Winograd's through the reference ops and the kernel
 # with either tile ('custom:2': F(2x2, 3x3), 'custom:4': F(4x4, 3x3)).
@@ -121,6 +124,25 @@ def test_winograd_filter_gradient_kernel_has_gradients(pads, tile, kernels):
     for name, got, want in zip(("dw", "d/dx", "d/d(dy)", "d2/dx", "d2/d(dy)", "d2/dg"),
                                derivatives(kernel), derivatives(reference)):
         np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("tile", [2, 4])
+@pytest.mark.parametrize("x_shape", [(2, 40, 37, 16), (4, 66, 61, 16)])
+def test_winograd_kernel_with_work_for_several_threads(x_shape, tile, kernels):
+    """Channels enough for the kernel to split its work between threads: the forward pass's three
+    shared steps (fewer than 16 blocks of 64 tiles: the first shape) and its block after block path
+    (the second), the filter gradient's transforms and products, against TensorFlow's kernels."""
+    rng = np.random.default_rng(x_shape[1])
+    pads = [1, 2, 0, 1]
+    x = tf.constant(rng.standard_normal(x_shape))
+    w = tf.constant(rng.standard_normal((3, 3, x_shape[3], 24)))
+    y = kernels.sg2_winograd_conv2d(x, w, pads=pads, tile=tile)
+    tf_pads = [[0, 0], pads[:2], pads[2:], [0, 0]]
+    np.testing.assert_allclose(y.numpy(), tf.nn.conv2d(x, w, 1, tf_pads).numpy(), rtol=0, atol=1e-11)
+    dy = tf.constant(rng.standard_normal(y.shape))
+    dw = kernels.sg2_winograd_filter_gradient(x, dy, pads=pads, tile=tile)
+    want = tf.compat.v1.nn.conv2d_backprop_filter(x, w.shape, dy, [1, 1, 1, 1], tf_pads)
+    np.testing.assert_allclose(dw.numpy(), want.numpy(), rtol=0, atol=1e-9)
 
 
 def test_winograd_kernel_refuses_bad_inputs(kernels):
