@@ -232,13 +232,12 @@ def test_float32_tap_form_within_rounding_of_the_kernel(kernels):
 
 
 def test_kernel_tile_rule():
-    """F(4x4, 3x3) up to 256 input and output channels from 32x32 outputs on; else F(2x2, 3x3)."""
+    """F(4x4, 3x3) from 16x16 inputs on, at any channel count; F(2x2, 3x3) below."""
     def tile(side, channels, outputs, height=None):
         return winograd_kernel_tile(tf.zeros([1, height or side, side, channels]),
                                     tf.zeros([3, 3, channels, outputs]))
-    assert tile(128, 64, 64) == 4 and tile(64, 128, 256) == 4 and tile(32, 256, 256) == 4
-    assert tile(32, 256, 512) == 2 and tile(64, 512, 256) == 2 and tile(32, 512, 512) == 2
-    assert tile(16, 128, 128) == 2 and tile(32, 128, 128, height=16) == 2 and tile(64, 64, 64, height=16) == 4
+    assert tile(128, 64, 64) == 4 and tile(64, 128, 256) == 4 and tile(32, 512, 512) == 4 and tile(16, 512, 256) == 4
+    assert tile(8, 512, 512) == 2 and tile(16, 128, 128, height=8) == 2 and tile(32, 64, 64, height=8) == 4
 
 
 def test_automatic_form(kernels):
@@ -253,7 +252,7 @@ def test_automatic_form(kernels):
         return filter_gradient_form(x, w, kernels, winograd)
 
     # AVX2: Winograd for 3x3 kernels from 16x16 with >= 256 input and output channels through the
-    # reference ops, >= 64 through the kernel; else the taps from 64x64 outputs (any kernel).
+    # reference ops, from 8x8 with >= 64 through the kernel; else the taps from 64x64 outputs (any kernel).
     avx2 = "onednn-avx2"
     assert form(64, 4, 4, avx2) == "taps"
     assert form(64, 4, 4, avx2, height=32) == "kernel"
@@ -268,8 +267,9 @@ def test_automatic_form(kernels):
     assert form(64, 64, 128, avx2, winograd="custom") == "winograd"
     assert form(64, 32, 128, avx2, winograd="custom") == "taps"
     assert form(32, 32, 128, avx2, winograd="custom") == "kernel"
-    # AVX-512: Winograd for 3x3 kernels from 16x16, with >= 256 channels through the reference ops,
-    # >= 32 through the kernel; never the taps.
+    assert form(8, 256, 256, avx2, winograd="custom") == "winograd"
+    # AVX-512: Winograd for 3x3 kernels from 16x16 with >= 256 channels through the reference ops,
+    # from 8x8 with >= 32 through the kernel; never the taps.
     assert form(16, 256, 256, "onednn") == "winograd"
     assert form(64, 256, 512, "onednn") == "winograd"
     assert form(16, 512, 512, "onednn", height=8) == "kernel"
@@ -279,7 +279,8 @@ def test_automatic_form(kernels):
     assert form(16, 128, 64, "onednn", winograd="custom") == "winograd"
     assert form(128, 32, 64, "onednn", winograd="custom") == "winograd"
     assert form(128, 16, 64, "onednn", winograd="custom") == "kernel"
-    assert form(16, 512, 512, "onednn", height=8, winograd="custom") == "kernel"
+    assert form(8, 512, 512, "onednn", winograd="custom") == "winograd"
+    assert form(8, 512, 512, "onednn", height=4, winograd="custom") == "kernel"
     assert form(128, 64, 64, "onednn", kernel_size=1, winograd="custom") == "kernel"
     # Eigen: Winograd through the kernel from 32 channels; else TensorFlow's kernels.
     assert form(64, 32, 64, "eigen", winograd="custom") == "winograd"

@@ -37,24 +37,22 @@ from .capabilities import cpu_conv_kernels, runs_on_cpu
 #   128x128), forward + both gradients; to be confirmed on a real AVX2 CPU.
 # - oneDNN on an AVX-512 CPU ('onednn'): Winograd's forward + both gradients through the reference
 #   ops 1.35-1.5x oneDNN's kernels with 512 channels from 16x16 to 64x64, 1.1-1.15x with 256,
-#   0.7-0.95x with 128; through the kernel (F(4x4) where WINOGRAD_F4_* below say) 2.0-2.9x with
-#   64-256 channels from 32x32 on, 1.4-1.6x with 32 (64x64 to 512x512), with 512 at 32x32 and at
-#   16x16 (F(2x2)); a loss at 8x8. The taps lose.
+#   0.7-0.95x with 128; through the kernel (F(4x4) where WINOGRAD_F4_MIN_PIXELS below says)
+#   2.0-2.9x with 64-512 channels from 16x16 on, 1.4-1.6x with 32 (64x64 to 512x512), 1.5x with 512
+#   at 8x8 (F(2x2)); about even at 8x8 with 256 and at 4x4. The taps lose.
 # - Eigen's kernels (oneDNN off; measured on an AVX-512 CPU): its filter gradient wins or ties
 #   against the taps everywhere; Winograd's kernel 2.1-4.1x its forward + both gradients from 32
 #   channels, the reference ops slower below 256.
 TAP_GRADIENT_MIN_PIXELS = {"onednn-avx2": 64 * 64}
 WINOGRAD_MIN_CHANNELS = {"ref": {"onednn-avx2": 256, "onednn": 256},
                          "custom": {"onednn-avx2": 64, "onednn": 32, "eigen": 32}}
-WINOGRAD_MIN_PIXELS = 16 * 16
+WINOGRAD_MIN_PIXELS = {"ref": 16 * 16, "custom": 8 * 8}
 # The kernel's tile: F(4x4, 3x3) (2.25 multiplies per output against F(2x2, 3x3)'s 4; float32
-# rounding errors about 5-10x F(2x2)'s, within 1e-5 of the output's scale) for up to 256 input and
-# output channels from 32x32 on, where it measured 1.3-1.5x F(2x2)'s forward pass and filter
-# gradient (AVX-512 EPYC, batch 4: e.g. 128x128/128 507 / 535 against 342 / 340 GFLOP/s); with 512
-# channels its 36 transformed filter matrices (36 MiB) no longer stay in the cache and at 16x16 its
-# few tiles leave threads idle: F(2x2, 3x3) there.
-WINOGRAD_F4_MAX_CHANNELS = 256
-WINOGRAD_F4_MIN_PIXELS = 32 * 32
+# rounding errors about 5-10x F(2x2)'s, within 1e-5 of the output's scale) from 16x16 on, where it
+# measured 1.1-1.8x F(2x2)'s forward pass and filter gradient with 64-512 channels (AVX-512 EPYC,
+# batch 4: e.g. 128x128/128 507 / 535 against 342 / 340 GFLOP/s, 32x32/512 606 / 603 against
+# 341 / 412); at 8x8 its few tiles leave the products too short: F(2x2, 3x3) there.
+WINOGRAD_F4_MIN_PIXELS = 16 * 16
 FILTER_GRADIENT_FORMS = ("winograd", "taps", "kernel")
 
 _cpu_kernels = "unknown"
@@ -110,7 +108,7 @@ def filter_gradient_form(x, w, kernels="auto", winograd="auto"):
         kernels = _cpu_conv_kernels()
     if winograd == "auto":
         winograd = "custom" if _winograd_kernel_serves(x) else "ref"
-    if ((w.shape[0], w.shape[1]) == (3, 3) and height * width >= WINOGRAD_MIN_PIXELS
+    if ((w.shape[0], w.shape[1]) == (3, 3) and height * width >= WINOGRAD_MIN_PIXELS[winograd]
             and min(w.shape[2], w.shape[3]) >= WINOGRAD_MIN_CHANNELS[winograd].get(kernels, float("inf"))):
         return "winograd"
     if height * width >= TAP_GRADIENT_MIN_PIXELS.get(kernels, float("inf")):
@@ -302,11 +300,8 @@ def _conv2d_own_gradient(x, w, pads, form, input_gradient_form):
 
 def winograd_kernel_tile(x, w):
     """The output tile side of the kernel's Winograd for x [N, H, W, C] and w [3, 3, C, O]: 4 for
-    F(4x4, 3x3), 2 for F(2x2, 3x3) (the WINOGRAD_F4_* rule above)."""
-    if (max(w.shape[2], w.shape[3]) <= WINOGRAD_F4_MAX_CHANNELS
-            and x.shape[1] * x.shape[2] >= WINOGRAD_F4_MIN_PIXELS):
-        return 4
-    return 2
+    F(4x4, 3x3), 2 for F(2x2, 3x3) (WINOGRAD_F4_MIN_PIXELS above)."""
+    return 4 if x.shape[1] * x.shape[2] >= WINOGRAD_F4_MIN_PIXELS else 2
 
 
 def _winograd_kernel_serves(x):
