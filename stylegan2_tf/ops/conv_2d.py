@@ -38,8 +38,9 @@ from .capabilities import cpu_conv_kernels, runs_on_cpu
 # - oneDNN on an AVX-512 CPU ('onednn'): Winograd's forward + both gradients through the reference
 #   ops 1.35-1.5x oneDNN's kernels with 512 channels from 16x16 to 64x64, 1.1-1.15x with 256,
 #   0.7-0.95x with 128; through the kernel (F(4x4) where WINOGRAD_F4_MIN_PIXELS below says)
-#   2.0-2.9x with 64-512 channels from 16x16 on, 1.4-1.6x with 32 (64x64 to 512x512), 1.5x with 512
-#   at 8x8 (F(2x2)); about even at 8x8 with 256 and at 4x4. The taps lose.
+#   1.9-3.0x with 64-512 channels from 32x32 on, 1.5-1.7x at 16x16 with 256-512 (F(2x2)), 1.4-1.6x
+#   with 32 (64x64 to 512x512), 1.2x with 512 at 8x8; about even at 8x8 with 256 and at 4x4. The
+#   taps lose.
 # - Eigen's kernels (oneDNN off; measured on an AVX-512 CPU): its filter gradient wins or ties
 #   against the taps everywhere; Winograd's kernel 2.1-4.1x its forward + both gradients from 32
 #   channels, the reference ops slower below 256.
@@ -47,12 +48,13 @@ TAP_GRADIENT_MIN_PIXELS = {"onednn-avx2": 64 * 64}
 WINOGRAD_MIN_CHANNELS = {"ref": {"onednn-avx2": 256, "onednn": 256},
                          "custom": {"onednn-avx2": 64, "onednn": 32, "eigen": 32}}
 WINOGRAD_MIN_PIXELS = {"ref": 16 * 16, "custom": 8 * 8}
-# The kernel's tile: F(4x4, 3x3) (2.25 multiplies per output against F(2x2, 3x3)'s 4; float32
-# rounding errors about 5-10x F(2x2)'s, within 1e-5 of the output's scale) from 16x16 on, where it
-# measured 1.1-1.8x F(2x2)'s forward pass and filter gradient with 64-512 channels (AVX-512 EPYC,
-# batch 4: e.g. 128x128/128 507 / 535 against 342 / 340 GFLOP/s, 32x32/512 606 / 603 against
-# 341 / 412); at 8x8 its few tiles leave the products too short: F(2x2, 3x3) there.
-WINOGRAD_F4_MIN_PIXELS = 16 * 16
+# The kernel's tile: F(4x4, 3x3) (2.25 multiplies per output against F(2x2, 3x3)'s 4) from 32x32 on,
+# where it measured 1.3-1.8x F(2x2)'s forward pass and filter gradient with 64-512 channels
+# (AVX-512 EPYC, batch 4: e.g. 128x128/128 507 / 535 against 342 / 340 GFLOP/s, 32x32/512 606 / 603
+# against 341 / 412). At 16x16 it is 1.1-1.2x F(2x2) but its float32 rounding (about 5-10x
+# F(2x2)'s, within 1e-5 of the output's scale) then reaches the outputs of small networks, which
+# otherwise match NVIDIA's within 2e-6 (tests/test_pytorch_pickles.py); at 8x8 it is slower.
+WINOGRAD_F4_MIN_PIXELS = 32 * 32
 FILTER_GRADIENT_FORMS = ("winograd", "taps", "kernel")
 
 _cpu_kernels = "unknown"
