@@ -9,7 +9,9 @@
 // G^T [sum over tiles of (B^T d B) * (A dY A^T)] G, (m + 2)^2 products [C, tiles] x [tiles, O].
 // The reference (stylegan2_tf/ops/conv_2d.py, m = 2) runs the same steps as whole-tensor
 // TensorFlow ops, each a pass over 4x the input; here a block of tiles is transformed, multiplied
-// (Eigen's matrix product) and transformed back while it is in the cache. Padding is read as
+// (Eigen's matrix product) and transformed back while it is in the cache (the forward pass on small
+// images, whose few blocks would leave threads idle, takes the three steps one after another
+// instead, each shared across the threads). Padding is read as
 // zeros, never materialized; a side that is not a multiple of m computes up to m - 1 more rows or
 // columns and drops them. The input gradient is the forward convolution of dy with the turned
 // kernel (registered in Python), so both ops serve every order.
