@@ -166,6 +166,28 @@ inline void TwoSided(const T (&in)[N][N], T (&out)[R][R], Transform f) {
   for (int i = 0; i < R; ++i) f(half[i], out[i]);
 }
 
+// For every k in [0, length): the N x N values d[i][j][k] transformed by TwoSided with `f`, written
+// to the R x R matrices that follow one another `plane` elements apart from `out`, at out[.. + k].
+// The gather of a tile's (or an output tile's gradient's) channels into the transformed planes.
+template <int N, int R, typename T, typename Transform>
+inline void TransformIntoPlanes(const T* const (&d)[N][N], int64_t length, int64_t plane, T* out, Transform f) {
+#pragma GCC ivdep
+  for (int64_t k = 0; k < length; ++k) {
+    T tile[N][N], transformed[R][R];
+#pragma GCC unroll 8
+    for (int i = 0; i < N; ++i) {
+#pragma GCC unroll 8
+      for (int j = 0; j < N; ++j) tile[i][j] = d[i][j][k];
+    }
+    TwoSided(tile, transformed, f);
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+      for (int j = 0; j < R; ++j) out[(R * i + j) * plane + k] = transformed[i][j];
+    }
+  }
+}
+
 // B^T d B of `count` tiles from `first` on, into v [K*K][.][C] (K = M + 2), `plane` elements from
 // one of the K*K matrices to the next.
 template <int M, typename T>
@@ -183,22 +205,7 @@ void InputTransform(const Tiling& g, const T* x, const T* zeros, int64_t first, 
         d[i][j] = (r >= 0 && r < g.H && s >= 0 && s < g.W) ? x + ((n * g.H + r) * g.W + s) * C : zeros;
       }
     }
-    T* out = v + t * C;
-#pragma GCC ivdep
-    for (int64_t c = 0; c < C; ++c) {
-      T tile[K][K], transformed[K][K];
-#pragma GCC unroll 8
-      for (int i = 0; i < K; ++i) {
-#pragma GCC unroll 8
-        for (int j = 0; j < K; ++j) tile[i][j] = d[i][j][c];
-      }
-      TwoSided(tile, transformed, [](const T* a, T* b) { F<M>::Input(a, b); });
-#pragma GCC unroll 8
-      for (int i = 0; i < K; ++i) {
-#pragma GCC unroll 8
-        for (int j = 0; j < K; ++j) out[(K * i + j) * plane + c] = transformed[i][j];
-      }
-    }
+    TransformIntoPlanes<K, K>(d, C, plane, v + t * C, [](const T* a, T* b) { F<M>::Input(a, b); });
   }
 }
 
@@ -254,22 +261,7 @@ void OutputGradientTransform(const Tiling& g, const T* dy, const T* zeros, int64
         d[a][b] = inside ? dy + ((n * g.out_h + row + a) * g.out_w + col + b) * O : zeros;
       }
     }
-    T* out = e + t * O;
-#pragma GCC ivdep
-    for (int64_t o = 0; o < O; ++o) {
-      T tile[M][M], transformed[K][K];
-#pragma GCC unroll 8
-      for (int a = 0; a < M; ++a) {
-#pragma GCC unroll 8
-        for (int b = 0; b < M; ++b) tile[a][b] = d[a][b][o];
-      }
-      TwoSided(tile, transformed, [](const T* a, T* b) { F<M>::OutputAdj(a, b); });
-#pragma GCC unroll 8
-      for (int i = 0; i < K; ++i) {
-#pragma GCC unroll 8
-        for (int j = 0; j < K; ++j) out[(K * i + j) * plane + o] = transformed[i][j];
-      }
-    }
+    TransformIntoPlanes<M, K>(d, O, plane, e + t * O, [](const T* a, T* b) { F<M>::OutputAdj(a, b); });
   }
 }
 
