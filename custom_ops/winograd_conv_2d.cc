@@ -265,49 +265,38 @@ void OutputGradientTransform(const Tiling& g, const T* dy, const T* zeros, int64
   }
 }
 
+// For every k in [begin, end): the N x N values in[(N i + j) plane + k] transformed by TwoSided with
+// `f`, written to out[(R i + j) plane + k]: matrices of (c, o) pairs stored one after another.
+template <int N, int R, typename T, typename Transform>
+inline void TransformPlanes(const T* in, int64_t plane, int64_t begin, int64_t end, T* out, Transform f) {
+#pragma GCC ivdep
+  for (int64_t k = begin; k < end; ++k) {
+    T values[N][N], transformed[R][R];
+#pragma GCC unroll 8
+    for (int i = 0; i < N; ++i) {
+#pragma GCC unroll 8
+      for (int j = 0; j < N; ++j) values[i][j] = in[(N * i + j) * plane + k];
+    }
+    TwoSided(values, transformed, f);
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) {
+#pragma GCC unroll 8
+      for (int j = 0; j < R; ++j) out[(R * i + j) * plane + k] = transformed[i][j];
+    }
+  }
+}
+
 // G w G^T for the (c, o) pairs [begin, end) of C * O: u [K*K][C][O] from w [3][3][C][O].
 template <int M, typename T>
 void FilterTransform(const T* w, int64_t C, int64_t O, int64_t begin, int64_t end, T* u) {
-  constexpr int K = M + 2;
-  const int64_t plane = C * O;
-#pragma GCC ivdep
-  for (int64_t k = begin; k < end; ++k) {
-    T taps[3][3], transformed[K][K];
-#pragma GCC unroll 8
-    for (int i = 0; i < 3; ++i) {
-#pragma GCC unroll 8
-      for (int j = 0; j < 3; ++j) taps[i][j] = w[(3 * i + j) * plane + k];
-    }
-    TwoSided(taps, transformed, [](const T* a, T* b) { F<M>::Filter(a, b); });
-#pragma GCC unroll 8
-    for (int i = 0; i < K; ++i) {
-#pragma GCC unroll 8
-      for (int j = 0; j < K; ++j) u[(K * i + j) * plane + k] = transformed[i][j];
-    }
-  }
+  TransformPlanes<3, M + 2>(w, C * O, begin, end, u, [](const T* a, T* b) { F<M>::Filter(a, b); });
 }
 
 // G^T s G for the (c, o) pairs [begin, end): dw [3][3][C][O] from the summed products s [K*K][C][O]
 // (the adjoint of FilterTransform).
 template <int M, typename T>
 void FilterGradientTransform(const T* s, int64_t C, int64_t O, int64_t begin, int64_t end, T* dw) {
-  constexpr int K = M + 2;
-  const int64_t plane = C * O;
-#pragma GCC ivdep
-  for (int64_t k = begin; k < end; ++k) {
-    T sums[K][K], transformed[3][3];
-#pragma GCC unroll 8
-    for (int i = 0; i < K; ++i) {
-#pragma GCC unroll 8
-      for (int j = 0; j < K; ++j) sums[i][j] = s[(K * i + j) * plane + k];
-    }
-    TwoSided(sums, transformed, [](const T* a, T* b) { F<M>::FilterAdj(a, b); });
-#pragma GCC unroll 8
-    for (int i = 0; i < 3; ++i) {
-#pragma GCC unroll 8
-      for (int j = 0; j < 3; ++j) dw[(3 * i + j) * plane + k] = transformed[i][j];
-    }
-  }
+  TransformPlanes<M + 2, 3>(s, C * O, begin, end, dw, [](const T* a, T* b) { F<M>::FilterAdj(a, b); });
 }
 
 // The attrs and x's shape -> the tiling; `outputs` is O (from w or dy).
