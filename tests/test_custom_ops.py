@@ -206,6 +206,59 @@ def test_build_failure_falls_back_once_and_custom_says_why(tmp_path, monkeypatch
         custom_ops._reset_for_tests()
 
 
+def _fake_compiler(folder):
+    """A stand-in for the C++ compiler that logs each call's start and end (with its arguments),
+    takes a second, writes its -o output, and fails (like a compiler error) on a source whose
+    name is in $FAKE_CXX_FAIL."""
+    script = folder / "cxx"
+    script.write_text(f"""#!/bin/sh
+[ "$1" = "--version" ] && {{ echo fake-cxx 1; exit 0; }}
+out=; prev=
+for a in "$@"; do [ "$prev" = "-o" ] && out=$a; prev=$a; done
+echo "start $(date +%s.%N) $*" >> {folder}/calls
+sleep 1
+if [ -n "$FAKE_CXX_FAIL" ]; then
+  case "$*" in *"$FAKE_CXX_FAIL"*) echo "$FAKE_CXX_FAIL:1:1: error: broken" >&2; exit 1;; esac
+fi
+echo built > "$out"
+echo "end $(date +%s.%N) $out" >> {folder}/calls
+""")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_build_compiles_each_source_on_its_own_at_once_then_links(tmp_path, monkeypatch):
+    monkeypatch.setenv(custom_ops.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(custom_ops.CXX_ENV, _fake_compiler(tmp_path))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    path = custom_ops.build(archs=[])
+    calls = [line.split() for line in (tmp_path / "calls").read_text().splitlines()]
+    starts = [c for c in calls if c[0] == "start"]
+    ends = {c[2]: float(c[1]) for c in calls if c[0] == "end"}
+    compiles, links = [c for c in starts if "-c" in c], [c for c in starts if "-shared" in c]
+    sources = sorted(os.path.basename(a) for c in compiles for a in c if a.endswith(".cc"))
+    assert sources == sorted(custom_ops.CPU_SOURCES)                     # one call per source
+    assert all(sum(a.endswith(".cc") for a in c) == 1 for c in compiles)
+    objects = [c[c.index("-o") + 1] for c in compiles]
+    assert len(links) == 1 and set(objects) <= set(links[0])            # then one link of them all
+    assert float(links[0][1]) >= max(ends[o] for o in objects)
+    first, second = sorted(float(c[1]) for c in compiles)[:2]
+    assert second < ends[objects[[float(c[1]) for c in compiles].index(first)]]    # two at once
+    assert open(path).read() == "built\n"
+
+
+def test_a_failing_source_fails_the_build_with_its_error_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv(custom_ops.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(custom_ops.CXX_ENV, _fake_compiler(tmp_path))
+    monkeypatch.setenv("FAKE_CXX_FAIL", "winograd_conv_2d_double.cc")
+    with pytest.raises(CustomOpsError, match=r"building the kernels failed \(cxx exit 1: "
+                                             r"winograd_conv_2d_double.cc:1:1: error: broken"):
+        custom_ops.build(archs=[])
+    assert "-shared" not in (tmp_path / "calls").read_text()              # never linked
+    folder = next((tmp_path / "cache").iterdir())
+    assert (folder / "build.log").is_file() and not list(folder.glob("*.so*")) and not list(folder.glob("tmp*"))
+
+
 def test_missing_sources_fall_back(tmp_path, monkeypatch):
     monkeypatch.setattr(custom_ops, "SOURCES_DIR", str(tmp_path / "nowhere"))
     custom_ops._reset_for_tests()

@@ -295,7 +295,7 @@ def _conv2d_own_gradient(x, w, pads, form, input_gradient_form):
     return forward(x, w)
 
 
-# The kernel (custom_ops/winograd_conv_2d.cc, CPU, float32/64): the same F(2x2, 3x3), or F(4x4,
+# The kernel (custom_ops/winograd_conv_2d.h and .cc, CPU, float32/64): the same F(2x2, 3x3), or F(4x4,
 # 3x3) (`winograd_kernel_tile`), one block of tiles at a time, the transformed tiles kept in the
 # cache instead of passed through memory as tensors 4x the input's size; padding read as zeros. Its
 # two ops carry their gradients by type.

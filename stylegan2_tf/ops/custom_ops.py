@@ -52,10 +52,10 @@ def find_sources(package_root=None, prefixes=None):
 
 SOURCES_DIR = find_sources()
 CPU_SOURCES = ("fused_bias_act.cc", "upfirdn_2d.cc", "scale_channels.cc",   # the TF ops (CPU kernels; GPU wrappers)
-               "synthesis_epilogue.cc", "winograd_conv_2d.cc")
+               "synthesis_epilogue.cc", "winograd_conv_2d.cc", "winograd_conv_2d_double.cc")
 CUDA_SOURCES = ("cuda/fused_bias_act.cu", "cuda/upfirdn_2d.cu")   # plain CUDA, no TensorFlow
 HEADERS = ("bfloat16.h", "bias_act_math.h", "bias_act_rows.h", "channel_sums.h",
-           "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
+           "winograd_conv_2d.h", "cuda/kernels.h", "cuda/common.cuh", "cuda/tf_gpu.h")
 LIBRARY_NAME = "stylegan2_tf_ops.so"
 
 log = logging.getLogger(__name__)
@@ -164,12 +164,17 @@ def _arch_flags():
     return flags
 
 
-def compile_command(sources, output, cuda_objects=()):
-    flags = ["-std=c++17", "-shared", "-fPIC", "-O3", *_arch_flags(), "-Wno-deprecated-declarations",
-             "-Wno-interference-size", "-Wl,--no-undefined"]    # a missing symbol fails here, not at load
-    cuda = ["-DSG2_WITH_CUDA", *cuda_objects, *cuda_link_flags()] if cuda_objects else []
-    return ([compiler(), *flags, *sources, "-o", output]
-            + tf.sysconfig.get_compile_flags() + tf.sysconfig.get_link_flags() + cuda)
+def compile_command(source, output, cuda=False):
+    """Compiles one C++ source to an object (cuda: with the GPU op wrappers)."""
+    flags = ["-std=c++17", "-c", "-fPIC", "-O3", *_arch_flags(), "-Wno-deprecated-declarations",
+             "-Wno-interference-size", *(["-DSG2_WITH_CUDA"] if cuda else [])]
+    return [compiler(), *flags, source, "-o", output] + tf.sysconfig.get_compile_flags()
+
+
+def link_command(objects, output, cuda=False):
+    """Links the objects into the shared library; a missing symbol fails here, not at load."""
+    return ([compiler(), "-shared", "-Wl,--no-undefined", *objects, "-o", output]
+            + tf.sysconfig.get_link_flags() + (cuda_link_flags() if cuda else []))
 
 
 def _check_sources():
@@ -195,8 +200,8 @@ def build_key(archs=()):
     """Hash of everything the built library depends on (archs: the CUDA build's, else CPU only)."""
     h = hashlib.sha256()
     _hash_sources(h)
-    parts = [tf.__version__, _tool_version(compiler()), " ".join(compile_command(["x"], "y")), _cpu_flags(),
-             sys.platform]
+    parts = [tf.__version__, _tool_version(compiler()), " ".join(compile_command("x", "y", bool(archs))),
+             " ".join(link_command(["x"], "y")), _cpu_flags(), sys.platform]
     if archs:
         parts += [_tool_version(nvcc()), " ".join(nvcc_command("x", "y", list(archs)))]
     for part in parts:
@@ -225,21 +230,27 @@ def _run(cmd, what, log_path, verbose):
 
 def compile_library(output, archs=(), workdir=None, verbose=False):
     """Compiles the op library to `output`: the CPU kernels, plus (archs given) the CUDA kernels
-    compiled by nvcc for those compute capabilities and their GPU op wrappers.
+    compiled by nvcc for those compute capabilities and their GPU op wrappers. Each source is
+    compiled on its own, as many at once as the machine has cores, then all are linked.
     Raises CustomOpsError with the compiler's first error (the whole log beside `output`)."""
+    from concurrent.futures import ThreadPoolExecutor
     _check_sources()
     log_path = os.path.join(os.path.dirname(os.path.abspath(output)), "build.log")
-    objects = []
+    if archs and nvcc() is None:
+        raise CustomOpsError("no CUDA compiler (nvcc) found: set $STYLEGAN2_TF_NVCC or put nvcc on PATH")
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        if archs:
-            if nvcc() is None:
-                raise CustomOpsError("no CUDA compiler (nvcc) found: set $STYLEGAN2_TF_NVCC or put nvcc on PATH")
-            for source in CUDA_SOURCES:
-                obj = os.path.join(tmp, os.path.basename(source) + ".o")
-                _run(nvcc_command(os.path.join(SOURCES_DIR, source), obj, list(archs)), "nvcc", log_path, verbose)
-                objects.append(obj)
-        _run(compile_command([os.path.join(SOURCES_DIR, n) for n in CPU_SOURCES], output, objects),
-             "the compiler", log_path, verbose)
+        jobs = []       # (command, what runs it, object)
+        for source in CUDA_SOURCES if archs else ():
+            obj = os.path.join(tmp, os.path.basename(source) + ".o")
+            jobs.append((nvcc_command(os.path.join(SOURCES_DIR, source), obj, list(archs)), "nvcc", obj))
+        for source in CPU_SOURCES:
+            obj = os.path.join(tmp, source + ".o")
+            jobs.append((compile_command(os.path.join(SOURCES_DIR, source), obj, bool(archs)), "the compiler", obj))
+        with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+            runs = [pool.submit(_run, cmd, what, log_path, verbose) for cmd, what, _ in jobs]
+            for run in runs:            # the first failure in source order, once all have ended
+                run.result()
+        _run(link_command([obj for _, _, obj in jobs], output, bool(archs)), "the linker", log_path, verbose)
     return output
 
 
@@ -264,7 +275,7 @@ def build(verbose=False, archs=None, compile_missing=True):
         if os.path.isfile(path):
             return path
         tmp = f"{path}.{os.getpid()}.tmp"
-        log.warning("stylegan2_tf custom ops: compiling the kernels%s into %s (once per machine; about a "
+        log.warning("stylegan2_tf custom ops: compiling the kernels%s into %s (once per machine; up to a "
                     "minute)", f" with CUDA for sm_{', sm_'.join(archs)}" if archs else "", folder)
         try:
             compile_library(tmp, archs, workdir=folder, verbose=verbose)
