@@ -271,38 +271,53 @@ void OutputGradientTransform(const Tiling& g, const T* dy, const T* zeros, int64
   }
 }
 
-// For every k in [begin, end): the N x N values in[(N i + j) plane + k] transformed by TwoSided with
-// `f`, written to out[(R i + j) plane + k]: matrices of (c, o) pairs stored one after another.
+// For every k in [begin, end): the N x N values in[N i + j][k] transformed by TwoSided with `f`,
+// written to out[R i + j][k]: matrices of (c, o) pairs, one plane (pointer) each.
 template <int N, int R, typename T, typename Transform>
-inline void TransformPlanes(const T* in, int64_t plane, int64_t begin, int64_t end, T* out, Transform f) {
+inline void TransformPlanes(const T* const* in_planes, T* const* out_planes, int64_t begin, int64_t end,
+                            Transform f) {
+  const T* in[N * N];
+  T* out[R * R];
+  std::copy(in_planes, in_planes + N * N, in);
+  std::copy(out_planes, out_planes + R * R, out);
 #pragma GCC ivdep
   for (int64_t k = begin; k < end; ++k) {
     T values[N][N], transformed[R][R];
 #pragma GCC unroll 8
     for (int i = 0; i < N; ++i) {
 #pragma GCC unroll 8
-      for (int j = 0; j < N; ++j) values[i][j] = in[(N * i + j) * plane + k];
+      for (int j = 0; j < N; ++j) values[i][j] = in[N * i + j][k];
     }
     TwoSided(values, transformed, f);
 #pragma GCC unroll 8
     for (int i = 0; i < R; ++i) {
 #pragma GCC unroll 8
-      for (int j = 0; j < R; ++j) out[(R * i + j) * plane + k] = transformed[i][j];
+      for (int j = 0; j < R; ++j) out[R * i + j][k] = transformed[i][j];
     }
   }
 }
 
-// G w G^T for the (c, o) pairs [begin, end) of C * O: u [K*K][C][O] from w [3][3][C][O].
-template <int M, typename T>
-void FilterTransform(const T* w, int64_t C, int64_t O, int64_t begin, int64_t end, T* u) {
-  TransformPlanes<3, M + 2>(w, C * O, begin, end, u, [](const T* a, T* b) { F<M>::Filter(a, b); });
+// The `count` planes of `plane` elements each that follow one another from `base`.
+template <typename T>
+std::vector<T*> Planes(T* base, int count, int64_t plane) {
+  std::vector<T*> planes(count);
+  for (int k = 0; k < count; ++k) planes[k] = base + k * plane;
+  return planes;
 }
 
-// G^T s G for the (c, o) pairs [begin, end): dw [3][3][C][O] from the summed products s [K*K][C][O]
-// (the adjoint of FilterTransform).
+// G w G^T for the (c, o) pairs [begin, end) of C * O: the K*K planes u [C][O] from w [3][3][C][O].
 template <int M, typename T>
-void FilterGradientTransform(const T* s, int64_t C, int64_t O, int64_t begin, int64_t end, T* dw) {
-  TransformPlanes<M + 2, 3>(s, C * O, begin, end, dw, [](const T* a, T* b) { F<M>::FilterAdj(a, b); });
+void FilterTransform(const T* w, int64_t C, int64_t O, int64_t begin, int64_t end, T* const* u) {
+  TransformPlanes<3, M + 2>(Planes(w, 9, C * O).data(), u, begin, end, [](const T* a, T* b) { F<M>::Filter(a, b); });
+}
+
+// G^T s G for the (c, o) pairs [begin, end): dw [3][3][C][O] from the K*K planes of summed products
+// s [C][O] (the adjoint of FilterTransform).
+template <int M, typename T>
+void FilterGradientTransform(const T* const* s, int64_t C, int64_t O, int64_t begin, int64_t end, T* dw) {
+  TransformPlanes<M + 2, 3>(s, Planes(dw, 9, C * O).data(), begin, end, [](const T* a, T* b) {
+    F<M>::FilterAdj(a, b);
+  });
 }
 
 // The attrs and x's shape -> the tiling; `outputs` is O (from w or dy).
@@ -328,6 +343,18 @@ template <typename T>
 tensorflow::Status Scratch(OpKernelContext* ctx, int64_t size, Tensor* holder, T** data) {
   TF_RETURN_IF_ERROR(ctx->allocate_temp(tensorflow::DataTypeToEnum<T>::value, TensorShape({size}), holder));
   *data = holder->flat<T>().data();
+  return absl::OkStatus();
+}
+
+// `count` planes of `size` elements, allocated one by one: F(4x4)'s 36 transformed filters (or
+// filter-gradient sums) with 512 channels make 36 MiB, and where TensorFlow's allocator is the C++
+// heap (oneDNN off) a block that size went back to the operating system at every call; 1 MiB planes
+// stay in the heap for the next call.
+template <typename T>
+tensorflow::Status ScratchPlanes(OpKernelContext* ctx, int count, int64_t size, std::vector<Tensor>* holders,
+                                 std::vector<T*>* planes) {
+  holders->resize(count), planes->resize(count);
+  for (int k = 0; k < count; ++k) TF_RETURN_IF_ERROR(Scratch(ctx, size, &(*holders)[k], &(*planes)[k]));
   return absl::OkStatus();
 }
 
@@ -376,13 +403,13 @@ class WinogradConv2DOp : public WinogradOp {
     constexpr int KK = (M + 2) * (M + 2);  // products per tile
     const int64_t C = g.C, O = g.O;
     auto* workers = ctx->device()->tensorflow_cpu_worker_threads();
-    T* u = nullptr;
-    Tensor u_buffer;
-    OP_REQUIRES_OK(ctx, Scratch(ctx, KK * C * O, &u_buffer, &u));
+    std::vector<T*> u;  // the transformed filters: KK planes [C][O]
+    std::vector<Tensor> u_buffers;
+    OP_REQUIRES_OK(ctx, ScratchPlanes(ctx, KK, C * O, &u_buffers, &u));
     std::vector<T> zeros(C, T(0));
     const T* wd = w.flat<T>().data();
     tensorflow::Shard(workers->num_threads, workers->workers, C * O, 4 * KK, [&](int64_t begin, int64_t end) {
-      FilterTransform<M>(wd, C, O, begin, end, u);
+      FilterTransform<M>(wd, C, O, begin, end, u.data());
     });
     const T* xd = x.flat<T>().data();
     T* yd = y->flat<T>().data();
@@ -401,7 +428,7 @@ class WinogradConv2DOp : public WinogradOp {
       tensorflow::Shard(workers->num_threads, workers->workers, KK, 2 * tiles * C * O, [&](int64_t begin, int64_t end) {
         for (int64_t k = begin; k < end; ++k) {
           MatrixMap<T>(p + k * tiles * O, tiles, O).noalias() =
-              ConstMatrixMap<T>(v + k * tiles * C, tiles, C) * ConstMatrixMap<T>(u + k * C * O, C, O);
+              ConstMatrixMap<T>(v + k * tiles * C, tiles, C) * ConstMatrixMap<T>(u[k], C, O);
         }
       });
       tensorflow::Shard(workers->num_threads, workers->workers, tiles, 2 * KK * O, [&](int64_t begin, int64_t end) {
@@ -417,7 +444,7 @@ class WinogradConv2DOp : public WinogradOp {
         InputTransform<M>(g, xd, zeros.data(), first, count, count * C, v.data());
         for (int k = 0; k < KK; ++k) {
           MatrixMap<T>(p.data() + k * count * O, count, O).noalias() =
-              ConstMatrixMap<T>(v.data() + k * count * C, count, C) * ConstMatrixMap<T>(u + k * C * O, C, O);
+              ConstMatrixMap<T>(v.data() + k * count * C, count, C) * ConstMatrixMap<T>(u[k], C, O);
         }
         OutputTransform<M>(g, p.data(), first, count, count * O, yd, discard.data());
       }
@@ -458,9 +485,11 @@ class WinogradFilterGradientOp : public WinogradOp {
     // The sum over tiles runs block after block in order, each block's products split across
     // threads: every sum is taken in the same order whatever the thread count.
     const int64_t tiles = g.count(), per_block = std::min(4 * kTilesPerBlock, tiles);
-    T *s = nullptr, *v = nullptr, *e = nullptr;  // s: the first block sets it, later ones add
-    Tensor s_buffer, v_buffer, e_buffer;
-    OP_REQUIRES_OK(ctx, Scratch(ctx, KK * C * O, &s_buffer, &s));
+    std::vector<T*> s;  // the sums: KK planes [C][O], set by the first block, added to by the others
+    std::vector<Tensor> s_buffers;
+    OP_REQUIRES_OK(ctx, ScratchPlanes(ctx, KK, C * O, &s_buffers, &s));
+    T *v = nullptr, *e = nullptr;
+    Tensor v_buffer, e_buffer;
     OP_REQUIRES_OK(ctx, Scratch(ctx, KK * per_block * C, &v_buffer, &v));
     OP_REQUIRES_OK(ctx, Scratch(ctx, KK * per_block * O, &e_buffer, &e));
     std::vector<T> zeros_x(C, T(0)), zeros_dy(O, T(0));
@@ -477,7 +506,7 @@ class WinogradFilterGradientOp : public WinogradOp {
       });
       tensorflow::Shard(workers->num_threads, workers->workers, KK, 2 * count * C * O, [&](int64_t begin, int64_t end) {
         for (int64_t k = begin; k < end; ++k) {
-          MatrixMap<T> sum(s + k * C * O, C, O);
+          MatrixMap<T> sum(s[k], C, O);
           const auto product = ConstMatrixMap<T>(v + k * count * C, count, C).transpose() *
                                ConstMatrixMap<T>(e + k * count * O, count, O);
           if (first == 0) {
@@ -490,7 +519,7 @@ class WinogradFilterGradientOp : public WinogradOp {
     }
     T* dwd = dw->flat<T>().data();
     tensorflow::Shard(workers->num_threads, workers->workers, C * O, 4 * KK, [&](int64_t begin, int64_t end) {
-      FilterGradientTransform<M>(s, C, O, begin, end, dwd);
+      FilterGradientTransform<M>(s.data(), C, O, begin, end, dwd);
     });
   }
 };
