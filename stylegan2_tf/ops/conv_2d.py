@@ -1,4 +1,7 @@
-"""Stride-1 `tf.nn.conv2d` whose gradients can be computed as matrix products.
+"""Convolutions whose gradients can be computed as matrix products: stride-1 `tf.nn.conv2d`
+(`conv2d`), and stride-s 'VALID' ones with their adjoint, the transposed convolution
+(`strided_conv2d`, `strided_conv2d_transpose`: the resampling convolutions of ops/upfirdn_2d.py;
+their filter gradient per stride phase, at the end of this file).
 
     dW[i, j] = sum over (n, p, q) of  x_pad[n, p + i, q + j, :]^T  dY[n, p, q, :]       ([C, O])
 
@@ -338,3 +341,137 @@ def _winograd_filter_gradient_gradient(op, g):
     x, dy = op.inputs
     pads, form = _kernel_attrs(op)
     return _input_gradient(dy, g, pads, form), conv2d(x, g, padding=pads, filter_gradient=form)
+
+
+# Stride-s 'VALID' convolutions: D's down-sampling convolution (after its FIR) and its adjoint, G's
+# transposed up-sampling convolution. oneDNN's filter gradient for them (Conv2DBackpropFilter with
+# strides) runs far below its forward and input-gradient kernels: 50-85 GFLOP/s for a stride-2 3x3
+# kernel from 128x128 to 512x512 inputs with 64-256 channels on an AVX-512 CPU, batch 4, where its
+# forward convolution runs at about 200 (benchmarks/README.md). The same sum as one [C, rows] x
+# [rows, O] product per tap over the input's stride phases ('phases': tap (i, j) reads phase
+# (i mod s, j mod s) of x shifted by (i // s, j // s), so each phase is a stride-1 filter gradient
+# with its own taps) ran 1.1-2.6x oneDNN's from 64 channels at every size from 8x8 to 512x512, and
+# 0.7x with 32 channels at 1024x1024 (forward + both gradients 1.2-1.8x from 32x32 to 512x512); in
+# an AVX2 emulation (oneDNN capped at AVX2) 1.2-6x from 64x64 inputs at every channel count, about
+# even at 32x32. Eigen's kernel (oneDNN off) beats it everywhere. Below 32x32 the gain is a few
+# milliseconds against some 30 more graph ops per convolution and order (time to the first step),
+# so the rule starts there. The forward and input-gradient convolutions stay TensorFlow's.
+STRIDED_PHASES_MIN_CHANNELS = {"onednn": 64, "onednn-avx2": 1}
+STRIDED_PHASES_MIN_PIXELS = {"onednn": 32 * 32, "onednn-avx2": 64 * 64}
+STRIDED_FILTER_GRADIENT_FORMS = ("phases", "kernel")
+
+
+def strided_filter_gradient_form(x, w, kernels="auto", x_shape=None):
+    """'phases' or 'kernel' (TensorFlow's) for the filter gradient of a stride-s convolution of an
+    input of x's shape (or x_shape) with w [kh, kw, C, O]; x says the dtype and device. kernels: as in
+    `filter_gradient_form`."""
+    shape = tuple(x.shape if x_shape is None else x_shape)
+    if x.dtype != tf.float32 or None in shape or shape[-1] != w.shape[2]:
+        return "kernel"
+    if kernels == "auto":
+        if not runs_on_cpu(x) or implementation.forced() == "ref":
+            return "kernel"
+        kernels = _cpu_conv_kernels()
+    if (shape[-1] >= STRIDED_PHASES_MIN_CHANNELS.get(kernels, float("inf"))
+            and shape[1] * shape[2] >= STRIDED_PHASES_MIN_PIXELS.get(kernels, float("inf"))):
+        return "phases"
+    return "kernel"
+
+
+def strided_conv2d(x, w, stride, filter_gradient=None):
+    """`tf.nn.conv2d(x, w, strides=stride, padding='VALID')` for NHWC x and an ungrouped kernel w
+    [kh, kw, C, O]. filter_gradient: 'phases' | 'kernel' | None (automatic:
+    `strided_filter_gradient_form`); the input gradient is TensorFlow's transposed convolution
+    either way (`strided_conv2d_transpose`, whose own filter gradient takes the same form)."""
+    x = tf.convert_to_tensor(x)
+    w = tf.convert_to_tensor(w, dtype=x.dtype)
+    form = _strided_form(x, w, x.shape, filter_gradient)
+    if form == "kernel":
+        return tf.nn.conv2d(x, w, strides=stride, padding="VALID")
+    return _strided_conv2d_phases(x, w, stride)
+
+
+def strided_conv2d_transpose(y, w, x_shape, stride, filter_gradient=None):
+    """The adjoint of `strided_conv2d` for inputs of x_shape ([N, H, W, C]; N may be None):
+    `tf.nn.conv2d_transpose(y, w, x_shape, strides=stride, padding='VALID')` with w [kh, kw, C, O]
+    and y [N, Ho, Wo, O]. filter_gradient: as in `strided_conv2d` (the filter gradient reads the
+    gradient of the result, of x_shape)."""
+    y = tf.convert_to_tensor(y)
+    w = tf.convert_to_tensor(w, dtype=y.dtype)
+    x_shape = [y.shape[0] if x_shape[0] is None else x_shape[0], *x_shape[1:]]
+    form = _strided_form(y, w, x_shape, filter_gradient)
+    if form == "kernel":
+        return tf.nn.conv2d_transpose(y, w, _dynamic_batch(y, x_shape), strides=stride, padding="VALID")
+    return _strided_conv2d_transpose_phases(y, w, x_shape, stride)
+
+
+def _strided_form(x, w, x_shape, filter_gradient):
+    if filter_gradient is None:
+        filter_gradient = strided_filter_gradient_form(x, w, x_shape=x_shape)
+    if filter_gradient not in STRIDED_FILTER_GRADIENT_FORMS:
+        raise ValueError(f"strided convolution: filter_gradient must be one of {STRIDED_FILTER_GRADIENT_FORMS} "
+                         f"or None, got {filter_gradient!r}")
+    if filter_gradient == "phases" and (None in tuple(x_shape) or x_shape[-1] != w.shape[2]):
+        raise ValueError(f"strided convolution: the 'phases' form needs a static input shape and an ungrouped "
+                         f"kernel, got input {tuple(x_shape)} and kernel {tuple(w.shape)}")
+    return filter_gradient
+
+
+def _dynamic_batch(like, shape):
+    return [tf.shape(like)[0], *shape[1:]] if shape[0] is None else list(shape)
+
+
+def phase_filter_gradient(x, dy, kernel_size, stride):
+    """The filter gradient [kh, kw, C, O] of the stride-s 'VALID' convolution of x [N, H, W, C], given
+    the output gradient dy [N, Ho, Wo, O]: dW[i, j] = sum over (n, p, q) of x[n, s p + i, s q + j]^T
+    dY[n, p, q], one [C, rows] x [rows, O] product per tap over x's s*s stride phases."""
+    kh, kw = kernel_size
+    height, width, channels = x.shape[1:]
+    out_h, out_w, outputs = dy.shape[1:]
+    # Every phase on one grid of Ho + (kh - 1) // s rows and Wo + (kw - 1) // s columns (the most
+    # any phase's taps reach): the channel groups of one space-to-depth copy of x, padded or cropped
+    # to s times that grid. Tap (i, j) pairs dY[p, q] with phase (i mod s, j mod s) at
+    # [p + i // s, q + j // s]; as in `tap_filter_gradient`, both sides are flattened to rows of the
+    # grid, so that each tap reads a contiguous slice of its phase's rows, and dY's rows outside
+    # Ho x Wo are zeros (they drop the pairs that wrap past a row's or an image's end).
+    grid_h, grid_w = out_h + (kh - 1) // stride, out_w + (kw - 1) // stride
+    x = _pad_or_crop(x, ((0, stride * grid_h - height), (0, stride * grid_w - width)))
+    phases = tf.split(tf.reshape(tf.nn.space_to_depth(x, stride), [-1, stride * stride * channels]),
+                      stride * stride, axis=1)
+    dy_rows = tf.reshape(tf.pad(dy, [[0, 0], [0, grid_h - out_h], [0, grid_w - out_w], [0, 0]]), [-1, outputs])
+    rows = dy_rows.shape[0] - ((kh - 1) // stride) * grid_w - (kw - 1) // stride
+    dy_rows = dy_rows[:rows]
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            shift = (i // stride) * grid_w + j // stride
+            phase = phases[(i % stride) * stride + j % stride]
+            taps.append(tf.matmul(phase[shift:shift + rows], dy_rows, transpose_a=True))
+    return tf.reshape(tf.stack(taps), [kh, kw, channels, outputs])
+
+
+def _strided_conv2d_phases(x, w, stride):
+    kernel_size = (w.shape[0], w.shape[1])
+
+    @tf.custom_gradient
+    def forward(x, w):
+        def gradient(dy):
+            return (_strided_conv2d_transpose_phases(dy, w, x.shape, stride),
+                    phase_filter_gradient(x, dy, kernel_size, stride))
+        return tf.nn.conv2d(x, w, strides=stride, padding="VALID"), gradient
+
+    return forward(x, w)
+
+
+def _strided_conv2d_transpose_phases(y, w, x_shape, stride):
+    kernel_size = (w.shape[0], w.shape[1])
+
+    @tf.custom_gradient
+    def forward(y, w):
+        # The transposed convolution is linear in y and w: its gradient is, for y, the forward
+        # convolution of g, and for w, the filter gradient of that convolution taken at y.
+        def gradient(g):
+            return _strided_conv2d_phases(g, w, stride), phase_filter_gradient(g, y, kernel_size, stride)
+        return tf.nn.conv2d_transpose(y, w, list(x_shape), strides=stride, padding="VALID"), gradient
+
+    return forward(y, w)

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import custom_ops, implementation
-from .conv_2d import conv2d
+from .conv_2d import conv2d, strided_conv2d, strided_conv2d_transpose
 
 
 def setup_kernel(k):
@@ -215,10 +215,10 @@ def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1, impl=None, form
     pad1 = p // 2 + factor - 1
     if form == "transposed":
         # Full correlation with w: conv2d_transpose convolves, so flip the taps.
-        n, in_h, in_w = tf.shape(x)[0], x.shape[1], x.shape[2]
-        y = tf.nn.conv2d_transpose(x, tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]),
-                                   [n, (in_h - 1) * factor + kh, (in_w - 1) * factor + kw, out_total],
-                                   strides=factor, padding="VALID")
+        in_h, in_w = x.shape[1], x.shape[2]
+        y = strided_conv2d_transpose(x, tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]),
+                                     [x.shape[0], (in_h - 1) * factor + kh, (in_w - 1) * factor + kw, out_total],
+                                     factor)
         return upfirdn_2d(y, k, pad=(pad0, pad1), impl=impl)
     y, crop = _transposed_conv_phases(x, w, factor, pad0, pad1)
     return upfirdn_2d(y, k, pad=tuple(-c for c in crop), impl=impl)
@@ -311,7 +311,7 @@ def conv_downsample_2d(x, w, k=None, factor=2, gain=1.0, impl=None):
         # keeps, so the FIR computes just those (factor^2 fewer): the same sums.
         return tf.nn.conv2d(upfirdn_2d(x, k, down=factor, pad=pad, impl=impl), w, strides=1, padding="VALID")
     x = upfirdn_2d(x, k, pad=pad, impl=impl)
-    return tf.nn.conv2d(x, w, strides=[1, factor, factor, 1], padding="VALID")
+    return strided_conv2d(x, w, factor)
 
 
 # The C++ kernel (custom_ops/upfirdn_2d.cc) with its gradient (the adjoint, to any order).
