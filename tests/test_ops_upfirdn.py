@@ -284,11 +284,12 @@ def test_upsample_conv_2d_forms_agree_in_float32_and_the_automatic_choice():
     for form in UPSAMPLE_CONV_FORMS:
         got = upsample_conv_2d(tf.constant(x), tf.constant(w), K1331, form=form).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
-    # Rule measured in benchmarks/README.md: from 64x64 on, phases for wide outputs with oneDNN and
-    # for every width with oneDNN's AVX2 kernels; phases whenever grouped; otherwise transposed.
+    # Rule measured in benchmarks/README.md: from 64x64 on, phases with oneDNN's AVX2 kernels (at
+    # every width); phases whenever grouped; otherwise transposed.
     assert upsample_conv_form(256, 1024, kernels="onednn") == "transposed"
     assert upsample_conv_form(512, 32, kernels="onednn") == "transposed"
-    assert upsample_conv_form(512, 64, kernels="onednn") == "phases"
+    assert upsample_conv_form(512, 64, kernels="onednn") == "transposed"
+    assert upsample_conv_form(512, 128, kernels="onednn") == "transposed"
     assert upsample_conv_form(512, 64, kernels="eigen") == "transposed"
     assert upsample_conv_form(64, 128, kernels="eigen") == "transposed"
     assert upsample_conv_form(512, None, kernels="onednn") == "transposed"

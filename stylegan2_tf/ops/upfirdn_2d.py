@@ -148,13 +148,15 @@ UPSAMPLE_CONV_FORMS = ("phases", "transposed")
 # The phase form interleaves its f*f phase outputs with one extra copy of the output; the
 # transposed convolution writes the output directly. Measured on CPUs, forward + backward
 # (benchmarks/upsample_conv.py, figures in benchmarks/README.md):
-# - oneDNN on an AVX-512 CPU: the transposed form wins up to 256 output channels at every size
-#   (1.1-1.7x) and at every channel count up to 32x32 outputs (1.1-1.9x); oneDNN's stride-1 kernels
-#   make the phase form faster for 512 channels from 64x64 on (1.05-1.25x).
+# - oneDNN on an AVX-512 CPU: the transposed form wins at every size and channel count (1.1-1.5x),
+#   since its filter gradient is `strided_conv2d_transpose`'s tap products per stride phase (before
+#   that, the phase form won with 512 channels from 64x64 on, 1.05-1.25x). Forward only
+#   (generation), the two tie at 64x64 with 512 channels and the phase form leads 1.1x at 128x128.
 # - oneDNN on an AVX2-only CPU: the phase form wins from 64x64 outputs on at every channel count
 #   (1.1-1.8x; its stride-1 convolutions take `conv2d`'s tap filter gradient there), ties at 32x32.
+#   Measured before the transposed form's filter gradient took the phases; an AVX2 emulation now
+#   has the transposed form 1.03-1.1x ahead, to be confirmed on a real AVX2 CPU.
 # - Eigen's kernels (oneDNN off): the transposed form wins everywhere (1.1-1.6x from 64x64 on).
-TRANSPOSED_MAX_CHANNELS = 256
 PHASES_MIN_RESOLUTION = 64
 
 
@@ -163,7 +165,8 @@ def upsample_conv_form(out_channels, out_resolution=None, groups=1, kernels="aut
     `out_resolution` rows (None: unknown). kernels: TensorFlow's CPU kernel family as
     `capabilities.cpu_conv_kernels` names it ('auto': ask). Grouped convolutions (the fused
     modulated convolution) always use the phase form, which needs no grouped transposed
-    convolution."""
+    convolution. (The output's channels do not change the choice since the transposed form's filter
+    gradient takes the stride phases; the measurements above name the widths they cover.)"""
     if groups != 1:
         return "phases"
     if (out_resolution or 0) < PHASES_MIN_RESOLUTION:
@@ -171,7 +174,7 @@ def upsample_conv_form(out_channels, out_resolution=None, groups=1, kernels="aut
     if kernels == "auto":
         from .capabilities import cpu_conv_kernels
         kernels = cpu_conv_kernels()
-    if kernels == "onednn-avx2" or (kernels == "onednn" and out_channels > TRANSPOSED_MAX_CHANNELS):
+    if kernels == "onednn-avx2":
         return "phases"
     return "transposed"
 
