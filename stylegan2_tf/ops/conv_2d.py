@@ -350,8 +350,9 @@ def _winograd_filter_gradient_gradient(op, g):
 # forward convolution runs at about 200 (benchmarks/README.md). The same sum as one [C, rows] x
 # [rows, O] product per tap over the input's stride phases ('phases': tap (i, j) reads phase
 # (i mod s, j mod s) of x shifted by (i // s, j // s), so each phase is a stride-1 filter gradient
-# with its own taps) ran 1.1-2.6x oneDNN's from 64 channels at every size from 8x8 to 512x512, and
-# 0.7x with 32 channels at 1024x1024 (forward + both gradients 1.2-1.8x from 32x32 to 512x512); in
+# with its own taps) ran 1.04-2.6x oneDNN's from 64 channels at every size from 8x8 to 512x512, and
+# 0.6-0.7x with 32 channels at 1024x1024 (forward + both gradients 1.06-1.8x from 32x32 to 512x512,
+# most from 128x128 to 256x256); in
 # an AVX2 emulation (oneDNN capped at AVX2) 1.2-6x from 64x64 inputs at every channel count, about
 # even at 32x32. Eigen's kernel (oneDNN off) beats it everywhere. Below 32x32 the gain is a few
 # milliseconds against some 30 more graph ops per convolution and order (time to the first step),
