@@ -25,9 +25,7 @@ bound on what the algorithm could give here, before its input and output transfo
 """
 
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -36,6 +34,7 @@ from absl import app, flags  # noqa: E402
 
 from conv_flops import forward_conv_flops, phase_conv_flops  # noqa: E402  (benchmarks/, the script's directory)
 from cpu_info import cpu_description  # noqa: E402
+import timing  # noqa: E402
 
 flags.DEFINE_integer("res", 128, "Resolution of the networks.")
 flags.DEFINE_integer("fmap-base", 8192, "Feature-map base (16384 = config F).")
@@ -80,13 +79,7 @@ def main(argv):
           f"D main {phases['D_main'] / 1e9:.0f} GFLOP")
 
     def median_seconds(fn):
-        fn()
-        times = []
-        for _ in range(FLAGS.repeats):
-            t0 = time.perf_counter()
-            fn().numpy()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+        return timing.median_seconds(fn, FLAGS.repeats)
 
     head = ["forward", "input grad", "filter grad"]
     if FLAGS.winograd:

@@ -14,9 +14,7 @@ Columns: the filter gradient alone, and forward + both gradients of `strided_con
 """
 
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app, flags  # noqa: E402
 
 from cpu_info import cpu_description  # noqa: E402  (benchmarks/, the script's directory)
+import timing  # noqa: E402
 
 # side : input channels : output channels (D's blocks at fmap_base 8192 / 16384)
 DEFAULT_SHAPES = "1024:32:64,512:64:128,256:128:256,128:128:256,128:256:512,64:256:512,32:512:512,16:512:512"
@@ -40,13 +39,7 @@ def main(argv):
                                           strided_conv2d_transpose, strided_filter_gradient_form)
 
     def median_seconds(fn):
-        fn().numpy()
-        times = []
-        for _ in range(FLAGS.repeats):
-            t0 = time.perf_counter()
-            fn().numpy()
-            times.append(time.perf_counter() - t0)
-        return statistics.median(times)
+        return timing.median_seconds(fn, FLAGS.repeats)
 
     from stylegan2_tf.ops.capabilities import onednn_enabled
     print(f"# {cpu_description()}, TF {tf.__version__}, oneDNN {'on' if onednn_enabled() else 'off'}")

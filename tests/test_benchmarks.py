@@ -70,3 +70,21 @@ def test_a_negative_profile_count_is_refused(script):
                          text=True, env=subprocess_env(CUDA_VISIBLE_DEVICES=""), timeout=300, cwd=str(ROOT))
     assert res.returncode != 0 and "--profile=-1: -1 is not a non-negative integer" in res.stderr, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
+
+
+def test_strided_conv_benchmark_prints_each_form_and_the_rule():
+    """benchmarks/strided_conv.py (the source of the strided filter-gradient rule's figures): one row
+    per shape with six positive rates and the form the rule picks for that shape here."""
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "strided_conv.py"), "--shapes", "64:32:64,32:64:64",
+           "--batch", "2", "--repeats", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(CUDA_VISIBLE_DEVICES=""),
+                         timeout=600, cwd=str(ROOT))
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = re.findall(r"^\| (\d+) \| (\d+) \| (\d+) \|((?: \d+ \|){6}) (phases|kernel) \|$", res.stdout, re.M)
+    assert [row[:3] for row in rows] == [("64", "32", "64"), ("32", "64", "64")], res.stdout
+    import tensorflow as tf
+    from stylegan2_tf.ops.conv_2d import strided_filter_gradient_form
+    for side, c, o, rates, form in rows:
+        assert all(int(r) > 0 for r in rates.replace("|", " ").split())
+        x = tf.zeros([1, int(side) + 1, int(side) + 1, int(c)])
+        assert form == strided_filter_gradient_form(x, tf.zeros([3, 3, int(c), int(o)])), (side, form)
