@@ -22,7 +22,9 @@ import time
 # The kinds an op falls in, by its type (first match). Container ops (function calls, control
 # flow) are left out: the ops they run are recorded themselves.
 KINDS = (
-    ("convolution", re.compile(r"Conv2D|Conv3D|DepthwiseConv|Winograd")),   # Sg2Winograd*: the kernel
+    # Sg2Winograd*: the kernel; "MatMul (filter gradient taps)": `read_ops`' name for the products of
+    # stylegan2_tf/ops/conv_2d.py's tap and stride-phase filter gradients.
+    ("convolution", re.compile(r"Conv2D|Conv3D|DepthwiseConv|Winograd|filter gradient taps")),
     ("dense", re.compile(r"MatMul|Einsum")),
     ("FIR / bias+act kernels", re.compile(r"^Sg2|UpFirDn|FusedBiasAct")),
     ("optimizer", re.compile(r"Apply|AssignVariable|AssignAdd|AssignSub")),
@@ -140,8 +142,19 @@ def read_ops(logdir):
                 if not node or not op_type or m.display_name != op_type or CONTAINERS.search(op_type):
                     continue
                 s = start_ps + event.offset_ps
-                ops.append((s, s + event.duration_ps, op_type, _in_gradient(node, op_type)))
+                ops.append((s, s + event.duration_ps, _typed(node, op_type), _in_gradient(node, op_type)))
     return ops
+
+
+FILTER_GRADIENT_TAPS = re.compile(r"(^|/)filter_gradient_taps(_\d+)?/")   # conv_2d.FILTER_GRADIENT_TAPS_SCOPE
+
+
+def _typed(node, op_type):
+    """The op type to count an op as: a matrix product inside a convolution's tap filter gradient
+    is that convolution's."""
+    if "MatMul" in op_type and FILTER_GRADIENT_TAPS.search(node):
+        return "MatMul (filter gradient taps)"
+    return op_type
 
 
 GRADIENT_SCOPE = re.compile(r"(^|/)(gradient_tape|gradients)/|_grad(_\d+)?/")

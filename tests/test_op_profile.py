@@ -40,6 +40,29 @@ def test_passes_by_node_name(node, op_type, backward):
     assert op_profile._in_gradient(node, op_type) is backward
 
 
+def test_tap_filter_gradients_count_as_convolutions():
+    """The matrix products of conv_2d's tap and stride-phase filter gradients are convolutions, in
+    the gradient's scope: the node names a traced gradient of each gives them."""
+    from stylegan2_tf.ops.conv_2d import conv2d, strided_conv2d
+
+    def graph_ops(conv, x_shape):
+        def grads(x, w):
+            with tf.GradientTape() as tape:
+                tape.watch([x, w])
+                total = tf.reduce_sum(conv(x, w))
+            return tape.gradient(total, [x, w])
+        spec = [tf.TensorSpec(x_shape), tf.TensorSpec([3, 3, 4, 4])]
+        return tf.function(grads, autograph=False).get_concrete_function(*spec).graph.get_operations()
+    for conv, x_shape in ((lambda x, w: conv2d(x, w, filter_gradient="taps"), [2, 8, 8, 4]),
+                          (lambda x, w: strided_conv2d(x, w, 2, filter_gradient="phases"), [2, 9, 9, 4])):
+        products = [op for op in graph_ops(conv, x_shape) if op.type == "MatMul"]
+        assert len(products) == 9, [op.name for op in products]
+        for op in products:
+            assert op_profile.kind_of(op_profile._typed(op.name, op.type)) == "convolution", op.name
+            assert op_profile._in_gradient(op.name, op.type), op.name
+    assert op_profile.kind_of(op_profile._typed("dense/MatMul", "MatMul")) == "dense"
+
+
 @pytest.mark.parametrize("op_type, kind", [
     ("_MklNativeConv2DBackpropFilter", "convolution"),
     ("Sg2WinogradConv2D", "convolution"),

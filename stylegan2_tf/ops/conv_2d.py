@@ -158,9 +158,19 @@ def _pad_or_crop(x, pads):
     return x
 
 
+# The name scope of the tap products' ops (benchmarks/op_profile.py counts the MatMuls inside it as
+# convolutions: they are a convolution's filter gradient).
+FILTER_GRADIENT_TAPS_SCOPE = "filter_gradient_taps"
+
+
 def tap_filter_gradient(x, dy, pads, kernel_size):
     """The filter gradient [kh, kw, C, O] of the stride-1 convolution of x [N, H, W, C] padded by
     pads, given the output gradient dy [N, Ho, Wo, O]: one [C, rows] x [rows, O] product per tap."""
+    with tf.name_scope(FILTER_GRADIENT_TAPS_SCOPE):
+        return _tap_filter_gradient(x, dy, pads, kernel_size)
+
+
+def _tap_filter_gradient(x, dy, pads, kernel_size):
     kh, kw = kernel_size
     xp = _pad_or_crop(x, pads)
     padded_h, padded_w, channels = xp.shape[1], xp.shape[2], xp.shape[3]
@@ -289,10 +299,11 @@ def _conv2d_own_gradient(x, w, pads, form, input_gradient_form):
             y = tf.nn.conv2d(x, w, strides=1, padding=_tf_padding(pads, kh, kw))
 
         def gradient(dy):
-            dx = _input_gradient(dy, w, pads, input_gradient_form)
-            if form == "winograd":
-                return dx, winograd_filter_gradient(x, dy, pads)
-            return dx, tap_filter_gradient(x, dy, pads, (kh, kw))
+            with tf.name_scope("conv2d_grad"):   # a gradient's scope, as the profiler reads it
+                dx = _input_gradient(dy, w, pads, input_gradient_form)
+                if form == "winograd":
+                    return dx, winograd_filter_gradient(x, dy, pads)
+                return dx, tap_filter_gradient(x, dy, pads, (kh, kw))
         return y, gradient
 
     return forward(x, w)
@@ -426,6 +437,11 @@ def phase_filter_gradient(x, dy, kernel_size, stride):
     """The filter gradient [kh, kw, C, O] of the stride-s 'VALID' convolution of x [N, H, W, C], given
     the output gradient dy [N, Ho, Wo, O]: dW[i, j] = sum over (n, p, q) of x[n, s p + i, s q + j]^T
     dY[n, p, q], one [C, rows] x [rows, O] product per tap over x's s*s stride phases."""
+    with tf.name_scope(FILTER_GRADIENT_TAPS_SCOPE):
+        return _phase_filter_gradient(x, dy, kernel_size, stride)
+
+
+def _phase_filter_gradient(x, dy, kernel_size, stride):
     kh, kw = kernel_size
     height, width, channels = x.shape[1:]
     out_h, out_w, outputs = dy.shape[1:]
@@ -457,8 +473,9 @@ def _strided_conv2d_phases(x, w, stride):
     @tf.custom_gradient
     def forward(x, w):
         def gradient(dy):
-            return (_strided_conv2d_transpose_phases(dy, w, x.shape, stride),
-                    phase_filter_gradient(x, dy, kernel_size, stride))
+            with tf.name_scope("strided_conv2d_grad"):   # a gradient's scope, as the profiler reads it
+                return (_strided_conv2d_transpose_phases(dy, w, x.shape, stride),
+                        phase_filter_gradient(x, dy, kernel_size, stride))
         return tf.nn.conv2d(x, w, strides=stride, padding="VALID"), gradient
 
     return forward(x, w)
@@ -472,7 +489,8 @@ def _strided_conv2d_transpose_phases(y, w, x_shape, stride):
         # The transposed convolution is linear in y and w: its gradient is, for y, the forward
         # convolution of g, and for w, the filter gradient of that convolution taken at y.
         def gradient(g):
-            return _strided_conv2d_phases(g, w, stride), phase_filter_gradient(g, y, kernel_size, stride)
+            with tf.name_scope("strided_conv2d_transpose_grad"):
+                return _strided_conv2d_phases(g, w, stride), phase_filter_gradient(g, y, kernel_size, stride)
         return tf.nn.conv2d_transpose(y, w, list(x_shape), strides=stride, padding="VALID"), gradient
 
     return forward(y, w)
