@@ -5,8 +5,8 @@ forward + backward (gradients for x and w) at the shapes of StyleGAN2's blocks.
   python benchmarks/upsample_conv.py --shapes 64:512:256,128:256:128 --repeats 9
 
 'phases': f*f stride-1 convolutions at input resolution, interleaved (one extra copy of the
-output); 'transposed': one conv2d_transpose. `upsample_conv_form` picks by the output's channels
-and size (ops/upfirdn_2d.py); the last column says which it picks.
+output); 'transposed': one conv2d_transpose. `upsample_conv_form` (ops/upfirdn_2d.py) picks the
+transposed form for ungrouped convolutions; the last column says which it picks.
 """
 
 import os
@@ -63,7 +63,7 @@ def main(argv):
                 times.append(time.perf_counter() - t0)
             row.append(1000 * statistics.median(times))
         print(f"{res:5d} {cin:5d} {cout:5d} " + " ".join(f"{t:11.1f}" for t in row) +
-              f"   {upsample_conv_form(cout, res)}", flush=True)
+              f"   {upsample_conv_form()}", flush=True)
 
 
 if __name__ == "__main__":

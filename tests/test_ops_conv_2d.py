@@ -254,7 +254,7 @@ def test_automatic_form(kernels):
         return filter_gradient_form(x, w, kernels, winograd)
 
     # AVX2: Winograd for 3x3 kernels from 16x16 with >= 256 input and output channels through the
-    # reference ops, from 8x8 with >= 64 through the kernel; else the taps from 64x64 outputs (any kernel).
+    # reference ops, from 8x8 with >= 32 through the kernel; else the taps from 64x64 outputs (any kernel).
     avx2 = "onednn-avx2"
     assert form(64, 4, 4, avx2) == "taps"
     assert form(64, 4, 4, avx2, height=32) == "kernel"
@@ -267,8 +267,9 @@ def test_automatic_form(kernels):
     assert form(64, 256, 256, avx2, kernel_size=2) == "taps"
     assert form(16, 256, 256, avx2, winograd="custom") == "winograd"
     assert form(64, 64, 128, avx2, winograd="custom") == "winograd"
-    assert form(64, 32, 128, avx2, winograd="custom") == "taps"
-    assert form(32, 32, 128, avx2, winograd="custom") == "kernel"
+    assert form(64, 32, 128, avx2, winograd="custom") == "winograd"
+    assert form(64, 16, 128, avx2, winograd="custom") == "taps"
+    assert form(32, 16, 128, avx2, winograd="custom") == "kernel"
     assert form(8, 256, 256, avx2, winograd="custom") == "winograd"
     # AVX-512: Winograd for 3x3 kernels from 16x16 with >= 256 channels through the reference ops,
     # from 8x8 with >= 32 through the kernel; never the taps.

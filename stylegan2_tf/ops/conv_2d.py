@@ -15,8 +15,8 @@ with the flipped, transposed kernel (through `conv2d` again, so a second derivat
 length -- takes the same route). A 3x3 convolution and both its gradients can instead go through
 Winograd's F(2x2, 3x3) ('winograd': 16 products per tile, 2.25x fewer multiply-adds): where the C++
 kernels are built, through custom_ops/winograd_conv_2d.cc (F(4x4, 3x3) where that is faster: 4x
-fewer), which beats TensorFlow's kernels from 32 channels on an AVX-512 CPU (oneDNN's and Eigen's)
-and from 64 in an AVX2 emulation; elsewhere through the TensorFlow ops below, which beat them from 256
+fewer), which beats TensorFlow's kernels from 32 channels on AVX-512 and AVX2 CPUs (oneDNN's and
+Eigen's); elsewhere through the TensorFlow ops below, which beat them from 256
 channels on AVX2 and AVX-512 CPUs alike. Everywhere else it is `tf.nn.conv2d`. All give the same
 numbers up to float rounding.
 """
@@ -34,10 +34,10 @@ from .capabilities import cpu_conv_kernels, runs_on_cpu
 # - oneDNN on an AVX2-only CPU ('onednn-avx2'): the filter gradient as tap products wins from 64x64
 #   outputs on (1.4-2.4x), ties at 32x32 and loses below. Winograd's filter gradient (reference
 #   ops) 1.6-1.9x the taps and its forward pass 1.2-1.3x oneDNN's at 64x64 and 32x32 with 256-512
-#   channels; with 128 channels it about ties, not worth its larger graph and memory. The kernel:
-#   so far only in an emulation (an AVX-512 EPYC, oneDNN capped at AVX2, the kernel built without
-#   AVX-512): 1.2-1.5x the faster of oneDNN's kernels and the taps from 64 channels (16x16 to
-#   128x128), forward + both gradients; to be confirmed on a real AVX2 CPU.
+#   channels; with 128 channels it about ties, not worth its larger graph and memory. The kernel
+#   (on a real AVX2 EPYC): forward + both gradients 1.2-2.5x the faster of oneDNN's kernels and the
+#   taps from 32 channels at 256x256 to 512 channels at 8x8 (e.g. 128x128/128 257 against 129
+#   GFLOP/s, 32x32/512 323 against 105, 256x256/32 122 against 86).
 # - oneDNN on an AVX-512 CPU ('onednn'): Winograd's forward + both gradients through the reference
 #   ops 1.35-1.5x oneDNN's kernels with 512 channels from 16x16 to 64x64, 1.1-1.15x with 256,
 #   0.7-0.95x with 128; through the kernel (F(4x4) where WINOGRAD_F4_MIN_PIXELS below says)
@@ -49,7 +49,7 @@ from .capabilities import cpu_conv_kernels, runs_on_cpu
 #   channels, the reference ops slower below 256.
 TAP_GRADIENT_MIN_PIXELS = {"onednn-avx2": 64 * 64}
 WINOGRAD_MIN_CHANNELS = {"ref": {"onednn-avx2": 256, "onednn": 256},
-                         "custom": {"onednn-avx2": 64, "onednn": 32, "eigen": 32}}
+                         "custom": {"onednn-avx2": 32, "onednn": 32, "eigen": 32}}
 WINOGRAD_MIN_PIXELS = {"ref": 16 * 16, "custom": 8 * 8}
 # The kernel's tile: F(4x4, 3x3) (2.25 multiplies per output against F(2x2, 3x3)'s 4) from 32x32 on,
 # where it measured 1.3-1.8x F(2x2)'s forward pass and filter gradient with 64-512 channels
@@ -363,11 +363,13 @@ def _winograd_filter_gradient_gradient(op, g):
 # (i mod s, j mod s) of x shifted by (i // s, j // s), so each phase is a stride-1 filter gradient
 # with its own taps) ran 1.04-2.6x oneDNN's from 64 channels at every size from 8x8 to 512x512, and
 # 0.6-0.7x with 32 channels at 1024x1024 (forward + both gradients 1.06-1.8x from 32x32 to 512x512,
-# most from 128x128 to 256x256); in
-# an AVX2 emulation (oneDNN capped at AVX2) 1.2-6x from 64x64 inputs at every channel count, about
-# even at 32x32. Eigen's kernel (oneDNN off) beats it everywhere. Below 32x32 the gain is a few
-# milliseconds against some 30 more graph ops per convolution and order (time to the first step),
-# so the rule starts there. The forward and input-gradient convolutions stay TensorFlow's.
+# most from 128x128 to 256x256). On a real AVX2 EPYC (oneDNN's strided filter gradient at 15-19
+# GFLOP/s from 128x128 to 512x512 inputs): 1.6-5.5x from 64x64 at every channel count (forward +
+# both gradients 1.2-3.0x), 1.15-1.4x at 32x32 and 16x16 with 512 channels. Eigen's kernel (oneDNN
+# off) beats it everywhere, on both. Below 32x32 (64x64 on AVX2, where the small sizes gain least)
+# the gain is a few milliseconds against some 30 more graph ops per convolution and order (time
+# to the first step), so the rule starts there. The forward and input-gradient convolutions stay
+# TensorFlow's.
 STRIDED_PHASES_MIN_CHANNELS = {"onednn": 64, "onednn-avx2": 1}
 STRIDED_PHASES_MIN_PIXELS = {"onednn": 32 * 32, "onednn-avx2": 64 * 64}
 STRIDED_FILTER_GRADIENT_FORMS = ("phases", "kernel")

@@ -152,31 +152,17 @@ UPSAMPLE_CONV_FORMS = ("phases", "transposed")
 #   since its filter gradient is `strided_conv2d_transpose`'s tap products per stride phase (before
 #   that, the phase form won with 512 channels from 64x64 on, 1.05-1.25x). Forward only
 #   (generation), the two tie at 64x64 with 512 channels and the phase form leads 1.1x at 128x128.
-# - oneDNN on an AVX2-only CPU: the phase form wins from 64x64 outputs on at every channel count
-#   (1.1-1.8x; its stride-1 convolutions take `conv2d`'s tap filter gradient there), ties at 32x32.
-#   Measured before the transposed form's filter gradient took the phases; an AVX2 emulation now
-#   has the transposed form 1.03-1.1x ahead, to be confirmed on a real AVX2 CPU.
+# - oneDNN on an AVX2-only CPU (a real AVX2 EPYC): the transposed form wins too, 1.1-1.5x from
+#   64x64 to 512x512 outputs with 32-512 channels (before the transposed form's filter gradient
+#   took the stride phases, the phase form won there). Forward only, the phase form leads at 8x8 to
+#   32x32 and at 256x256, the transposed form at 64x64 and 128x128 (1.1x).
 # - Eigen's kernels (oneDNN off): the transposed form wins everywhere (1.1-1.6x from 64x64 on).
-PHASES_MIN_RESOLUTION = 64
 
 
-def upsample_conv_form(out_channels, out_resolution=None, groups=1, kernels="auto"):
-    """The form `upsample_conv_2d` uses by default for an output of `out_channels` channels and
-    `out_resolution` rows (None: unknown). kernels: TensorFlow's CPU kernel family as
-    `capabilities.cpu_conv_kernels` names it ('auto': ask). Grouped convolutions (the fused
-    modulated convolution) always use the phase form, which needs no grouped transposed
-    convolution. (The output's channels do not change the choice since the transposed form's filter
-    gradient takes the stride phases; the measurements above name the widths they cover.)"""
-    if groups != 1:
-        return "phases"
-    if (out_resolution or 0) < PHASES_MIN_RESOLUTION:
-        return "transposed"
-    if kernels == "auto":
-        from .capabilities import cpu_conv_kernels
-        kernels = cpu_conv_kernels()
-    if kernels == "onednn-avx2":
-        return "phases"
-    return "transposed"
+def upsample_conv_form(groups=1):
+    """The form `upsample_conv_2d` uses by default: 'transposed', or 'phases' for grouped
+    convolutions (the fused modulated convolution), which need no grouped transposed convolution."""
+    return "phases" if groups != 1 else "transposed"
 
 
 def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1, impl=None, form=None):
@@ -199,8 +185,7 @@ def upsample_conv_2d(x, w, k=None, factor=2, gain=1.0, groups=1, impl=None, form
     if x.shape[-1] != groups * in_c or out_total % groups:
         raise ValueError(f"upsample_conv_2d: x has {x.shape[-1]} channels, w is {w.shape}, groups={groups}")
     if form is None:
-        out_res = None if x.shape[1] is None else x.shape[1] * factor
-        form = upsample_conv_form(out_total // groups, out_res, groups)
+        form = upsample_conv_form(groups)
     if form not in UPSAMPLE_CONV_FORMS or (form == "transposed" and groups != 1):
         raise ValueError(f"upsample_conv_2d: form must be one of {UPSAMPLE_CONV_FORMS} ('transposed' only "
                          f"without groups), got {form!r} with groups={groups}")
