@@ -1,5 +1,5 @@
 """The stride-2 3x3 convolutions of StyleGAN2's resampling blocks with each filter-gradient form of
-`stylegan2_tf.ops.conv_2d` ('kernel': TensorFlow's Conv2DBackpropFilter; 'phases': one matrix
+`stylegan2_tf.ops.strided_conv_2d` ('kernel': TensorFlow's Conv2DBackpropFilter; 'phases': one matrix
 product per tap over the input's stride phases), as GFLOP/s of the direct convolution:
 
   python benchmarks/strided_conv.py                           # batch 4, the default shapes
@@ -35,8 +35,9 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     import tensorflow as tf
-    from stylegan2_tf.ops.conv_2d import (STRIDED_FILTER_GRADIENT_FORMS, phase_filter_gradient, strided_conv2d,
-                                          strided_conv2d_transpose, strided_filter_gradient_form)
+    from stylegan2_tf.ops.conv_2d import filter_gradient_by_taps
+    from stylegan2_tf.ops.strided_conv_2d import (STRIDED_FILTER_GRADIENT_FORMS, strided_conv2d,
+                                                  strided_conv2d_transpose, strided_filter_gradient_form)
 
     def median_seconds(fn):
         return timing.median_seconds(fn, FLAGS.repeats)
@@ -59,7 +60,7 @@ def main(argv):
 
         def filter_gradient(form):
             if form == "phases":
-                return lambda: phase_filter_gradient(x, dy, (3, 3), 2)
+                return lambda: filter_gradient_by_taps(x, dy, (3, 3), 2)
             return lambda: tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=[3, 3, c, o], out_backprop=dy,
                                                            strides=[1, 2, 2, 1], padding="VALID")
 

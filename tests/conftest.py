@@ -38,6 +38,21 @@ def run_python(args, cwd=ROOT, timeout=300, env=None):
                           timeout=timeout, env=subprocess_env(**(env or {})))
 
 
+def conv_derivatives(conv, x, w, probe):
+    """conv's value; its first derivatives (x, w) of <y, probe>; the second derivatives (x, w) of
+    sum((d<y, probe>/dx)^2 * x), which run through the input gradient's own gradients."""
+    import tensorflow as tf
+    with tf.GradientTape(persistent=True) as outer:
+        outer.watch([x, w])
+        with tf.GradientTape() as inner:
+            inner.watch([x, w])
+            y = conv(x, w)
+            s = tf.reduce_sum(y * probe)
+        dx, dw = inner.gradient(s, [x, w])
+        penalty = tf.reduce_sum(tf.square(dx) * x)
+    return [y, dx, dw, *outer.gradient(penalty, [x, w])]
+
+
 def gan_losses_and_gradients(G, D, z, reals, r1_weight=5.0):
     """[G's loss, D's loss with R1, then every non-None gradient of G's loss w.r.t. G's trainable
     variables and of D's loss w.r.t. D's], as numpy: the first and second derivatives a training

@@ -83,7 +83,7 @@ def test_strided_conv_benchmark_prints_each_form_and_the_rule():
     rows = re.findall(r"^\| (\d+) \| (\d+) \| (\d+) \|((?: \d+ \|){6}) (phases|kernel) \|$", res.stdout, re.M)
     assert [row[:3] for row in rows] == [("64", "32", "64"), ("32", "64", "64")], res.stdout
     import tensorflow as tf
-    from stylegan2_tf.ops.conv_2d import strided_filter_gradient_form
+    from stylegan2_tf.ops.strided_conv_2d import strided_filter_gradient_form
     for side, c, o, rates, form in rows:
         assert all(int(r) > 0 for r in rates.replace("|", " ").split())
         x = tf.zeros([1, int(side) + 1, int(side) + 1, int(c)])

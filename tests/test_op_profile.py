@@ -43,7 +43,8 @@ def test_passes_by_node_name(node, op_type, backward):
 def test_tap_filter_gradients_count_as_convolutions():
     """The matrix products of conv_2d's tap and stride-phase filter gradients are convolutions, in
     the gradient's scope: the node names a traced gradient of each gives them."""
-    from stylegan2_tf.ops.conv_2d import conv2d, strided_conv2d
+    from stylegan2_tf.ops.conv_2d import conv2d
+    from stylegan2_tf.ops.strided_conv_2d import strided_conv2d
 
     def graph_ops(conv, x_shape):
         def grads(x, w):

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import gan_losses_and_gradients
+from conftest import conv_derivatives, gan_losses_and_gradients
 
 import stylegan2_tf.ops.conv_2d as conv2d_module
-from stylegan2_tf.ops.conv_2d import (conv2d, filter_gradient_form, phase_filter_gradient, strided_conv2d,
-                                      strided_conv2d_transpose, strided_filter_gradient_form, tap_filter_gradient,
-                                      winograd_filter_gradient, winograd_kernel_tile)
+from stylegan2_tf.ops.conv_2d import (conv2d, filter_gradient_form, tap_filter_gradient, winograd_filter_gradient,
+                                      winograd_kernel_tile)
 from stylegan2_tf.ops.implementation import use_implementation
 
 CASES = [  # (x shape, kernel shape, padding)
@@ -46,20 +45,6 @@ def _reference(x, w, padding):
     return tf.nn.conv2d(x, w, 1, pads)
 
 
-def _derivatives(conv, x, w, probe):
-    """conv's value; its first derivatives (x, w) of <y, probe>; the second derivatives (x, w) of
-    sum((d<y, probe>/dx)^2 * x), which run through the input gradient's own gradients."""
-    with tf.GradientTape(persistent=True) as outer:
-        outer.watch([x, w])
-        with tf.GradientTape() as inner:
-            inner.watch([x, w])
-            y = conv(x, w)
-            s = tf.reduce_sum(y * probe)
-        dx, dw = inner.gradient(s, [x, w])
-        penalty = tf.reduce_sum(tf.square(dx) * x)
-    return [y, dx, dw, *outer.gradient(penalty, [x, w])]
-
-
 def _in(impl, function, *args):
     """function(*args) inside use_implementation(impl); 'custom:T' also fixes the kernel's tile to T."""
     if impl is None:
@@ -82,10 +67,10 @@ def test_tap_form_equals_tf_conv2d_to_second_order(x_shape, w_shape, padding, ke
     w = tf.constant(rng.standard_normal(w_shape))
     y_ref = _reference(x, w, padding)
     probe = tf.constant(rng.standard_normal(y_ref.shape))
-    want = _derivatives(lambda a, b: _reference(a, b, padding), x, w, probe)
+    want = conv_derivatives(lambda a, b: _reference(a, b, padding), x, w, probe)
     forms = FORMS_3X3 if w_shape[:2] == (3, 3) else (("taps", None), ("kernel", None))
     for form, impl in forms:
-        got = _in(impl, _derivatives, lambda a, b: conv2d(a, b, padding, filter_gradient=form), x, w, probe)
+        got = _in(impl, conv_derivatives, lambda a, b: conv2d(a, b, padding, filter_gradient=form), x, w, probe)
         tolerance = 2e-11 if impl == "custom:4" else 1e-12   # F(4x4, 3x3) rounds 5-10x more
         for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
             np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=tolerance, atol=tolerance,
@@ -221,9 +206,9 @@ def test_float32_tap_form_within_rounding_of_the_kernel(kernels):
     x = tf.constant(rng.standard_normal((2, 16, 16, 8)), tf.float32)
     w = tf.constant(rng.standard_normal((3, 3, 8, 8)) / 8, tf.float32)
     probe = tf.constant(rng.standard_normal((2, 16, 16, 8)), tf.float32)
-    want = _derivatives(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"), x, w, probe)
+    want = conv_derivatives(lambda a, b: tf.nn.conv2d(a, b, 1, "SAME"), x, w, probe)
     for form, impl in FORMS_3X3[:4]:
-        got = _in(impl, _derivatives, lambda a, b: conv2d(a, b, "SAME", filter_gradient=form), x, w, probe)
+        got = _in(impl, conv_derivatives, lambda a, b: conv2d(a, b, "SAME", filter_gradient=form), x, w, probe)
         for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w"), got, want):
             scale = float(tf.reduce_max(tf.abs(r)))
             # F(4x4, 3x3)'s transforms (entries up to 8 and 1/24) round 5-10x more than F(2x2)'s.
@@ -367,107 +352,3 @@ def test_networks_train_the_same_with_either_filter_gradient(monkeypatch, kernel
         for kernel, other in zip(results["kernel"], results[name]):
             np.testing.assert_allclose(other, kernel, rtol=1e-4, atol=1e-5 * max(np.max(np.abs(kernel)), 1e-6),
                                        err_msg=name)
-
-
-STRIDED_CASES = [  # (x shape, kernel shape, stride)
-    ((2, 9, 11, 3), (3, 3, 3, 4), 2),    # D's down-sampling convolution (odd sides, as after its FIR)
-    ((1, 10, 8, 2), (3, 3, 2, 5), 2),    # even sides: the last row and column are never read
-    ((2, 7, 7, 3), (1, 1, 3, 2), 2),     # taps in one phase only
-    ((1, 11, 9, 2), (2, 3, 2, 3), 2),
-    ((2, 13, 12, 2), (4, 4, 2, 3), 3),
-    ((1, 8, 9, 3), (3, 3, 3, 2), 3),
-]
-
-
-@pytest.mark.parametrize("x_shape,w_shape,stride", STRIDED_CASES)
-def test_strided_convolution_and_its_adjoint_equal_tf_to_second_order(x_shape, w_shape, stride):
-    """strided_conv2d and strided_conv2d_transpose with either filter gradient against tf.nn.conv2d
-    and tf.nn.conv2d_transpose with TensorFlow's registered gradients (float64): values, first
-    derivatives and the second derivatives R1 takes."""
-    rng = np.random.default_rng(sum(x_shape) * 7 + sum(w_shape) + stride)
-    x = tf.constant(rng.standard_normal(x_shape))
-    w = tf.constant(rng.standard_normal(w_shape))
-    y = tf.nn.conv2d(x, w, stride, "VALID")
-    probe = tf.constant(rng.standard_normal(y.shape))
-    want = _derivatives(lambda a, b: tf.nn.conv2d(a, b, stride, "VALID"), x, w, probe)
-    # The adjoint maps y-shaped inputs to x-shaped results; probed with an x-shaped tensor.
-    x_probe = tf.constant(rng.standard_normal(x_shape))
-    want_t = _derivatives(lambda a, b: tf.nn.conv2d_transpose(a, b, x_shape, stride, "VALID"), y, w, x_probe)
-    for form in ("phases", "kernel"):
-        got = _derivatives(lambda a, b: strided_conv2d(a, b, stride, filter_gradient=form), x, w, probe)
-        got_t = _derivatives(lambda a, b: strided_conv2d_transpose(a, b, x_shape, stride, filter_gradient=form),
-                             y, w, x_probe)
-        for name, g, r in zip(("y", "dx", "dw", "d2x", "d2w") * 2, got + got_t, want + want_t):
-            np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-12, atol=1e-12, err_msg=f"{form} {name}")
-
-
-def test_phase_filter_gradient_is_the_sum_over_positions():
-    """phase_filter_gradient against the definition, summed in numpy (float64)."""
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 9, 10, 3))
-    dy = rng.standard_normal((2, 4, 4, 2))
-    want = np.zeros((3, 3, 3, 2))
-    for i in range(3):
-        for j in range(3):
-            want[i, j] = np.einsum("npqc,npqo->co", x[:, i:i + 8:2, j:j + 8:2], dy)
-    got = phase_filter_gradient(tf.constant(x), tf.constant(dy), (3, 3), 2).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-
-
-def test_strided_filter_gradient_rule():
-    """The phases from 64 channels and 32x32 inputs with oneDNN on an AVX-512 CPU, from 64x64 inputs on
-    AVX2 (an emulation's figures); TensorFlow's kernel with Eigen, for other dtypes, unknown sizes and
-    off CPUs."""
-    def form(side, channels, kernels, dtype=tf.float32, x_shape=None, w_channels=None):
-        x = tf.zeros([4, side, side, channels], dtype)
-        w = tf.zeros([3, 3, w_channels or (x_shape or x.shape)[-1], 8], dtype)
-        return strided_filter_gradient_form(x, w, kernels, x_shape)
-    assert form(129, 64, "onednn") == "phases" and form(32, 512, "onednn") == "phases"
-    assert form(1025, 32, "onednn") == "kernel" and form(31, 512, "onednn") == "kernel"
-    assert form(65, 16, "onednn-avx2") == "phases" and form(64, 512, "onednn-avx2") == "phases"
-    assert form(63, 512, "onednn-avx2") == "kernel" and form(33, 512, "onednn-avx2") == "kernel"
-    assert form(129, 256, "eigen") == "kernel" and form(129, 256, None) == "kernel"
-    assert form(129, 256, "onednn", dtype=tf.float64) == "kernel"
-    assert form(129, 256, "onednn", x_shape=(None, 129, 129, 256)) == "kernel"
-    assert form(9, 64, "onednn", x_shape=(4, 129, 129, 256)) == "phases"
-    assert form(129, 256, "onednn", w_channels=128) == "kernel"   # grouped
-    with use_implementation("ref"):
-        assert form(129, 256, "auto") == "kernel"
-
-
-@pytest.mark.parametrize("kind", ["down", "up"])
-def test_resampling_convolutions_take_the_phases_where_the_rule_says(monkeypatch, kind):
-    """conv_downsample_2d and upsample_conv_2d's transposed form: the graph of their gradients holds
-    TensorFlow's strided filter gradient (Conv2DBackpropFilter) only where the rule says 'kernel'."""
-    from stylegan2_tf.ops import conv_downsample_2d, upsample_conv_2d
-    monkeypatch.setattr(conv2d_module, "runs_on_cpu", lambda x: True)
-    x = tf.zeros([2, 32, 32, 64]) if kind == "down" else tf.zeros([2, 16, 16, 64])
-    w = tf.zeros([3, 3, 64, 64])
-
-    def op_types():
-        def grads(x, w):
-            with tf.GradientTape() as tape:
-                tape.watch([x, w])
-                if kind == "down":
-                    y = conv_downsample_2d(x, w, k=[1, 3, 3, 1])
-                else:
-                    y = upsample_conv_2d(x, w, k=[1, 3, 3, 1], form="transposed")
-                total = tf.reduce_sum(y)
-            return tape.gradient(total, [x, w])
-        graph = tf.function(grads).get_concrete_function(tf.TensorSpec(x.shape), tf.TensorSpec(w.shape)).graph
-        return {op.type for op in graph.get_operations()}
-    monkeypatch.setattr(conv2d_module, "_cpu_kernels", "onednn")
-    assert "Conv2DBackpropFilter" not in op_types()
-    monkeypatch.setattr(conv2d_module, "_cpu_kernels", "eigen")
-    assert "Conv2DBackpropFilter" in op_types()
-
-
-def test_bad_strided_form():
-    with pytest.raises(ValueError, match="filter_gradient must be one of"):
-        strided_conv2d(tf.zeros([1, 5, 5, 1]), tf.zeros([3, 3, 1, 1]), 2, filter_gradient="taps")
-    with pytest.raises(ValueError, match="'phases' form needs a static input shape and an ungrouped kernel"):
-        strided_conv2d_transpose(tf.zeros([1, 2, 2, 2]), tf.zeros([3, 3, 1, 2]), [1, 5, 5, 2], 2,
-                                 filter_gradient="phases")
-    unknown_batch = tf.function(lambda y: strided_conv2d(y, tf.zeros([3, 3, 1, 1]), 2, filter_gradient="phases"))
-    with pytest.raises(ValueError, match="'phases' form needs a static input shape"):
-        unknown_batch.get_concrete_function(tf.TensorSpec([None, 5, 5, 1]))

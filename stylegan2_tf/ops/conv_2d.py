@@ -1,7 +1,6 @@
-"""Convolutions whose gradients can be computed as matrix products: stride-1 `tf.nn.conv2d`
-(`conv2d`), and stride-s 'VALID' ones with their adjoint, the transposed convolution
-(`strided_conv2d`, `strided_conv2d_transpose`: the resampling convolutions of ops/upfirdn_2d.py;
-their filter gradient per stride phase, at the end of this file).
+"""Stride-1 convolutions whose gradients can be computed as matrix products (`conv2d`, in place of
+`tf.nn.conv2d`), and the filter gradient as one matrix product per tap that they and the stride-s
+convolutions of ops/strided_conv_2d.py share (`filter_gradient_by_taps`).
 
     dW[i, j] = sum over (n, p, q) of  x_pad[n, p + i, q + j, :]^T  dY[n, p, q, :]       ([C, O])
 
@@ -35,7 +34,7 @@ from .capabilities import cpu_conv_kernels, runs_on_cpu
 #   outputs on (1.4-2.4x), ties at 32x32 and loses below. Winograd's filter gradient (reference
 #   ops) 1.6-1.9x the taps and its forward pass 1.2-1.3x oneDNN's at 64x64 and 32x32 with 256-512
 #   channels; with 128 channels it about ties, not worth its larger graph and memory. The kernel
-#   (on a real AVX2 EPYC): forward + both gradients 1.2-2.5x the faster of oneDNN's kernels and the
+#   (on a real AVX2 EPYC): forward + both gradients 1.2-3.1x the faster of oneDNN's kernels and the
 #   taps from 32 channels at 256x256 to 512 channels at 8x8 (e.g. 128x128/128 257 against 129
 #   GFLOP/s, 32x32/512 323 against 105, 256x256/32 122 against 86).
 # - oneDNN on an AVX-512 CPU ('onednn'): Winograd's forward + both gradients through the reference
@@ -74,7 +73,7 @@ def conv2d(x, w, padding="SAME", filter_gradient=None):
     w = tf.convert_to_tensor(w, dtype=x.dtype)
     pads = _explicit_pads(padding, w.shape[0], w.shape[1])
     if min(min(pair) for pair in pads) < 0:
-        x = _pad_or_crop(x, tuple((min(a, 0), min(b, 0)) for a, b in pads))
+        x = pad_or_crop(x, tuple((min(a, 0), min(b, 0)) for a, b in pads))
         pads = tuple((max(a, 0), max(b, 0)) for a, b in pads)
     filter_gradient_was_automatic = filter_gradient is None
     if filter_gradient_was_automatic:
@@ -110,7 +109,7 @@ def filter_gradient_form(x, w, kernels="auto", winograd="auto"):
     if kernels == "auto":
         if not runs_on_cpu(x) or implementation.forced() == "ref":
             return "kernel"
-        kernels = _cpu_conv_kernels()
+        kernels = cpu_kernel_family()
     if winograd == "auto":
         winograd = "custom" if _winograd_kernel_serves(x) else "ref"
     if ((w.shape[0], w.shape[1]) == (3, 3) and height * width >= WINOGRAD_MIN_PIXELS[winograd]
@@ -121,7 +120,8 @@ def filter_gradient_form(x, w, kernels="auto", winograd="auto"):
     return "kernel"
 
 
-def _cpu_conv_kernels():
+def cpu_kernel_family():
+    """TensorFlow's CPU convolution kernel family (`capabilities.cpu_conv_kernels`), asked once."""
     global _cpu_kernels
     if _cpu_kernels == "unknown":
         _cpu_kernels = cpu_conv_kernels()
@@ -147,7 +147,7 @@ def _tf_padding(pads, kh, kw):
     return [[0, 0], list(pads[0]), list(pads[1]), [0, 0]]
 
 
-def _pad_or_crop(x, pads):
+def pad_or_crop(x, pads):
     """x padded with zeros by pads ((top, bottom), (left, right)); negative amounts crop."""
     (top, bottom), (left, right) = pads
     if min(top, bottom, left, right) < 0:
@@ -166,26 +166,45 @@ FILTER_GRADIENT_TAPS_SCOPE = "filter_gradient_taps"
 def tap_filter_gradient(x, dy, pads, kernel_size):
     """The filter gradient [kh, kw, C, O] of the stride-1 convolution of x [N, H, W, C] padded by
     pads, given the output gradient dy [N, Ho, Wo, O]: one [C, rows] x [rows, O] product per tap."""
+    return filter_gradient_by_taps(pad_or_crop(x, pads), dy, kernel_size)
+
+
+def filter_gradient_by_taps(x, dy, kernel_size, stride=1):
+    """The filter gradient [kh, kw, C, O] of the stride-s 'VALID' convolution of x [N, H, W, C], given
+    the output gradient dy [N, Ho, Wo, O]: dW[i, j] = sum over (n, p, q) of x[n, s p + i, s q + j]^T
+    dY[n, p, q], one [C, rows] x [rows, O] product per tap over x's s*s stride phases."""
     with tf.name_scope(FILTER_GRADIENT_TAPS_SCOPE):
-        return _tap_filter_gradient(x, dy, pads, kernel_size)
+        return _filter_gradient_by_taps(x, dy, kernel_size, stride)
 
 
-def _tap_filter_gradient(x, dy, pads, kernel_size):
+def _filter_gradient_by_taps(x, dy, kernel_size, stride):
     kh, kw = kernel_size
-    xp = _pad_or_crop(x, pads)
-    padded_h, padded_w, channels = xp.shape[1], xp.shape[2], xp.shape[3]
-    out_h, out_w, outputs = dy.shape[1], dy.shape[2], dy.shape[3]
-    # Both sides flattened to rows of one padded image grid: tap (i, j) pairs row r of dY with row
-    # r + i*Wp + j of x, a contiguous slice of x's rows (which TensorFlow can hand out without
-    # copying) instead of a strided window copied out nine times. dY's rows outside the Ho x Wo
-    # outputs are zeros, which drops the pairs that wrap past a row's or an image's end; the price is
-    # (Hp*Wp)/(Ho*Wo) as many multiply-adds (1.03x at 128x128 with a 3x3 kernel).
-    x_rows = tf.reshape(xp, [-1, channels])
-    dy_rows = tf.reshape(tf.pad(dy, [[0, 0], [0, padded_h - out_h], [0, padded_w - out_w], [0, 0]]), [-1, outputs])
-    rows = dy_rows.shape[0] - (kh - 1) * padded_w - (kw - 1)
+    height, width, channels = x.shape[1:]
+    out_h, out_w, outputs = dy.shape[1:]
+    # Tap (i, j) pairs dY[p, q] with stride phase (i mod s, j mod s) of x at [p + i // s, q + j // s].
+    # Every phase sits on one grid of Ho + (kh - 1) // s rows and Wo + (kw - 1) // s columns (the
+    # most any phase's taps reach): the channel groups of one space-to-depth copy of x, padded or
+    # cropped to s times that grid (at stride 1, x itself). Both sides are flattened to rows of the
+    # grid, so that each tap reads a contiguous slice of its phase's rows (which TensorFlow can hand
+    # out without copying) instead of a strided window copied out kh*kw times. dY's rows outside
+    # Ho x Wo are zeros, which drops the pairs that wrap past a row's or an image's end; the price is
+    # (grid rows)/(Ho*Wo) as many multiply-adds (1.03x at 128x128 with a 3x3 kernel, stride 1).
+    grid_h, grid_w = out_h + (kh - 1) // stride, out_w + (kw - 1) // stride
+    x = pad_or_crop(x, ((0, stride * grid_h - height), (0, stride * grid_w - width)))
+    if stride == 1:
+        phases = [tf.reshape(x, [-1, channels])]
+    else:
+        phases = tf.split(tf.reshape(tf.nn.space_to_depth(x, stride), [-1, stride * stride * channels]),
+                          stride * stride, axis=1)
+    dy_rows = tf.reshape(tf.pad(dy, [[0, 0], [0, grid_h - out_h], [0, grid_w - out_w], [0, 0]]), [-1, outputs])
+    rows = dy_rows.shape[0] - ((kh - 1) // stride) * grid_w - (kw - 1) // stride
     dy_rows = dy_rows[:rows]
-    taps = [tf.matmul(x_rows[i * padded_w + j:i * padded_w + j + rows], dy_rows, transpose_a=True)
-            for i in range(kh) for j in range(kw)]
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            shift = (i // stride) * grid_w + j // stride
+            phase = phases[(i % stride) * stride + j % stride]
+            taps.append(tf.matmul(phase[shift:shift + rows], dy_rows, transpose_a=True))
     return tf.reshape(tf.stack(taps), [kh, kw, channels, outputs])
 
 
@@ -214,7 +233,7 @@ def _two_sided(matrix, dtype, transpose=False):
 def _winograd_grid(x, pads):
     """x padded by pads, plus one zero row / column where the output side (padded side - 2) is
     odd, so that the outputs tile into 2x2; and the output size (out_h, out_w) before that."""
-    xp = _pad_or_crop(x, pads)
+    xp = pad_or_crop(x, pads)
     out_h, out_w = xp.shape[1] - 2, xp.shape[2] - 2
     if out_h % 2 or out_w % 2:
         xp = tf.pad(xp, [[0, 0], [0, out_h % 2], [0, out_w % 2], [0, 0]])
@@ -353,146 +372,3 @@ def _winograd_filter_gradient_gradient(op, g):
     pads, form = _kernel_attrs(op)
     return _input_gradient(dy, g, pads, form), conv2d(x, g, padding=pads, filter_gradient=form)
 
-
-# Stride-s 'VALID' convolutions: D's down-sampling convolution (after its FIR) and its adjoint, G's
-# transposed up-sampling convolution. oneDNN's filter gradient for them (Conv2DBackpropFilter with
-# strides) runs far below its forward and input-gradient kernels: 50-85 GFLOP/s for a stride-2 3x3
-# kernel from 128x128 to 512x512 inputs with 64-256 channels on an AVX-512 CPU, batch 4, where its
-# forward convolution runs at about 200 (benchmarks/README.md). The same sum as one [C, rows] x
-# [rows, O] product per tap over the input's stride phases ('phases': tap (i, j) reads phase
-# (i mod s, j mod s) of x shifted by (i // s, j // s), so each phase is a stride-1 filter gradient
-# with its own taps) ran 1.04-2.6x oneDNN's from 64 channels at every size from 8x8 to 512x512, and
-# 0.6-0.7x with 32 channels at 1024x1024 (forward + both gradients 1.06-1.8x from 32x32 to 512x512,
-# most from 128x128 to 256x256). On a real AVX2 EPYC (oneDNN's strided filter gradient at 15-19
-# GFLOP/s from 128x128 to 512x512 inputs): 1.6-5.5x from 64x64 at every channel count (forward +
-# both gradients 1.2-3.0x), 1.15-1.4x at 32x32 and 16x16 with 512 channels. Eigen's kernel (oneDNN
-# off) beats it everywhere, on both. Below 32x32 (64x64 on AVX2, where the small sizes gain least)
-# the gain is a few milliseconds against some 30 more graph ops per convolution and order (time
-# to the first step), so the rule starts there. The forward and input-gradient convolutions stay
-# TensorFlow's.
-STRIDED_PHASES_MIN_CHANNELS = {"onednn": 64, "onednn-avx2": 1}
-STRIDED_PHASES_MIN_PIXELS = {"onednn": 32 * 32, "onednn-avx2": 64 * 64}
-STRIDED_FILTER_GRADIENT_FORMS = ("phases", "kernel")
-
-
-def strided_filter_gradient_form(x, w, kernels="auto", x_shape=None):
-    """'phases' or 'kernel' (TensorFlow's) for the filter gradient of a stride-s convolution of an
-    input of x's shape (or x_shape) with w [kh, kw, C, O]; x says the dtype and device. kernels: as in
-    `filter_gradient_form`."""
-    shape = tuple(x.shape if x_shape is None else x_shape)
-    if x.dtype != tf.float32 or None in shape or shape[-1] != w.shape[2]:
-        return "kernel"
-    if kernels == "auto":
-        if not runs_on_cpu(x) or implementation.forced() == "ref":
-            return "kernel"
-        kernels = _cpu_conv_kernels()
-    if (shape[-1] >= STRIDED_PHASES_MIN_CHANNELS.get(kernels, float("inf"))
-            and shape[1] * shape[2] >= STRIDED_PHASES_MIN_PIXELS.get(kernels, float("inf"))):
-        return "phases"
-    return "kernel"
-
-
-def strided_conv2d(x, w, stride, filter_gradient=None):
-    """`tf.nn.conv2d(x, w, strides=stride, padding='VALID')` for NHWC x and an ungrouped kernel w
-    [kh, kw, C, O]. filter_gradient: 'phases' | 'kernel' | None (automatic:
-    `strided_filter_gradient_form`); the input gradient is TensorFlow's transposed convolution
-    either way (`strided_conv2d_transpose`, whose own filter gradient takes the same form)."""
-    x = tf.convert_to_tensor(x)
-    w = tf.convert_to_tensor(w, dtype=x.dtype)
-    form = _strided_form(x, w, x.shape, filter_gradient)
-    if form == "kernel":
-        return tf.nn.conv2d(x, w, strides=stride, padding="VALID")
-    return _strided_conv2d_phases(x, w, stride)
-
-
-def strided_conv2d_transpose(y, w, x_shape, stride, filter_gradient=None):
-    """The adjoint of `strided_conv2d` for inputs of x_shape ([N, H, W, C]; N may be None):
-    `tf.nn.conv2d_transpose(y, w, x_shape, strides=stride, padding='VALID')` with w [kh, kw, C, O]
-    and y [N, Ho, Wo, O]. filter_gradient: as in `strided_conv2d` (the filter gradient reads the
-    gradient of the result, of x_shape)."""
-    y = tf.convert_to_tensor(y)
-    w = tf.convert_to_tensor(w, dtype=y.dtype)
-    x_shape = [y.shape[0] if x_shape[0] is None else x_shape[0], *x_shape[1:]]
-    form = _strided_form(y, w, x_shape, filter_gradient)
-    if form == "kernel":
-        return tf.nn.conv2d_transpose(y, w, _dynamic_batch(y, x_shape), strides=stride, padding="VALID")
-    return _strided_conv2d_transpose_phases(y, w, x_shape, stride)
-
-
-def _strided_form(x, w, x_shape, filter_gradient):
-    if filter_gradient is None:
-        filter_gradient = strided_filter_gradient_form(x, w, x_shape=x_shape)
-    if filter_gradient not in STRIDED_FILTER_GRADIENT_FORMS:
-        raise ValueError(f"strided convolution: filter_gradient must be one of {STRIDED_FILTER_GRADIENT_FORMS} "
-                         f"or None, got {filter_gradient!r}")
-    if filter_gradient == "phases" and (None in tuple(x_shape) or x_shape[-1] != w.shape[2]):
-        raise ValueError(f"strided convolution: the 'phases' form needs a static input shape and an ungrouped "
-                         f"kernel, got input {tuple(x_shape)} and kernel {tuple(w.shape)}")
-    return filter_gradient
-
-
-def _dynamic_batch(like, shape):
-    return [tf.shape(like)[0], *shape[1:]] if shape[0] is None else list(shape)
-
-
-def phase_filter_gradient(x, dy, kernel_size, stride):
-    """The filter gradient [kh, kw, C, O] of the stride-s 'VALID' convolution of x [N, H, W, C], given
-    the output gradient dy [N, Ho, Wo, O]: dW[i, j] = sum over (n, p, q) of x[n, s p + i, s q + j]^T
-    dY[n, p, q], one [C, rows] x [rows, O] product per tap over x's s*s stride phases."""
-    with tf.name_scope(FILTER_GRADIENT_TAPS_SCOPE):
-        return _phase_filter_gradient(x, dy, kernel_size, stride)
-
-
-def _phase_filter_gradient(x, dy, kernel_size, stride):
-    kh, kw = kernel_size
-    height, width, channels = x.shape[1:]
-    out_h, out_w, outputs = dy.shape[1:]
-    # Every phase on one grid of Ho + (kh - 1) // s rows and Wo + (kw - 1) // s columns (the most
-    # any phase's taps reach): the channel groups of one space-to-depth copy of x, padded or cropped
-    # to s times that grid. Tap (i, j) pairs dY[p, q] with phase (i mod s, j mod s) at
-    # [p + i // s, q + j // s]; as in `tap_filter_gradient`, both sides are flattened to rows of the
-    # grid, so that each tap reads a contiguous slice of its phase's rows, and dY's rows outside
-    # Ho x Wo are zeros (they drop the pairs that wrap past a row's or an image's end).
-    grid_h, grid_w = out_h + (kh - 1) // stride, out_w + (kw - 1) // stride
-    x = _pad_or_crop(x, ((0, stride * grid_h - height), (0, stride * grid_w - width)))
-    phases = tf.split(tf.reshape(tf.nn.space_to_depth(x, stride), [-1, stride * stride * channels]),
-                      stride * stride, axis=1)
-    dy_rows = tf.reshape(tf.pad(dy, [[0, 0], [0, grid_h - out_h], [0, grid_w - out_w], [0, 0]]), [-1, outputs])
-    rows = dy_rows.shape[0] - ((kh - 1) // stride) * grid_w - (kw - 1) // stride
-    dy_rows = dy_rows[:rows]
-    taps = []
-    for i in range(kh):
-        for j in range(kw):
-            shift = (i // stride) * grid_w + j // stride
-            phase = phases[(i % stride) * stride + j % stride]
-            taps.append(tf.matmul(phase[shift:shift + rows], dy_rows, transpose_a=True))
-    return tf.reshape(tf.stack(taps), [kh, kw, channels, outputs])
-
-
-def _strided_conv2d_phases(x, w, stride):
-    kernel_size = (w.shape[0], w.shape[1])
-
-    @tf.custom_gradient
-    def forward(x, w):
-        def gradient(dy):
-            with tf.name_scope("strided_conv2d_grad"):   # a gradient's scope, as the profiler reads it
-                return (_strided_conv2d_transpose_phases(dy, w, x.shape, stride),
-                        phase_filter_gradient(x, dy, kernel_size, stride))
-        return tf.nn.conv2d(x, w, strides=stride, padding="VALID"), gradient
-
-    return forward(x, w)
-
-
-def _strided_conv2d_transpose_phases(y, w, x_shape, stride):
-    kernel_size = (w.shape[0], w.shape[1])
-
-    @tf.custom_gradient
-    def forward(y, w):
-        # The transposed convolution is linear in y and w: its gradient is, for y, the forward
-        # convolution of g, and for w, the filter gradient of that convolution taken at y.
-        def gradient(g):
-            with tf.name_scope("strided_conv2d_transpose_grad"):
-                return _strided_conv2d_phases(g, w, stride), phase_filter_gradient(g, y, kernel_size, stride)
-        return tf.nn.conv2d_transpose(y, w, list(x_shape), strides=stride, padding="VALID"), gradient
-
-    return forward(y, w)

@@ -22,7 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import custom_ops, implementation
-from .conv_2d import conv2d, strided_conv2d, strided_conv2d_transpose
+from .conv_2d import conv2d
+from .strided_conv_2d import strided_conv2d, strided_conv2d_transpose
 
 
 def setup_kernel(k):
